@@ -1,0 +1,1 @@
+"""ledgerlink: reconciles Qonto and Square records with QuickBooks Online."""
