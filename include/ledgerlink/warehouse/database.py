@@ -53,7 +53,11 @@ def resolve_server(settings: Settings | None = None) -> ServerAddress:
     if settings.database_url is None:
         socket_dir = start_embedded_server(settings.postgres_dir)
         address = ServerAddress(
-            host=str(socket_dir), port=5432, user="postgres", password="", warehouse_database=WAREHOUSE_DATABASE
+            host=str(socket_dir),
+            port=5432,
+            user="postgres",
+            password="",
+            warehouse_database=WAREHOUSE_DATABASE,
         )
     else:
         parts = conninfo_to_dict(settings.database_url)

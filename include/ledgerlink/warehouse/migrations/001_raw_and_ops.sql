@@ -94,6 +94,8 @@ create table ops.delivery_outbox (
     source_payload_sha256 text not null,
     message_id text not null unique,
     recipient text not null,
+    -- the fields printed on the document, fixed when the decision was made
+    document jsonb not null,
     status text not null default 'pending' check (status in ('pending', 'sent', 'failed')),
     attempt_count integer not null default 0,
     last_error text,
@@ -106,6 +108,7 @@ create table ops.delivery_attempts (
     attempt_id bigint generated always as identity primary key,
     outbox_id bigint not null references ops.delivery_outbox,
     attempted_at timestamptz not null,
+    attempted_by_run text not null,
     outcome text not null,
     smtp_code integer,
     detail text

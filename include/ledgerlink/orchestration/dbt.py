@@ -1,0 +1,51 @@
+"""The dbt project as Airflow task groups, through astronomer-cosmos.
+
+Cosmos renders from a manifest built ahead of time (``ledgerlink prepare`` runs ``dbt parse``),
+so parsing the DAG never invokes dbt. Each model becomes a task running ``dbt build`` for it
+(the model and its tests), so one model can be rerun from the Airflow UI.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
+from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
+
+from ledgerlink.settings import load_settings
+
+#: The models the scorer needs, then the marts built from its decisions.
+MATCH_FEATURE_SELECTORS = ["path:models/staging", "path:models/intermediate", "path:models/marts/scoring"]
+REPORTING_SELECTORS = ["path:models/marts/reporting"]
+
+
+def manifest_path(project_dir: Path) -> Path:
+    return project_dir / "target" / "manifest.json"
+
+
+def dbt_task_group(group_id: str, select: list[str], **kwargs: Any) -> DbtTaskGroup:
+    project_dir = load_settings().dbt_project_dir
+    manifest = manifest_path(project_dir)
+    if not manifest.exists():
+        raise FileNotFoundError(
+            f"{manifest} is missing: run `ledgerlink prepare` (it runs `dbt parse`) first"
+        )
+    return DbtTaskGroup(
+        group_id=group_id,
+        project_config=ProjectConfig(dbt_project_path=project_dir, manifest_path=manifest),
+        profile_config=ProfileConfig(
+            profile_name="ledgerlink", target_name="dev", profiles_yml_filepath=project_dir / "profiles.yml"
+        ),
+        execution_config=ExecutionConfig(
+            execution_mode=ExecutionMode.LOCAL,
+            invocation_mode=InvocationMode.DBT_RUNNER,
+            dbt_executable_path=str(Path(sys.executable).parent / "dbt"),
+        ),
+        render_config=RenderConfig(
+            load_method=LoadMode.DBT_MANIFEST, select=select, test_behavior=TestBehavior.BUILD
+        ),
+        operator_args={"install_deps": False},
+        **kwargs,
+    )

@@ -1,0 +1,20 @@
+"""What a running task needs from its context: the run id, the window it covers, a warehouse."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from ledgerlink.extraction import ExtractionWindow
+
+
+def extraction_window(context: Any) -> ExtractionWindow:
+    """The run's window end: its data interval end, else its logical date, else when it was asked
+    to run. Business logic reads this, never the wall clock, so reruns and backfills are exact."""
+    dag_run = context["dag_run"]
+    window_end: datetime | None = (
+        context.get("data_interval_end") or context.get("logical_date") or getattr(dag_run, "run_after", None)
+    )
+    if window_end is None:
+        raise ValueError("the run has neither a data interval, a logical date nor a run_after time")
+    return ExtractionWindow(run_id=str(context["run_id"]), window_end=window_end)

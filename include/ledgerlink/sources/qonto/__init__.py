@@ -1,0 +1,5 @@
+"""Qonto Business API: supplier invoices and their attachments."""
+
+from ledgerlink.sources.qonto.client import QontoClient
+
+__all__ = ["QontoClient"]

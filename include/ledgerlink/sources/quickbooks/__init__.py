@@ -1,0 +1,5 @@
+"""QuickBooks Online Accounting API, read only: ledgerlink never writes to QuickBooks."""
+
+from ledgerlink.sources.quickbooks.client import QuickBooksClient
+
+__all__ = ["QuickBooksClient"]
