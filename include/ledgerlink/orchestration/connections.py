@@ -6,13 +6,7 @@ from __future__ import annotations
 from airflow.sdk import BaseHook
 
 from ledgerlink.delivery import SmtpEndpoint
-
-QONTO_CONN_ID = "ledgerlink_qonto"
-SQUARE_CONN_ID = "ledgerlink_square"
-QUICKBOOKS_CONN_ID = "ledgerlink_quickbooks"
-EMAIL_IN_CONN_ID = "ledgerlink_email_in"
-
-SOURCE_CONN_IDS = {"qonto": QONTO_CONN_ID, "square": SQUARE_CONN_ID, "quickbooks": QUICKBOOKS_CONN_ID}
+from ledgerlink.orchestration.connection_ids import EMAIL_IN_CONN_ID
 
 
 def api_base_url(conn_id: str) -> str:

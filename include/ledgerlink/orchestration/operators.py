@@ -8,7 +8,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from ledgerlink.orchestration.connections import EMAIL_IN_CONN_ID, SOURCE_CONN_IDS
+from ledgerlink.orchestration.connection_ids import EMAIL_IN_CONN_ID, SOURCE_CONN_IDS
 
 
 class PrepareWarehouseOperator(BaseOperator):

@@ -1,0 +1,42 @@
+# Two commands on a fresh machine: `make run` (the main job on the embedded defaults) and
+# `make test`. Each creates the environment it needs on first use: a bootstrap venv holding uv,
+# then .venv from the exact versions in uv.lock.
+
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+BOOTSTRAP := .state/bootstrap
+UV := $(BOOTSTRAP)/bin/uv
+VENV := .venv
+SYNCED := $(VENV)/.synced
+
+.PHONY: run test lint env airflow clean-state
+
+run: $(SYNCED)
+	$(VENV)/bin/ledgerlink run
+
+test: $(SYNCED)
+	$(VENV)/bin/pytest
+
+lint: $(SYNCED)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ledgerlink dbt parse --quiet
+	$(VENV)/bin/sqlfluff lint dbt_project/models
+
+airflow: $(SYNCED)
+	$(VENV)/bin/ledgerlink airflow standalone
+
+env: $(SYNCED)
+
+$(UV):
+	$(PYTHON) -m venv $(BOOTSTRAP)
+	$(BOOTSTRAP)/bin/pip install --quiet uv==$(UV_VERSION)
+
+$(SYNCED): pyproject.toml uv.lock | $(UV)
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen
+	touch $@
+
+# Stops the embedded server and deletes all local state (warehouse data, Airflow home, mailbox).
+clean-state:
+	-$(VENV)/bin/ledgerlink db stop
+	rm -rf .state/postgres .state/airflow .state/blobs .state/mailbox .state/fixtures .state/logs

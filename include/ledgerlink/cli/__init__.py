@@ -1,0 +1,1 @@
+"""The ``ledgerlink`` command: the operator's entry point."""

@@ -1,0 +1,101 @@
+"""``ledgerlink``: run the pipeline, manage the embedded warehouse, and reach Airflow, dbt and the
+sandbox with the right environment. Airflow is never imported here: commands that need it run it
+as a subprocess with the environment set by :mod:`ledgerlink.cli.environment`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import click
+
+from ledgerlink.settings import load_settings
+
+
+@click.group()
+def cli() -> None:
+    """ledgerlink reconciles Qonto and Square records with QuickBooks Online."""
+
+
+@cli.command()
+@click.option("--seed", default=7, show_default=True, help="Seed of the sandbox data set.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+def run(seed: int, as_json: bool) -> None:
+    """Run ledgerlink_reconcile once on the embedded defaults against the sandbox."""
+    from ledgerlink.cli.run import run_pipeline
+
+    try:
+        summary = run_pipeline(load_settings(), seed)
+    except RuntimeError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(json.dumps(summary.as_json()) if as_json else summary.as_text())
+
+
+@cli.command()
+def prepare() -> None:
+    """Start the warehouse, migrate it and Airflow's metadata, and build the dbt manifest."""
+    from ledgerlink.cli.setup import prepare as prepare_machine
+
+    settings, address = prepare_machine(load_settings())
+    click.echo(f"warehouse ready at {address.host}:{address.port}/{address.warehouse_database}")
+    click.echo(f"AIRFLOW_HOME={settings.airflow_home}")
+
+
+@cli.group()
+def db() -> None:
+    """The embedded PostgreSQL server (ignored when LEDGERLINK_DATABASE_URL is set)."""
+
+
+@db.command("start")
+def db_start() -> None:
+    from ledgerlink.warehouse import resolve_server
+
+    address = resolve_server(load_settings())
+    click.echo(f"running: {address.conninfo()}")
+
+
+@db.command("stop")
+def db_stop() -> None:
+    from ledgerlink.warehouse.embedded import stop_embedded_server
+
+    settings = load_settings()
+    if not settings.uses_embedded_database:
+        raise click.ClickException("LEDGERLINK_DATABASE_URL is set: ledgerlink does not manage that server")
+    click.echo("stopped" if stop_embedded_server(settings.postgres_dir) else "was not running")
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def airflow(args: tuple[str, ...]) -> None:
+    """Run the ``airflow`` command with ledgerlink's environment, e.g. ``ledgerlink airflow standalone``."""
+    _exec_with_environment("airflow", args)
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def dbt(args: tuple[str, ...]) -> None:
+    """Run ``dbt`` in the project with the warehouse's profile, e.g. ``ledgerlink dbt build``."""
+    settings = load_settings()
+    _exec_with_environment("dbt", args, cwd=str(settings.dbt_project_dir))
+
+
+def _exec_with_environment(executable: str, args: tuple[str, ...], cwd: str | None = None) -> None:
+    from ledgerlink.cli.environment import airflow_environment
+    from ledgerlink.cli.setup import venv_executable
+    from ledgerlink.warehouse import resolve_server
+
+    settings = load_settings()
+    environment = {**os.environ, **airflow_environment(settings, resolve_server(settings))}
+    completed = subprocess.run([venv_executable(executable), *args], env=environment, cwd=cwd, check=False)
+    sys.exit(completed.returncode)
+
+
+def _register_sandbox() -> None:
+    from ledgerlink.cli.sandbox import sandbox
+
+    cli.add_command(sandbox)
+
+
+_register_sandbox()

@@ -1,0 +1,52 @@
+"""The dags folder imports cleanly, fast, and every DAG carries tags, docs and retries."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def dag_bag(prepared):  # noqa: ANN001 - pytest fixture
+    from airflow.dag_processing.dagbag import DagBag
+
+    settings, _ = prepared
+    started = time.perf_counter()
+    bag = DagBag(dag_folder=str(settings.dags_dir), include_examples=False)
+    bag.parse_seconds = time.perf_counter() - started
+    return bag
+
+
+def test_dags_import_without_errors(dag_bag) -> None:  # noqa: ANN001
+    assert dag_bag.import_errors == {}
+    assert "ledgerlink_reconcile" in dag_bag.dags
+
+
+def test_dag_parse_time_is_reported(dag_bag, capsys) -> None:  # noqa: ANN001
+    with capsys.disabled():
+        print(f"\nDAG folder parse time: {dag_bag.parse_seconds:.2f}s for {len(dag_bag.dags)} DAG(s)")
+    assert dag_bag.parse_seconds > 0
+
+
+def test_every_task_retries_with_exponential_backoff(dag_bag) -> None:  # noqa: ANN001
+    for dag in dag_bag.dags.values():
+        assert dag.tags, f"{dag.dag_id} has no tags"
+        assert dag.doc_md, f"{dag.dag_id} has no doc_md"
+        assert dag.schedule is not None
+        for task in dag.tasks:
+            assert task.retries >= 1, f"{task.task_id} does not retry"
+            assert task.retry_exponential_backoff, f"{task.task_id} does not back off"
+
+
+def test_reconcile_dag_runs_every_stage_in_order(dag_bag) -> None:  # noqa: ANN001
+    dag = dag_bag.dags["ledgerlink_reconcile"]
+    task_ids = set(dag.task_ids)
+    assert {"prepare_warehouse", "extract_qonto", "extract_square", "extract_quickbooks"} <= task_ids
+    assert {"score_and_route", "deliver_documents"} <= task_ids
+    dbt_feature_tasks = {t for t in task_ids if t.startswith("dbt_match_features.")}
+    dbt_reporting_tasks = {t for t in task_ids if t.startswith("dbt_reporting_marts.")}
+    assert dbt_feature_tasks and dbt_reporting_tasks
+    scoring = dag.get_task("score_and_route")
+    assert dbt_feature_tasks & scoring.upstream_task_ids
+    assert "score_and_route" in dag.get_task("deliver_documents").upstream_task_ids
