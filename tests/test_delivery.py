@@ -1,0 +1,49 @@
+"""Documents and messages: the receipt carries the source record id, no header can be injected."""
+
+from __future__ import annotations
+
+import io
+
+from pypdf import PdfReader
+
+from ledgerlink.delivery.documents import render_square_receipt
+from ledgerlink.delivery.sender import build_message
+
+DOCUMENT = {
+    "source": "square",
+    "source_record_id": "PAY123",
+    "counterparty_name": "Café Zoë\r\nBcc: attacker@example.com",
+    "amount_minor": 150000,
+    "currency": "JPY",
+    "occurred_on": "2026-04-02",
+    "reference": "INV-9",
+    "matched_type": "invoice",
+    "matched_id": "77",
+    "matched_name": "Café Zoë",
+    "score": 0.93,
+}
+ROW = {
+    "source": "square",
+    "source_record_id": "PAY123",
+    "recipient": "acme@qbodocs.com",
+    "message_id": "<ws.square.PAY123.abcd@ledgerlink.invalid>",
+    "document": DOCUMENT,
+}
+
+
+def test_square_receipt_shows_the_record_and_money_in_its_own_exponent() -> None:
+    pdf = render_square_receipt(DOCUMENT, "Acme SAS")
+    text = PdfReader(io.BytesIO(pdf)).pages[0].extract_text()
+    assert "square:PAY123" in text
+    assert "150,000 JPY" in text
+    assert "77" in text
+
+
+def test_control_characters_never_reach_a_header() -> None:
+    message = build_message(ROW, "ledgerlink@acme.example", ("receipt.pdf", b"%PDF-1.4"))
+    raw = message.as_bytes()
+    headers = raw.split(b"\r\n\r\n", 1)[0]
+    assert b"\r\nBcc:" not in headers
+    assert message["Bcc"] is None
+    assert message["Message-ID"] == ROW["message_id"]
+    assert "square:PAY123" in str(message["Subject"])
