@@ -172,7 +172,9 @@ def test_second_run_sends_nothing_and_adds_no_row(pipeline) -> None:  # noqa: AN
 
 def test_review_queue_mart_lists_review_records_with_alternatives(pipeline) -> None:  # noqa: ANN001
     with connect(pipeline["address"]) as conn:
-        in_review = conn.execute("select count(*) from ops.routing_decisions where route = 'review'").fetchone()[0]
+        in_review = conn.execute(
+            "select count(*) from ops.routing_decisions where route = 'review'"
+        ).fetchone()[0]
         queue = conn.execute("select source_record_id, candidates from marts.review_queue").fetchall()
         status = conn.execute("select sum(record_count) from marts.reconciliation_status").fetchone()[0]
         decided = conn.execute("select count(*) from ops.routing_decisions").fetchone()[0]
