@@ -136,10 +136,14 @@ def _send(client: smtplib.SMTP, message: EmailMessage) -> tuple[str, int | None,
         client.send_message(message)
     except smtplib.SMTPRecipientsRefused as error:
         code, reply = next(iter(error.recipients.values()))
-        return ("rejected" if code >= 500 else "transient"), code, reply.decode(errors="replace")
+        return ("rejected" if code >= 500 else "transient"), code, _reply_text(reply)
     except smtplib.SMTPResponseException as error:
         if error.smtp_code == 535:
             raise  # authentication: stop the loop; the task fails and nothing is marked
         outcome = "rejected" if error.smtp_code >= 500 else "transient"
-        return outcome, error.smtp_code, error.smtp_error.decode(errors="replace")
+        return outcome, error.smtp_code, _reply_text(error.smtp_error)
     return "sent", 250, None
+
+
+def _reply_text(reply: bytes | str) -> str:
+    return reply.decode(errors="replace") if isinstance(reply, bytes) else reply
