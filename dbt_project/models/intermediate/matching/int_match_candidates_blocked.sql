@@ -1,0 +1,244 @@
+{#-
+    Blocking: the few ledger entries worth scoring for each source record, found by equality
+    joins on small key tables (never a cross join), so the work per record stays flat as the
+    ledger grows.
+
+    - Qonto supplier invoices pair with active vendors, Square payments with open invoices,
+      always within one workspace.
+    - Name key: the first four characters of each normalised name token of three or more
+      characters. Equal tokens share it, and so do a full token and its truncation
+      ("INTERNATIONAL BUSINESS MACH" / "machines"). A key shared by more than
+      var('blocking_max_candidates_per_key') ledger entries narrows nothing and is skipped.
+    - Amount key (Square only): same currency, the invoice balance within
+      var('blocking_amount_tolerance') of the payment amount and the invoice date between
+      var('blocking_days_before_payment') days before and var('blocking_days_after_payment')
+      days after the payment. Amounts are bucketed in geometric bands of that tolerance so the
+      join is on equal bands; the exact check follows.
+-#}
+{%- set amount_tolerance = var('blocking_amount_tolerance') -%}
+{%- set stop_tokens = ['the', 'and', 'les', 'des', 'der', 'die', 'das', 'und', 'von', 'van', 'for', 'pour'] -%}
+
+with
+
+source_records as (
+    select
+        workspace_id,
+        source,
+        source_record_id,
+        counterparty_name_normalised,
+        amount_minor,
+        currency,
+        occurred_on,
+        is_reconcilable
+    from {{ ref('int_source_records_unioned') }}
+),
+
+ledger_entries as (
+    select
+        workspace_id,
+        candidate_type,
+        candidate_id,
+        candidate_name_normalised,
+        amount_minor,
+        currency,
+        entry_on
+    from {{ ref('int_ledger_entries_unioned') }}
+),
+
+-- which kind of ledger entry each source is matched against
+reconcilable_records as (
+    select
+        workspace_id,
+        source,
+        source_record_id,
+        counterparty_name_normalised,
+        amount_minor,
+        currency,
+        occurred_on,
+        case source
+            when 'qonto' then 'vendor'
+            when 'square' then 'invoice'
+        end as candidate_type
+    from source_records
+    where is_reconcilable
+),
+
+record_tokens as (
+    select
+        workspace_id,
+        source,
+        source_record_id,
+        candidate_type,
+        regexp_split_to_table(counterparty_name_normalised, ' ') as token
+    from reconcilable_records
+),
+
+record_name_keys as (
+    select distinct
+        workspace_id,
+        source,
+        source_record_id,
+        candidate_type,
+        left(token, 4) as name_key
+    from record_tokens
+    where
+        length(token) >= 3
+        and token not in ('{{ stop_tokens | join("', '") }}')
+),
+
+ledger_tokens as (
+    select
+        workspace_id,
+        candidate_type,
+        candidate_id,
+        regexp_split_to_table(candidate_name_normalised, ' ') as token
+    from ledger_entries
+),
+
+ledger_name_keys as (
+    select distinct
+        workspace_id,
+        candidate_type,
+        candidate_id,
+        left(token, 4) as name_key
+    from ledger_tokens
+    where
+        length(token) >= 3
+        and token not in ('{{ stop_tokens | join("', '") }}')
+),
+
+selective_name_keys as (
+    select
+        workspace_id,
+        candidate_type,
+        name_key
+    from ledger_name_keys
+    group by workspace_id, candidate_type, name_key
+    having count(*) <= {{ var('blocking_max_candidates_per_key') }}
+),
+
+name_blocked_pairs as (
+    select distinct
+        record_name_keys.workspace_id,
+        record_name_keys.source,
+        record_name_keys.source_record_id,
+        ledger_name_keys.candidate_type,
+        ledger_name_keys.candidate_id
+    from record_name_keys
+    inner join selective_name_keys
+        on
+            record_name_keys.workspace_id = selective_name_keys.workspace_id
+            and record_name_keys.candidate_type = selective_name_keys.candidate_type
+            and record_name_keys.name_key = selective_name_keys.name_key
+    inner join ledger_name_keys
+        on
+            selective_name_keys.workspace_id = ledger_name_keys.workspace_id
+            and selective_name_keys.candidate_type = ledger_name_keys.candidate_type
+            and selective_name_keys.name_key = ledger_name_keys.name_key
+),
+
+-- band n holds amounts in [(1 + t)^n, (1 + t)^(n + 1)); an invoice within t of a payment sits
+-- at most one band below and ceil(-ln(1 - t) / ln(1 + t)) bands above the payment's band, and
+-- one more band each side absorbs floating-point rounding at the band edges
+record_amount_bands as (
+    select
+        workspace_id,
+        source,
+        source_record_id,
+        candidate_type,
+        amount_minor,
+        currency,
+        occurred_on,
+        floor(ln(amount_minor::double precision) / ln(1 + {{ amount_tolerance }}))::integer
+        + generate_series(
+            -2,
+            ceil(-ln(1 - {{ amount_tolerance }}) / ln(1 + {{ amount_tolerance }}))::integer + 1
+        ) as amount_band
+    from reconcilable_records
+    where
+        source = 'square'
+        and amount_minor > 0
+        and currency is not null
+        and occurred_on is not null
+),
+
+ledger_amount_bands as (
+    select
+        workspace_id,
+        candidate_type,
+        candidate_id,
+        amount_minor,
+        currency,
+        entry_on,
+        floor(ln(amount_minor::double precision) / ln(1 + {{ amount_tolerance }}))::integer as amount_band
+    from ledger_entries
+    where
+        candidate_type = 'invoice'
+        and amount_minor > 0
+        and currency is not null
+        and entry_on is not null
+),
+
+amount_blocked_pairs as (
+    select distinct
+        record_amount_bands.workspace_id,
+        record_amount_bands.source,
+        record_amount_bands.source_record_id,
+        ledger_amount_bands.candidate_type,
+        ledger_amount_bands.candidate_id
+    from record_amount_bands
+    inner join ledger_amount_bands
+        on
+            record_amount_bands.workspace_id = ledger_amount_bands.workspace_id
+            and record_amount_bands.candidate_type = ledger_amount_bands.candidate_type
+            and record_amount_bands.currency = ledger_amount_bands.currency
+            and record_amount_bands.amount_band = ledger_amount_bands.amount_band
+    where
+        abs(record_amount_bands.amount_minor - ledger_amount_bands.amount_minor)
+        <= {{ amount_tolerance }} * ledger_amount_bands.amount_minor
+        and ledger_amount_bands.entry_on
+        between record_amount_bands.occurred_on - {{ var('blocking_days_before_payment') }}
+        and record_amount_bands.occurred_on + {{ var('blocking_days_after_payment') }}
+),
+
+blocked_pairs as (
+    select
+        workspace_id,
+        source,
+        source_record_id,
+        candidate_type,
+        candidate_id,
+        true as is_name_blocked,
+        false as is_amount_blocked
+    from name_blocked_pairs
+    union all
+    select
+        workspace_id,
+        source,
+        source_record_id,
+        candidate_type,
+        candidate_id,
+        false as is_name_blocked,
+        true as is_amount_blocked
+    from amount_blocked_pairs
+),
+
+final as (
+    select
+        workspace_id,
+        source,
+        source_record_id,
+        candidate_type,
+        candidate_id,
+        bool_or(is_name_blocked) as is_name_blocked,
+        bool_or(is_amount_blocked) as is_amount_blocked
+    from blocked_pairs
+    group by
+        workspace_id,
+        source,
+        source_record_id,
+        candidate_type,
+        candidate_id
+)
+
+select * from final

@@ -1,0 +1,50 @@
+with
+
+attachment_versions as (
+    select
+        workspace_id,
+        source_record_id,
+        payload,
+        payload_sha256,
+        blob_sha256,
+        source_updated_at,
+        landed_at
+    from {{ source('qonto', 'attachments') }}
+),
+
+-- raw is append-only: keep the latest content of each attachment
+latest_versions as (
+    select distinct on (workspace_id, source_record_id)
+        workspace_id,
+        source_record_id,
+        payload,
+        payload_sha256,
+        blob_sha256,
+        landed_at
+    from attachment_versions
+    order by
+        workspace_id asc,
+        source_record_id asc,
+        source_updated_at desc nulls last,
+        landed_at desc,
+        payload_sha256 desc
+),
+
+final as (
+    select
+        workspace_id,
+        source_record_id as attachment_id,
+        payload_sha256 as source_payload_sha256,
+        payload ->> 'file_name' as file_name,
+        -- Qonto's clients type file_size as a string; accept a string or a number
+        case
+            when payload ->> 'file_size' ~ '^\d+$' then (payload ->> 'file_size')::bigint
+        end as file_size_bytes,
+        payload ->> 'file_content_type' as file_content_type,
+        blob_sha256,
+        {{ iso_timestamp("payload ->> 'created_at'") }} as created_at,
+        landed_at
+    from latest_versions
+)
+
+select * from final

@@ -1,0 +1,66 @@
+with
+
+supplier_invoice_versions as (
+    select
+        workspace_id,
+        source_record_id,
+        payload,
+        payload_sha256,
+        source_updated_at,
+        landed_at
+    from {{ source('qonto', 'supplier_invoices') }}
+),
+
+-- raw is append-only: keep the latest content of each invoice
+latest_versions as (
+    select distinct on (workspace_id, source_record_id)
+        workspace_id,
+        source_record_id,
+        payload,
+        payload_sha256,
+        source_updated_at,
+        landed_at
+    from supplier_invoice_versions
+    order by
+        workspace_id asc,
+        source_record_id asc,
+        source_updated_at desc nulls last,
+        landed_at desc,
+        payload_sha256 desc
+),
+
+final as (
+    select
+        workspace_id,
+        source_record_id as supplier_invoice_id,
+        payload_sha256 as source_payload_sha256,
+        payload ->> 'status' as invoice_status,
+        nullif(btrim(payload ->> 'supplier_name'), '') as supplier_name,
+        nullif(btrim(payload ->> 'invoice_number'), '') as invoice_number,
+        upper(payload -> 'total_amount' ->> 'currency') as currency,
+        {{ to_minor_units(
+            "payload -> 'total_amount' ->> 'value'",
+            "payload -> 'total_amount' ->> 'currency'",
+        ) }} as total_amount_minor,
+        {{ to_minor_units(
+            "payload -> 'total_amount_excluding_taxes' ->> 'value'",
+            "payload -> 'total_amount_excluding_taxes' ->> 'currency'",
+        ) }} as total_amount_excluding_taxes_minor,
+        {{ to_minor_units(
+            "payload -> 'total_tax_amount' ->> 'value'",
+            "payload -> 'total_tax_amount' ->> 'currency'",
+        ) }} as total_tax_amount_minor,
+        {{ iso_date("payload ->> 'issue_date'") }} as issue_date,
+        {{ iso_date("payload ->> 'due_date'") }} as due_date,
+        nullif(payload ->> 'attachment_id', '') as attachment_id,
+        payload ->> 'file_name' as file_name,
+        nullif(replace(payload ->> 'iban', ' ', ''), '') as iban,
+        coalesce({{ json_boolean("payload ->> 'has_duplicates'") }}, false) as has_duplicates,
+        coalesce({{ json_boolean("payload ->> 'is_credit_note'") }}, false) as is_credit_note,
+        {{ iso_timestamp("payload ->> 'created_at'") }} as created_at,
+        {{ iso_timestamp("payload ->> 'updated_at'") }} as updated_at,
+        landed_at
+    from latest_versions
+)
+
+select * from final

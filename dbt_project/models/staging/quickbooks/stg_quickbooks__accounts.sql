@@ -1,0 +1,47 @@
+with
+
+account_versions as (
+    select
+        workspace_id,
+        source_record_id,
+        payload,
+        payload_sha256,
+        source_updated_at,
+        landed_at
+    from {{ source('quickbooks', 'accounts') }}
+),
+
+-- raw is append-only: keep the latest content of each account
+latest_versions as (
+    select distinct on (workspace_id, source_record_id)
+        workspace_id,
+        source_record_id,
+        payload,
+        payload_sha256,
+        landed_at
+    from account_versions
+    order by
+        workspace_id asc,
+        source_record_id asc,
+        source_updated_at desc nulls last,
+        landed_at desc,
+        payload_sha256 desc
+),
+
+final as (
+    select
+        workspace_id,
+        source_record_id as account_id,
+        payload_sha256 as source_payload_sha256,
+        payload ->> 'Name' as account_name,
+        nullif(btrim(payload ->> 'AcctNum'), '') as account_number,
+        payload ->> 'AccountType' as account_type,
+        payload ->> 'AccountSubType' as account_sub_type,
+        payload ->> 'Classification' as classification,
+        coalesce({{ json_boolean("payload ->> 'Active'") }}, true) as is_active,
+        {{ iso_timestamp("payload -> 'MetaData' ->> 'LastUpdatedTime'") }} as last_updated_at,
+        landed_at
+    from latest_versions
+)
+
+select * from final

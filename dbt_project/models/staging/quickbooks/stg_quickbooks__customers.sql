@@ -1,0 +1,48 @@
+with
+
+customer_versions as (
+    select
+        workspace_id,
+        source_record_id,
+        payload,
+        payload_sha256,
+        source_updated_at,
+        landed_at
+    from {{ source('quickbooks', 'customers') }}
+),
+
+-- raw is append-only: keep the latest content of each customer
+latest_versions as (
+    select distinct on (workspace_id, source_record_id)
+        workspace_id,
+        source_record_id,
+        payload,
+        payload_sha256,
+        landed_at
+    from customer_versions
+    order by
+        workspace_id asc,
+        source_record_id asc,
+        source_updated_at desc nulls last,
+        landed_at desc,
+        payload_sha256 desc
+),
+
+final as (
+    select
+        workspace_id,
+        source_record_id as customer_id,
+        payload_sha256 as source_payload_sha256,
+        nullif(btrim(payload ->> 'DisplayName'), '') as display_name,
+        nullif(btrim(payload ->> 'CompanyName'), '') as company_name,
+        nullif(btrim(payload ->> 'GivenName'), '') as given_name,
+        nullif(btrim(payload ->> 'FamilyName'), '') as family_name,
+        lower(nullif(btrim(payload -> 'PrimaryEmailAddr' ->> 'Address'), '')) as email_address,
+        upper(payload -> 'CurrencyRef' ->> 'value') as currency,
+        coalesce({{ json_boolean("payload ->> 'Active'") }}, true) as is_active,
+        {{ iso_timestamp("payload -> 'MetaData' ->> 'LastUpdatedTime'") }} as last_updated_at,
+        landed_at
+    from latest_versions
+)
+
+select * from final

@@ -1,0 +1,51 @@
+with
+
+invoice_versions as (
+    select
+        workspace_id,
+        source_record_id,
+        payload,
+        payload_sha256,
+        source_updated_at,
+        landed_at
+    from {{ source('quickbooks', 'invoices') }}
+),
+
+-- raw is append-only: keep the latest content of each invoice
+latest_versions as (
+    select distinct on (workspace_id, source_record_id)
+        workspace_id,
+        source_record_id,
+        payload,
+        payload_sha256,
+        landed_at
+    from invoice_versions
+    order by
+        workspace_id asc,
+        source_record_id asc,
+        source_updated_at desc nulls last,
+        landed_at desc,
+        payload_sha256 desc
+),
+
+final as (
+    select
+        workspace_id,
+        source_record_id as invoice_id,
+        payload_sha256 as source_payload_sha256,
+        nullif(btrim(payload ->> 'DocNumber'), '') as doc_number,
+        {{ iso_date("payload ->> 'TxnDate'") }} as txn_date,
+        {{ iso_date("payload ->> 'DueDate'") }} as due_date,
+        payload -> 'CustomerRef' ->> 'value' as customer_id,
+        nullif(btrim(payload -> 'CustomerRef' ->> 'name'), '') as customer_name,
+        -- null when the company does not use multicurrency; the home currency applies then
+        upper(payload -> 'CurrencyRef' ->> 'value') as currency,
+        -- TotalAmt and Balance are JSON numbers in major units
+        {{ to_minor_units("payload ->> 'TotalAmt'", "payload -> 'CurrencyRef' ->> 'value'") }} as total_amount_minor,
+        {{ to_minor_units("payload ->> 'Balance'", "payload -> 'CurrencyRef' ->> 'value'") }} as balance_minor,
+        {{ iso_timestamp("payload -> 'MetaData' ->> 'LastUpdatedTime'") }} as last_updated_at,
+        landed_at
+    from latest_versions
+)
+
+select * from final

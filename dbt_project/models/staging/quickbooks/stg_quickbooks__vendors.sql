@@ -1,0 +1,46 @@
+with
+
+vendor_versions as (
+    select
+        workspace_id,
+        source_record_id,
+        payload,
+        payload_sha256,
+        source_updated_at,
+        landed_at
+    from {{ source('quickbooks', 'vendors') }}
+),
+
+-- raw is append-only: keep the latest content of each vendor
+latest_versions as (
+    select distinct on (workspace_id, source_record_id)
+        workspace_id,
+        source_record_id,
+        payload,
+        payload_sha256,
+        landed_at
+    from vendor_versions
+    order by
+        workspace_id asc,
+        source_record_id asc,
+        source_updated_at desc nulls last,
+        landed_at desc,
+        payload_sha256 desc
+),
+
+final as (
+    select
+        workspace_id,
+        source_record_id as vendor_id,
+        payload_sha256 as source_payload_sha256,
+        nullif(btrim(payload ->> 'DisplayName'), '') as display_name,
+        nullif(btrim(payload ->> 'CompanyName'), '') as company_name,
+        -- QuickBooks "deletes" a vendor by making it inactive; absent means active
+        coalesce({{ json_boolean("payload ->> 'Active'") }}, true) as is_active,
+        upper(payload -> 'CurrencyRef' ->> 'value') as currency,
+        {{ iso_timestamp("payload -> 'MetaData' ->> 'LastUpdatedTime'") }} as last_updated_at,
+        landed_at
+    from latest_versions
+)
+
+select * from final

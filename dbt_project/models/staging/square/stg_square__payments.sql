@@ -1,0 +1,53 @@
+with
+
+payment_versions as (
+    select
+        workspace_id,
+        source_record_id,
+        payload,
+        payload_sha256,
+        source_updated_at,
+        landed_at
+    from {{ source('square', 'payments') }}
+),
+
+-- raw is append-only (payment.created, then payment.updated, ...): keep the latest content
+latest_versions as (
+    select distinct on (workspace_id, source_record_id)
+        workspace_id,
+        source_record_id,
+        payload,
+        payload_sha256,
+        landed_at
+    from payment_versions
+    order by
+        workspace_id asc,
+        source_record_id asc,
+        source_updated_at desc nulls last,
+        landed_at desc,
+        payload_sha256 desc
+),
+
+final as (
+    select
+        workspace_id,
+        source_record_id as payment_id,
+        payload_sha256 as source_payload_sha256,
+        payload ->> 'status' as payment_status,
+        -- Square money is already in minor units; amount_money excludes the tip
+        (payload -> 'amount_money' ->> 'amount')::bigint as amount_minor,
+        upper(payload -> 'amount_money' ->> 'currency') as currency,
+        (payload -> 'total_money' ->> 'amount')::bigint as total_amount_minor,
+        payload ->> 'location_id' as location_id,
+        nullif(payload ->> 'customer_id', '') as customer_id,
+        nullif(btrim(payload ->> 'reference_id'), '') as reference_id,
+        payload ->> 'note' as note,
+        payload ->> 'receipt_number' as receipt_number,
+        lower(nullif(btrim(payload ->> 'buyer_email_address'), '')) as buyer_email_address,
+        {{ iso_timestamp("payload ->> 'created_at'") }} as created_at,
+        {{ iso_timestamp("payload ->> 'updated_at'") }} as updated_at,
+        landed_at
+    from latest_versions
+)
+
+select * from final
