@@ -83,7 +83,9 @@ record_name_keys as (
     from record_tokens
     where
         length(token) >= 3
-        and token not in ('{{ stop_tokens | join("', '") }}')
+        and token not in (
+            {{ "'" ~ stop_tokens | join("', '") ~ "'" }}
+        )
 ),
 
 ledger_tokens as (
@@ -104,7 +106,9 @@ ledger_name_keys as (
     from ledger_tokens
     where
         length(token) >= 3
-        and token not in ('{{ stop_tokens | join("', '") }}')
+        and token not in (
+            {{ "'" ~ stop_tokens | join("', '") ~ "'" }}
+        )
 ),
 
 selective_name_keys as (
