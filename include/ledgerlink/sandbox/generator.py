@@ -1093,7 +1093,7 @@ def generate_fixtures(
     organization_id = r.uuid()
     location_id = "L" + r.token(_UPPER_ALNUM, 12)
     merchant_id = "ML" + r.token(_UPPER_ALNUM, 11)
-    manifest = {
+    manifest: dict[str, Any] = {
         "seed": seed,
         "workspace_id": WORKSPACE_ID,
         "company_name": company_name,

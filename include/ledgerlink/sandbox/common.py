@@ -1,0 +1,92 @@
+"""What the three API servers share: options, timestamp parsing, bearer tokens, opaque cursors."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from starlette.requests import Request
+
+DEFAULT_WEBHOOK_NOTIFICATION_URL = "http://127.0.0.1:8080/ledgerlink/webhooks/square"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class SandboxOptions:
+    """Behaviour the public documentation leaves open (see ``shared/reference/apis.md``), made
+    configurable so tests can pin each choice."""
+
+    #: Qonto attachment download URLs stay valid this long (documented: 30 minutes).
+    attachment_url_ttl_seconds: float = 1800.0
+    #: Qonto's default ``per_page`` is unconfirmed; 100 is the documented maximum.
+    qonto_default_per_page: int = 100
+    #: What a ``per_page`` above 100 does: ``clamp`` to 100 (default) or ``reject`` with 422.
+    qonto_per_page_over_max: Literal["clamp", "reject"] = "clamp"
+    #: Lifetime of access tokens minted by the sandbox's Qonto OAuth token endpoint (1 hour).
+    qonto_access_token_ttl_seconds: float = 3600.0
+    #: A used Qonto refresh token keeps working this long after its first use (60 s).
+    qonto_refresh_grace_seconds: float = 60.0
+    #: Square's ListPayments window when ``begin_time`` is absent: now minus one year.
+    square_default_lookback: timedelta = timedelta(days=365)
+    #: Where Square webhooks for this sandbox are addressed; part of the signed payload.
+    webhook_notification_url: str = DEFAULT_WEBHOOK_NOTIFICATION_URL
+    #: The sandbox's clock (defaults, expiries); fixture data never depends on it.
+    clock: Callable[[], datetime] = field(default=utc_now)
+
+
+def parse_timestamp(value: str) -> datetime:
+    """An ISO 8601 / RFC 3339 timestamp (``Z`` or an offset; a bare date is midnight UTC)."""
+    text = value.strip()
+    if not text:
+        raise ValueError("empty timestamp")
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    # Python 3.11 takes fractions of any length, but not a space-encoded "+" from a sloppy URL.
+    if " " in text and len(text) > 10 and text[10] == "T":
+        text = text.replace(" ", "+")
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def query_fingerprint(params: Any) -> str:
+    canonical = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def encode_cursor(offset: int, fingerprint: str) -> str:
+    """An opaque cursor tied to the query it was issued for."""
+    raw = json.dumps({"o": offset, "q": fingerprint}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, fingerprint: str) -> int:
+    """The offset in ``cursor``; ``ValueError`` when it is malformed or belongs to another query."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        document = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        offset = int(document["o"])
+        issued_for = str(document["q"])
+    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
+        raise ValueError("malformed cursor") from error
+    if issued_for != fingerprint or offset < 0:
+        raise ValueError("cursor does not belong to this query")
+    return offset

@@ -1,0 +1,167 @@
+"""QuickBooks' email-in address, played by a real SMTP server (aiosmtpd).
+
+The server accepts mail for the workspace's ``...@qbodocs.com`` address (and the same local part
+at ``@assist.intuit.com``, the newer domain, ``apis.md`` §3.1) and refuses every other recipient.
+Each accepted message is stored as one ``.eml`` file in the mailbox folder, named by a counter
+and the message's hash, written atomically (temporary file, then rename).
+
+Checks on the message itself go through :class:`AcceptancePolicy`: the default accepts every
+sender and message; a stricter policy (registered senders, file types, bounces) subclasses it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import socket
+import threading
+from asyncio import AbstractServer
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from ledgerlink.sandbox.fixtures import write_bytes_atomically
+
+EMAIL_IN_DOMAINS = ("qbodocs.com", "assist.intuit.com")
+#: Size cap per message; QuickBooks' own limit is unconfirmed, so it is configurable.
+DEFAULT_MAX_MESSAGE_BYTES = 25 * 1024 * 1024
+_COUNTER_NAME = re.compile(r"^(\d{6,})-[0-9a-f]+\.eml$")
+
+
+def accepted_addresses(email_in_address: str) -> frozenset[str]:
+    """The workspace address and its twin on the other email-in domain, lower-cased."""
+    local, _, _ = email_in_address.partition("@")
+    return frozenset(f"{local}@{domain}".lower() for domain in EMAIL_IN_DOMAINS)
+
+
+class AcceptancePolicy:
+    """Decides on each sender and message. Return ``None`` to accept, or an SMTP reply such as
+    ``"550 5.7.1 ..."`` to refuse. The base class accepts everything."""
+
+    def check_sender(self, mail_from: str) -> str | None:
+        return None
+
+    def check_message(self, mail_from: str, recipients: list[str], content: bytes) -> str | None:
+        return None
+
+
+class Mailbox:
+    """A folder of ``.eml`` files, ``NNNNNN-<sha256 prefix>.eml``, in arrival order."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        existing = [int(m.group(1)) for p in self.folder.iterdir() if (m := _COUNTER_NAME.match(p.name))]
+        self._counter = max(existing, default=0)
+
+    def deliver(self, content: bytes) -> Path:
+        digest = hashlib.sha256(content).hexdigest()[:16]
+        with self._lock:
+            self._counter += 1
+            path = self.folder / f"{self._counter:06d}-{digest}.eml"
+            write_bytes_atomically(path, content)
+        return path
+
+    def messages(self) -> list[Path]:
+        return sorted(path for path in self.folder.glob("*.eml") if _COUNTER_NAME.match(path.name))
+
+
+@dataclass
+class EmailInHandler:
+    """aiosmtpd hooks: recipient check, policy checks, delivery to the mailbox."""
+
+    mailbox: Mailbox
+    addresses: frozenset[str]
+    policy: AcceptancePolicy = field(default_factory=AcceptancePolicy)
+
+    async def handle_MAIL(  # noqa: N802 - aiosmtpd's hook names
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, mail_options: list[str]
+    ) -> str:
+        refusal = self.policy.check_sender(address)
+        if refusal is not None:
+            return refusal
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_RCPT(  # noqa: N802
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
+        if address.lower() not in self.addresses:
+            return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+        content = envelope.original_content or b""
+        if isinstance(content, str):
+            content = content.encode("utf-8", errors="surrogateescape")
+        mail_from = envelope.mail_from or ""
+        refusal = self.policy.check_message(mail_from, list(envelope.rcpt_tos), content)
+        if refusal is not None:
+            return refusal
+        # What a local delivery agent adds: the envelope sender and recipient.
+        trace = f"Return-Path: <{mail_from}>\r\nDelivered-To: {', '.join(envelope.rcpt_tos)}\r\n".encode()
+        path = self.mailbox.deliver(trace + content)
+        return f"250 2.0.0 Ok: queued as {path.stem}"
+
+
+class _BoundController(Controller):
+    """aiosmtpd's threaded controller on a socket bound up front, so port 0 works and the real
+    port is known before the server starts."""
+
+    def __init__(self, handler: Any, sock: socket.socket, **kwargs: Any) -> None:
+        host, port = sock.getsockname()[:2]
+        super().__init__(handler, hostname=host, port=port, **kwargs)
+        self._sock = sock
+
+    def _create_server(self) -> Awaitable[AbstractServer]:
+        return self.loop.create_server(self._factory_invoker, sock=self._sock, ssl=self.ssl_context)
+
+
+@dataclass
+class EmailInServer:
+    """A running email-in server; :meth:`stop` it when done."""
+
+    host: str
+    port: int
+    address: str
+    mailbox: Mailbox
+    _controller: Controller
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+
+def start_email_in(
+    mailbox_dir: Path,
+    email_in_address: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    policy: AcceptancePolicy | None = None,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+) -> EmailInServer:
+    """Start the SMTP server in a background thread and return once it answers. Port 0 picks a
+    free port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    mailbox = Mailbox(mailbox_dir)
+    handler = EmailInHandler(mailbox, accepted_addresses(email_in_address), policy or AcceptancePolicy())
+    controller = _BoundController(
+        handler, sock, server_hostname="qbodocs.sandbox.invalid", data_size_limit=max_message_bytes
+    )
+    controller.start()
+    return EmailInServer(host, sock.getsockname()[1], email_in_address, mailbox, controller)

@@ -1,0 +1,365 @@
+"""The QuickBooks Online query language, the subset the Accounting API documents for reads:
+
+``SELECT * | COUNT(*) | Field[, Field] FROM Entity [WHERE cond AND cond ...]
+[ORDERBY Field [ASC|DESC][, ...]] [STARTPOSITION n] [MAXRESULTS n]``
+
+with ``cond`` one of ``Field op value`` (``=``, ``<``, ``>``, ``<=``, ``>=``, ``!=``), ``Field IN
+(v, ...)`` or ``Field LIKE '%text%'``. Keywords, entity and field names are case-insensitive, so
+the query's ``Metadata.LastUpdatedTime`` finds the JSON's ``MetaData.LastUpdatedTime``. There is
+no ``OR``, as in QuickBooks.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from ledgerlink.sandbox.common import parse_timestamp
+
+DEFAULT_MAX_RESULTS = 100
+MAX_MAX_RESULTS = 1000
+
+_TOKEN = re.compile(
+    r"""\s*(?:
+        (?P<string>'(?:[^'\\]|\\.|'')*')
+      | (?P<number>-?\d+(?:\.\d+)?)
+      | (?P<op><=|>=|!=|<>|=|<|>)
+      | (?P<punct>[(),*])
+      | (?P<word>[A-Za-z_][A-Za-z0-9_.]*)
+    )""",
+    re.VERBOSE,
+)
+
+
+class QueryError(ValueError):
+    """A query QuickBooks would refuse; ``code`` is its Fault error code."""
+
+    def __init__(self, message: str, detail: str, code: str = "4000") -> None:
+        super().__init__(detail)
+        self.message, self.detail, self.code = message, detail, code
+
+
+@dataclass(frozen=True)
+class Condition:
+    field: str
+    operator: str  # =, <, >, <=, >=, !=, IN, LIKE
+    values: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Query:
+    entity: str
+    count: bool = False
+    fields: tuple[str, ...] = ()  # empty: all fields
+    conditions: tuple[Condition, ...] = ()
+    order_by: tuple[tuple[str, bool], ...] = ()  # (field, descending)
+    start_position: int = 1
+    max_results: int = DEFAULT_MAX_RESULTS
+
+
+@dataclass
+class _Tokens:
+    items: list[tuple[str, str, int]]
+    position: int = 0
+    text: str = field(default="")
+
+    def peek(self) -> tuple[str, str, int] | None:
+        return self.items[self.position] if self.position < len(self.items) else None
+
+    def next(self) -> tuple[str, str, int]:
+        token = self.peek()
+        if token is None:
+            raise _parse_error(self.text, len(self.text), "<EOF>")
+        self.position += 1
+        return token
+
+    def at(self, value: str) -> bool:
+        token = self.peek()
+        return token is not None and token[1] == value
+
+    def keyword(self, *words: str) -> str | None:
+        token = self.peek()
+        if token is not None and token[0] == "word" and token[1].upper() in words:
+            self.position += 1
+            return token[1].upper()
+        return None
+
+    def expect_keyword(self, word: str) -> None:
+        token = self.next()
+        if token[0] != "word" or token[1].upper() != word:
+            raise _parse_error(self.text, token[2], token[1])
+
+    def expect(self, kind: str, value: str | None = None) -> str:
+        token = self.next()
+        if token[0] != kind or (value is not None and token[1] != value):
+            raise _parse_error(self.text, token[2], token[1])
+        return token[1]
+
+
+def _parse_error(text: str, column: int, found: str) -> QueryError:
+    return QueryError(
+        "Error parsing query",
+        f'QueryParserError: Encountered " {found} " at line 1, column {column + 1}.',
+    )
+
+
+def _tokenize(text: str) -> _Tokens:
+    items: list[tuple[str, str, int]] = []
+    position = 0
+    while position < len(text):
+        if text[position:].strip() == "":
+            break
+        match = _TOKEN.match(text, position)
+        if match is None or match.end() == position:
+            stripped = len(text[position:]) - len(text[position:].lstrip())
+            raise _parse_error(text, position + stripped, text[position + stripped])
+        kind = match.lastgroup or ""
+        items.append((kind, match.group(kind), match.start(kind)))
+        position = match.end()
+    return _Tokens(items, text=text)
+
+
+def _literal(token: tuple[str, str, int]) -> Any:
+    kind, value, _ = token
+    if kind == "string":
+        return value[1:-1].replace("''", "'").replace("\\'", "'")
+    if kind == "number":
+        return Decimal(value)
+    if kind == "word" and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise QueryError("Error parsing query", f'QueryParserError: Encountered " {value} " (expected a value).')
+
+
+def parse_query(text: str) -> Query:
+    """Parse one query; raise :class:`QueryError` with QuickBooks' wording when it is malformed."""
+    tokens = _tokenize(text)
+    tokens.expect_keyword("SELECT")
+    count = False
+    fields: list[str] = []
+    if tokens.keyword("COUNT"):
+        tokens.expect("punct", "(")
+        tokens.expect("punct", "*")
+        tokens.expect("punct", ")")
+        count = True
+    elif tokens.at("*"):
+        tokens.next()
+    else:
+        fields.append(tokens.expect("word"))
+        while tokens.at(","):
+            tokens.next()
+            fields.append(tokens.expect("word"))
+    tokens.expect_keyword("FROM")
+    entity = tokens.expect("word")
+    conditions: list[Condition] = []
+    if tokens.keyword("WHERE"):
+        while True:
+            conditions.append(_condition(tokens))
+            if tokens.keyword("AND"):
+                continue
+            if tokens.keyword("OR"):
+                raise QueryError(
+                    "Error parsing query", "QueryParserError: OR is not supported in QuickBooks queries."
+                )
+            break
+    order_by: list[tuple[str, bool]] = []
+    start_position, max_results = 1, DEFAULT_MAX_RESULTS
+    while tokens.peek() is not None:
+        word = tokens.keyword("ORDERBY", "ORDER", "STARTPOSITION", "MAXRESULTS")
+        if word is None:
+            token = tokens.next()
+            raise _parse_error(text, token[2], token[1])
+        if word in ("ORDERBY", "ORDER"):
+            if word == "ORDER":
+                tokens.expect_keyword("BY")
+            while True:
+                name = tokens.expect("word")
+                direction = tokens.keyword("ASC", "DESC")
+                order_by.append((name, direction == "DESC"))
+                if tokens.at(","):
+                    tokens.next()
+                    continue
+                break
+        elif word == "STARTPOSITION":
+            start_position = int(tokens.expect("number"))
+        else:
+            max_results = int(tokens.expect("number"))
+    if start_position < 1:
+        raise QueryError("Invalid query", "QueryValidationError: STARTPOSITION must be 1 or more.", "4001")
+    if max_results < 0:
+        raise QueryError("Invalid query", "QueryValidationError: MAXRESULTS must be 0 or more.", "4001")
+    return Query(
+        entity=entity,
+        count=count,
+        fields=tuple(fields),
+        conditions=tuple(conditions),
+        order_by=tuple(order_by),
+        start_position=start_position,
+        max_results=min(max_results, MAX_MAX_RESULTS),
+    )
+
+
+def _condition(tokens: _Tokens) -> Condition:
+    name = tokens.expect("word")
+    if tokens.keyword("IN"):
+        tokens.expect("punct", "(")
+        values = [_literal(tokens.next())]
+        while tokens.at(","):
+            tokens.next()
+            values.append(_literal(tokens.next()))
+        tokens.expect("punct", ")")
+        return Condition(name, "IN", tuple(values))
+    if tokens.keyword("LIKE"):
+        return Condition(name, "LIKE", (_literal(tokens.next()),))
+    operator = tokens.expect("op")
+    return Condition(name, "!=" if operator == "<>" else operator, (_literal(tokens.next()),))
+
+
+# ------------------------------------------------------------------------------------------
+# Evaluation over JSON records
+# ------------------------------------------------------------------------------------------
+
+_MISSING = object()
+
+
+def field_value(record: dict[str, Any], path: str) -> Any:
+    """The value at a dotted, case-insensitive path, or ``_MISSING``."""
+    current: Any = record
+    for part in path.split("."):
+        if not isinstance(current, dict):
+            return _MISSING
+        lowered = part.lower()
+        key = next((key for key in current if key.lower() == lowered), None)
+        if key is None:
+            return _MISSING
+        current = current[key]
+    return current
+
+
+def _comparable(value: Any, literal: Any) -> tuple[Any, Any] | None:
+    """Both sides in one comparable type, following the record value's type."""
+    if isinstance(value, bool):
+        if isinstance(literal, bool):
+            return value, literal
+        return value, str(literal).lower() == "true"
+    if isinstance(value, int | float | Decimal):
+        try:
+            return Decimal(str(value)), Decimal(str(literal))
+        except InvalidOperation:
+            return None
+    if isinstance(value, str):
+        text = str(literal)
+        if len(value) > 10 and value[10] == "T":  # a timestamp field
+            try:
+                return parse_timestamp(value), parse_timestamp(text)
+            except ValueError:
+                return None
+        return value.casefold(), text.casefold()
+    if isinstance(value, dict) and "value" in value:  # a reference: compare its id
+        return str(value["value"]), str(literal)
+    return None
+
+
+def _like(value: Any, pattern: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    regex = ".*".join(re.escape(part) for part in str(pattern).split("%"))
+    return re.fullmatch(regex, value, flags=re.IGNORECASE | re.DOTALL) is not None
+
+
+def _matches(record: dict[str, Any], condition: Condition) -> bool:
+    value = field_value(record, condition.field)
+    if value is _MISSING or value is None:
+        return False
+    if condition.operator == "LIKE":
+        return _like(value, condition.values[0])
+    if condition.operator == "IN":
+        for literal in condition.values:
+            pair = _comparable(value, literal)
+            if pair is not None and pair[0] == pair[1]:
+                return True
+        return False
+    pair = _comparable(value, condition.values[0])
+    if pair is None:
+        return False
+    left, right = pair
+    try:
+        return {
+            "=": left == right,
+            "!=": left != right,
+            "<": left < right,
+            ">": left > right,
+            "<=": left <= right,
+            ">=": left >= right,
+        }[condition.operator]
+    except TypeError:
+        return False
+
+
+def _sort_key(record: dict[str, Any], path: str) -> tuple[int, Any]:
+    value = field_value(record, path)
+    if value is _MISSING or value is None:
+        return (0, "")
+    if isinstance(value, bool):
+        return (1, int(value))
+    if isinstance(value, int | float):
+        return (1, Decimal(str(value)))
+    if isinstance(value, str):
+        if len(value) > 10 and value[10] == "T":
+            try:
+                return (1, parse_timestamp(value).timestamp())
+            except ValueError:
+                pass
+        if value.isdigit():  # Ids sort as numbers
+            return (1, Decimal(value))
+        return (2, value.casefold())
+    return (3, str(value))
+
+
+def _id_key(record: dict[str, Any]) -> tuple[int, str]:
+    identifier = str(record.get("Id", ""))
+    return (int(identifier), "") if identifier.isdigit() else (1 << 62, identifier)
+
+
+#: Entities whose inactive records QuickBooks hides unless the query names ``Active``.
+NAME_LIST_ENTITIES = frozenset(
+    {"Vendor", "Customer", "Account", "Employee", "Item", "Class", "Department", "Term"}
+)
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    rows: list[dict[str, Any]]
+    total_count: int
+
+
+def unknown_fields(query: Query, records: list[dict[str, Any]]) -> list[str]:
+    """Fields the query names that no record of the entity has (QuickBooks refuses those)."""
+    if not records:
+        return []
+    named = [condition.field for condition in query.conditions] + [name for name, _ in query.order_by]
+    named += list(query.fields)
+    return [name for name in named if all(field_value(record, name) is _MISSING for record in records)]
+
+
+def run_query(query: Query, entity: str, records: list[dict[str, Any]]) -> QueryResult:
+    """Filter, order and page ``records`` (all of ``entity``) as QuickBooks would."""
+    selected = records
+    if entity in NAME_LIST_ENTITIES and not any(c.field.lower() == "active" for c in query.conditions):
+        selected = [record for record in selected if record.get("Active", True) is not False]
+    for condition in query.conditions:
+        selected = [record for record in selected if _matches(record, condition)]
+    selected = sorted(selected, key=_id_key)
+    for name, descending in reversed(query.order_by):  # stable sorts, last key first
+        selected = sorted(selected, key=functools.partial(_sort_key, path=name), reverse=descending)
+    total = len(selected)
+    start = query.start_position - 1
+    page = selected[start : start + query.max_results]
+    if query.fields:
+        wanted = {name.lower() for name in query.fields} | {"id", "synctoken", "metadata", "domain"}
+        page = [
+            {**{k: v for k, v in record.items() if k.lower() in wanted}, "sparse": True} for record in page
+        ]
+    return QueryResult(page, total)

@@ -1,0 +1,291 @@
+"""The Qonto Business API, as far as ledgerlink reads it (``apis.md`` §1).
+
+* ``GET /v2/supplier_invoices``: ``filter[updated_at_from|to]`` and ``filter[created_at_from|to]``
+  (ISO 8601, both ends inclusive), ``filter[status][]`` (repeatable), ``sort_by``
+  (``updated_at:asc`` default, ties by id), ``page`` (1-based) and ``per_page`` (max 100; above
+  that clamped to 100 unless :attr:`SandboxOptions.qonto_per_page_over_max` is ``reject``).
+* ``GET /v2/supplier_invoices/{id}``, ``GET /v2/attachments/{id}`` (the ``url`` is a signed link to
+  this server's ``/files/{id}``, valid for :attr:`SandboxOptions.attachment_url_ttl_seconds`).
+* ``POST /oauth2/token``: the refresh-token grant, rotating the refresh token on every use with a
+  grace period for the old one, as Qonto's OAuth server does.
+
+Errors use Qonto's JSON:API shape ``{"errors": [{"code", "detail", "source"?}]}``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs
+
+from fastapi import FastAPI
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ledgerlink.sandbox.common import SandboxOptions, bearer_token, parse_timestamp
+from ledgerlink.sandbox.fixtures import Fixtures
+
+MAX_PER_PAGE = 100
+
+
+class QontoError(Exception):
+    def __init__(self, status: int, code: str, detail: str, parameter: str | None = None) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.detail, self.parameter = status, code, detail, parameter
+
+    def response(self) -> JSONResponse:
+        error: dict[str, Any] = {"code": self.code, "detail": self.detail}
+        if self.parameter is not None:
+            error["source"] = {"parameter": self.parameter}
+        return JSONResponse({"errors": [error]}, status_code=self.status)
+
+
+_UNAUTHORIZED = QontoError(401, "unauthorized", "Unauthorized")
+
+
+@dataclass
+class _TokenStore:
+    """The fixture's long-lived token plus whatever the OAuth endpoint minted (with expiries)."""
+
+    static_token: str
+    options: SandboxOptions
+    access_expiry: dict[str, float] = field(default_factory=dict)
+    refresh_first_used: dict[str, float | None] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def is_valid(self, token: str | None) -> bool:
+        if token is None:
+            return False
+        if hmac.compare_digest(token, self.static_token):
+            return True
+        with self.lock:
+            expiry = self.access_expiry.get(token)
+        return expiry is not None and time.time() < expiry
+
+    def refresh(self, refresh_token: str) -> dict[str, Any] | None:
+        now = time.time()
+        with self.lock:
+            if refresh_token not in self.refresh_first_used:
+                return None
+            first_used = self.refresh_first_used[refresh_token]
+            if first_used is not None and now - first_used > self.options.qonto_refresh_grace_seconds:
+                return None
+            if first_used is None:
+                self.refresh_first_used[refresh_token] = now
+            access = f"ory_at_{secrets.token_urlsafe(32)}"
+            rotated = f"ory_rt_{secrets.token_urlsafe(32)}"
+            self.access_expiry[access] = now + self.options.qonto_access_token_ttl_seconds
+            self.refresh_first_used[rotated] = None
+        return {
+            "access_token": access,
+            "expires_in": int(self.options.qonto_access_token_ttl_seconds),
+            "refresh_token": rotated,
+            "scope": "offline_access organization.read supplier_invoice.read attachment.read",
+            "token_type": "bearer",
+        }
+
+
+def _sign(key: bytes, attachment_id: str, expires: int) -> str:
+    return hmac.new(key, f"{attachment_id}\n{expires}".encode(), hashlib.sha256).hexdigest()
+
+
+def _int_param(request: Request, name: str, default: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as error:
+        raise QontoError(400, "invalid_parameter", f"{name} must be an integer", name) from error
+
+
+def create_qonto_app(fixtures: Fixtures, options: SandboxOptions | None = None) -> FastAPI:
+    """A FastAPI app serving ``fixtures``' Qonto records with Qonto's paths, paging and errors."""
+    options = options or SandboxOptions()
+    app = FastAPI(title="Qonto sandbox", docs_url=None, redoc_url=None, openapi_url=None)
+    invoices = sorted(
+        fixtures.qonto_supplier_invoices, key=lambda record: (record["updated_at"], record["id"])
+    )
+    by_id = {str(record["id"]): record for record in invoices}
+    oauth_client = fixtures.qonto_oauth_client
+    tokens = _TokenStore(fixtures.access_token("qonto"), options)
+    tokens.refresh_first_used[oauth_client.refresh_token] = None
+    signing_key = secrets.token_bytes(32)
+
+    @app.exception_handler(QontoError)
+    async def qonto_error(_: Request, error: QontoError) -> JSONResponse:
+        return error.response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "error")
+        return QontoError(error.status_code, code, str(error.detail)).response()
+
+    def authorize(request: Request) -> None:
+        if not tokens.is_valid(bearer_token(request)):
+            raise _UNAUTHORIZED
+
+    @app.get("/v2/supplier_invoices")
+    def list_supplier_invoices(request: Request) -> JSONResponse:
+        authorize(request)
+        params = request.query_params
+        selected = invoices
+        bounds = {
+            "filter[updated_at_from]": ("updated_at", ">="),
+            "filter[updated_at_to]": ("updated_at", "<="),
+            "filter[created_at_from]": ("created_at", ">="),
+            "filter[created_at_to]": ("created_at", "<="),
+        }
+        for name, (field_name, direction) in bounds.items():
+            raw = params.get(name)
+            if not raw:
+                continue
+            try:
+                bound = parse_timestamp(raw)
+            except ValueError as error:
+                raise QontoError(
+                    400, "invalid_parameter", f"{name} is not an ISO 8601 timestamp", name
+                ) from error
+            if direction == ">=":
+                selected = [r for r in selected if parse_timestamp(r[field_name]) >= bound]
+            else:
+                selected = [r for r in selected if parse_timestamp(r[field_name]) <= bound]
+        statuses = [*params.getlist("filter[status][]")]
+        for raw in params.getlist("filter[status]"):
+            statuses += [part for part in raw.split(",") if part]
+        if statuses:
+            selected = [record for record in selected if record.get("status") in statuses]
+        attachment_ids = params.getlist("filter[attachment_id][]") + params.getlist("filter[attachment_id]")
+        if attachment_ids:
+            selected = [record for record in selected if record.get("attachment_id") in attachment_ids]
+        sort_by = params.get("sort_by") or "updated_at:asc"
+        sort_field, _, direction = sort_by.partition(":")
+        if sort_field not in ("updated_at", "created_at", "issue_date", "due_date") or direction not in (
+            "asc",
+            "desc",
+        ):
+            raise QontoError(400, "invalid_parameter", f"sort_by {sort_by!r} is not supported", "sort_by")
+        if sort_by != "updated_at:asc":
+            selected = sorted(
+                selected, key=lambda r: (r.get(sort_field) or "", r["id"]), reverse=direction == "desc"
+            )
+
+        page = _int_param(request, "page", 1)
+        per_page = _int_param(request, "per_page", options.qonto_default_per_page)
+        if page < 1:
+            raise QontoError(400, "invalid_parameter", "page must be 1 or more", "page")
+        if per_page < 1:
+            raise QontoError(400, "invalid_parameter", "per_page must be 1 or more", "per_page")
+        if per_page > MAX_PER_PAGE:
+            if options.qonto_per_page_over_max == "reject":
+                raise QontoError(
+                    422, "invalid_parameter", f"per_page must be at most {MAX_PER_PAGE}", "per_page"
+                )
+            per_page = MAX_PER_PAGE
+        total = len(selected)
+        total_pages = math.ceil(total / per_page)
+        start = (page - 1) * per_page
+        return JSONResponse(
+            {
+                "supplier_invoices": selected[start : start + per_page],
+                "meta": {
+                    "current_page": page,
+                    "next_page": page + 1 if page < total_pages else None,
+                    "prev_page": page - 1 if page > 1 else None,
+                    "total_pages": total_pages,
+                    "total_count": total,
+                    "per_page": per_page,
+                },
+            }
+        )
+
+    @app.get("/v2/supplier_invoices/{invoice_id}")
+    def get_supplier_invoice(invoice_id: str, request: Request) -> JSONResponse:
+        authorize(request)
+        record = by_id.get(invoice_id)
+        if record is None:
+            raise QontoError(404, "not_found", f"Supplier invoice {invoice_id} not found")
+        return JSONResponse({"supplier_invoice": record})
+
+    @app.get("/v2/attachments/{attachment_id}")
+    def get_attachment(attachment_id: str, request: Request) -> JSONResponse:
+        authorize(request)
+        attachment = fixtures.qonto_attachments.get(attachment_id)
+        if attachment is None or not fixtures.attachment_file(attachment_id).is_file():
+            raise QontoError(404, "not_found", f"Attachment {attachment_id} not found")
+        expires = int(time.time() + options.attachment_url_ttl_seconds)
+        signature = _sign(signing_key, attachment_id, expires)
+        url = f"{str(request.base_url).rstrip('/')}/files/{attachment_id}?expires={expires}&signature={signature}"
+        return JSONResponse({"attachment": {**attachment, "url": url}})
+
+    @app.get("/files/{attachment_id}")
+    def download_file(attachment_id: str, request: Request) -> Response:
+        # Pre-signed like the storage links Qonto hands out: no bearer token, an expiring signature.
+        try:
+            expires = int(request.query_params.get("expires", ""))
+        except ValueError:
+            return _access_denied("Query-string authentication requires the expires and signature parameters")
+        signature = request.query_params.get("signature", "")
+        if not hmac.compare_digest(signature, _sign(signing_key, attachment_id, expires)):
+            return _access_denied(
+                "The request signature we calculated does not match the signature you provided"
+            )
+        if time.time() >= expires:
+            return _access_denied("Request has expired")
+        path = fixtures.attachment_file(attachment_id)
+        if not path.is_file():
+            return Response(status_code=404)
+        attachment = fixtures.qonto_attachments.get(attachment_id, {})
+        file_name = str(attachment.get("file_name") or f"{attachment_id}.pdf").replace('"', "")
+        return Response(
+            path.read_bytes(),
+            media_type=str(attachment.get("file_content_type") or "application/pdf"),
+            headers={"Content-Disposition": f'inline; filename="{file_name}"'},
+        )
+
+    @app.post("/oauth2/token")
+    async def oauth_token(request: Request) -> JSONResponse:
+        form = {key: values[0] for key, values in parse_qs((await request.body()).decode()).items()}
+        client_ok = hmac.compare_digest(
+            form.get("client_id", ""), oauth_client.client_id
+        ) and hmac.compare_digest(form.get("client_secret", ""), oauth_client.client_secret)
+        if not client_ok:
+            return JSONResponse(
+                {"error": "invalid_client", "error_description": "Client authentication failed."},
+                status_code=401,
+            )
+        if form.get("grant_type") != "refresh_token":
+            return JSONResponse(
+                {
+                    "error": "unsupported_grant_type",
+                    "error_description": "Only refresh_token is supported here.",
+                },
+                status_code=400,
+            )
+        issued = tokens.refresh(form.get("refresh_token", ""))
+        if issued is None:
+            return JSONResponse(
+                {
+                    "error": "invalid_grant",
+                    "error_description": "The refresh token is invalid, expired or revoked.",
+                },
+                status_code=400,
+            )
+        return JSONResponse(issued, headers={"Cache-Control": "no-store"})
+
+    return app
+
+
+def _access_denied(message: str) -> Response:
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Error><Code>AccessDenied</Code><Message>{message}</Message></Error>"
+    )
+    return Response(body, status_code=403, media_type="application/xml")

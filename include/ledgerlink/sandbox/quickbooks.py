@@ -1,0 +1,199 @@
+"""The QuickBooks Online Accounting API, read side only (``apis.md`` §3.3).
+
+* ``GET /v3/company/{realmId}/query?query=...&minorversion=..``: the query language of
+  :mod:`ledgerlink.sandbox.qbo_query`; ``{"QueryResponse": {"<Entity>": [...], "startPosition",
+  "maxResults"}, "time"}``, ``{"QueryResponse": {}, ...}`` for an empty page and ``{"QueryResponse":
+  {"totalCount": n}}`` for ``count(*)``. Inactive name-list records are hidden unless the query
+  names ``Active``, as QuickBooks does.
+* ``GET /v3/company/{realmId}/{entity}/{id}`` for vendor, customer, invoice, account, and
+  ``companyinfo/{realmId}``.
+* Every write (``POST``/``PUT``/``PATCH``/``DELETE``) answers 405: ledgerlink never writes to
+  QuickBooks through the API.
+
+Errors are ``Fault`` bodies: 401 ``AuthenticationFault`` (code 3200) for a wrong realm or token,
+400 ``ValidationFault`` for a bad query (4000/4001) or an unknown id (610).
+"""
+
+from __future__ import annotations
+
+import hmac
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from ledgerlink.sandbox.common import SandboxOptions, bearer_token
+from ledgerlink.sandbox.fixtures import Fixtures
+from ledgerlink.sandbox.qbo_query import QueryError, parse_query, run_query, unknown_fields
+
+#: Entities QuickBooks knows that the fixtures hold none of: queries on them return nothing.
+_OTHER_ENTITIES = (
+    "Attachable", "Bill", "BillPayment", "Budget", "Class", "CreditMemo", "Department", "Deposit",
+    "Employee", "Estimate", "Item", "JournalEntry", "Payment", "PaymentMethod", "Purchase",
+    "PurchaseOrder", "RefundReceipt", "SalesReceipt", "TaxCode", "TaxRate", "Term", "TimeActivity",
+    "Transfer", "VendorCredit",
+)  # fmt: skip
+
+
+def _response_time(clock: datetime) -> str:
+    # Intuit stamps responses in Pacific time; the offset is what clients see.
+    pacific = timezone(timedelta(hours=-7 if 3 <= clock.month <= 10 else -8))
+    return clock.astimezone(pacific).isoformat(timespec="milliseconds")
+
+
+class QuickBooksFault(Exception):
+    def __init__(self, status: int, fault_type: str, message: str, detail: str, code: str) -> None:
+        super().__init__(detail)
+        self.status, self.fault_type, self.message, self.detail, self.code = (
+            status,
+            fault_type,
+            message,
+            detail,
+            code,
+        )
+
+
+def create_quickbooks_app(fixtures: Fixtures, options: SandboxOptions | None = None) -> FastAPI:
+    """A FastAPI app serving ``fixtures``' QuickBooks ledger, read-only."""
+    options = options or SandboxOptions()
+    app = FastAPI(title="QuickBooks Online sandbox", docs_url=None, redoc_url=None, openapi_url=None)
+    token = fixtures.access_token("quickbooks")
+    realm_id = fixtures.quickbooks_realm_id
+    entities: dict[str, list[dict[str, Any]]] = {
+        **{name: [] for name in _OTHER_ENTITIES},
+        **fixtures.quickbooks,
+        "CompanyInfo": [_company_info(fixtures)],
+    }
+    canonical = {name.lower(): name for name in entities}
+
+    def fault_response(fault: QuickBooksFault) -> JSONResponse:
+        body = {
+            "Fault": {
+                "Error": [
+                    {"Message": fault.message, "Detail": fault.detail, "code": fault.code, "element": ""}
+                ],
+                "type": fault.fault_type,
+            },
+            "time": _response_time(options.clock()),
+        }
+        return JSONResponse(body, status_code=fault.status)
+
+    @app.exception_handler(QuickBooksFault)
+    async def quickbooks_fault(_: Request, fault: QuickBooksFault) -> JSONResponse:
+        return fault_response(fault)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        return fault_response(
+            QuickBooksFault(
+                error.status_code,
+                "ValidationFault",
+                "Request failed",
+                str(error.detail),
+                str(error.status_code),
+            )
+        )
+
+    def authorize(request: Request, realm: str) -> None:
+        presented = bearer_token(request)
+        if presented is None or not hmac.compare_digest(presented, token) or realm != realm_id:
+            raise QuickBooksFault(
+                401,
+                "AuthenticationFault",
+                "message=AuthenticationFailed; errorCode=003200; statusCode=401",
+                "Token invalid or expired, or not authorized for this realm",
+                "3200",
+            )
+
+    @app.get("/v3/company/{realm}/query")
+    def query(realm: str, request: Request) -> JSONResponse:
+        authorize(request, realm)
+        text = request.query_params.get("query")
+        if not text:
+            raise QuickBooksFault(
+                400, "ValidationFault", "Error parsing query", "QueryParserError: empty query", "4000"
+            )
+        try:
+            parsed = parse_query(text)
+            entity = canonical.get(parsed.entity.lower())
+            if entity is None:
+                raise QueryError(
+                    "Invalid query", f"QueryValidationError: Unsupported Entity: {parsed.entity}", "4001"
+                )
+            records = entities[entity]
+            unknown = unknown_fields(parsed, records)
+            if unknown:
+                raise QueryError(
+                    "Invalid query", f"QueryValidationError: property '{unknown[0]}' is not queryable", "4001"
+                )
+        except QueryError as error:
+            raise QuickBooksFault(400, "ValidationFault", error.message, error.detail, error.code) from error
+        result = run_query(parsed, entity, records)
+        response: dict[str, Any]
+        if parsed.count:
+            response = {"totalCount": result.total_count}
+        elif result.rows:
+            response = {
+                entity: result.rows,
+                "startPosition": parsed.start_position,
+                "maxResults": len(result.rows),
+            }
+        else:
+            response = {}
+        return JSONResponse({"QueryResponse": response, "time": _response_time(options.clock())})
+
+    @app.get("/v3/company/{realm}/{entity_name}/{record_id}")
+    def read_entity(realm: str, entity_name: str, record_id: str, request: Request) -> JSONResponse:
+        authorize(request, realm)
+        entity = canonical.get(entity_name.lower())
+        if entity is None:
+            raise QuickBooksFault(400, "ValidationFault", "Unsupported Operation", f"Operation {entity_name} is not supported", "500")  # fmt: skip
+        for record in entities[entity]:
+            if str(record.get("Id")) == record_id:
+                return JSONResponse({entity: record, "time": _response_time(options.clock())})
+        raise QuickBooksFault(
+            400,
+            "ValidationFault",
+            "Object Not Found",
+            f"Object Not Found : Something you're trying to use has been made inactive. Check the fields with accounts, customers, items, vendors or employees. ({entity} {record_id})",  # noqa: E501
+            "610",
+        )
+
+    @app.api_route("/{path:path}", methods=["POST", "PUT", "PATCH", "DELETE"])
+    def refuse_write(path: str) -> JSONResponse:
+        return fault_response(
+            QuickBooksFault(
+                405,
+                "ValidationFault",
+                "Method not allowed",
+                "This sandbox is read-only: ledgerlink writes to QuickBooks only through email-in.",
+                "405",
+            )
+        )
+
+    return app
+
+
+def _company_info(fixtures: Fixtures) -> dict[str, Any]:
+    manifest = fixtures.manifest
+    return {
+        "Id": fixtures.quickbooks_realm_id,
+        "SyncToken": "3",
+        "domain": "QBO",
+        "sparse": False,
+        "MetaData": {
+            "CreateTime": "2024-03-01T09:00:00-08:00",
+            "LastUpdatedTime": "2026-01-05T10:00:00-08:00",
+        },
+        "CompanyName": manifest.get("company_name"),
+        "LegalName": manifest.get("company_name"),
+        "Country": "FR",
+        "CompanyAddr": {"Id": "1", "City": "Lyon", "Country": "FR", "PostalCode": "69003"},
+        "Email": {"Address": manifest.get("owner_email")},
+        "FiscalYearStartMonth": "January",
+        "SupportedLanguages": "fr,en",
+        "NameValue": [{"Name": "HomeCurrency", "Value": manifest.get("home_currency", "EUR")}],
+    }

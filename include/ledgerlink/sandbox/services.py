@@ -1,0 +1,213 @@
+"""Start the whole sandbox (three API servers and email-in) in background threads."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+
+from ledgerlink.sandbox.common import SandboxOptions
+from ledgerlink.sandbox.email_in import AcceptancePolicy, start_email_in
+from ledgerlink.sandbox.fixtures import load_fixtures
+from ledgerlink.sandbox.qonto import create_qonto_app
+from ledgerlink.sandbox.quickbooks import create_quickbooks_app
+from ledgerlink.sandbox.square import create_square_app
+
+STARTUP_TIMEOUT_SECONDS = 15.0
+
+
+@dataclass(frozen=True)
+class SandboxPorts:
+    """Where each server listens; 0 picks a free port."""
+
+    qonto: int = 8701
+    square: int = 8702
+    quickbooks: int = 8703
+    smtp: int = 8725
+
+    @classmethod
+    def ephemeral(cls) -> SandboxPorts:
+        return cls(0, 0, 0, 0)
+
+
+@dataclass(frozen=True)
+class SandboxEndpoints:
+    """How to reach a running sandbox, and the credentials its fixtures hold."""
+
+    workspace_id: str
+    fixtures_dir: Path
+    mailbox_dir: Path
+    qonto_base_url: str
+    qonto_access_token: str
+    qonto_oauth: dict[str, str]
+    square_base_url: str
+    square_access_token: str
+    square_location_id: str
+    square_webhook_signature_key: str
+    square_webhook_notification_url: str
+    quickbooks_base_url: str
+    quickbooks_access_token: str
+    quickbooks_realm_id: str
+    smtp_host: str
+    smtp_port: int
+    email_in_address: str
+    registered_sender: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "qonto": {
+                "base_url": self.qonto_base_url,
+                "access_token": self.qonto_access_token,
+                "oauth": self.qonto_oauth,
+            },
+            "square": {
+                "base_url": self.square_base_url,
+                "access_token": self.square_access_token,
+                "location_id": self.square_location_id,
+                "webhook_signature_key": self.square_webhook_signature_key,
+                "webhook_notification_url": self.square_webhook_notification_url,
+            },
+            "quickbooks": {
+                "base_url": self.quickbooks_base_url,
+                "access_token": self.quickbooks_access_token,
+                "realm_id": self.quickbooks_realm_id,
+            },
+            "email_in": {
+                "smtp_host": self.smtp_host,
+                "smtp_port": self.smtp_port,
+                "address": self.email_in_address,
+                "registered_sender": self.registered_sender,
+            },
+            "mailbox": str(self.mailbox_dir),
+            "fixtures": str(self.fixtures_dir),
+            "workspace_id": self.workspace_id,
+        }
+
+    def as_json(self) -> str:
+        """One line of JSON (no newline inside), the form ``ledgerlink sandbox serve`` prints."""
+        return json.dumps(self.as_dict(), separators=(",", ":"))
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.listen(128)
+    return sock
+
+
+def _url_host(host: str) -> str:
+    if host in ("0.0.0.0", ""):  # noqa: S104 - reachable locally through loopback
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+class _ApiServer:
+    """One uvicorn server in a daemon thread, on a socket bound before it starts."""
+
+    def __init__(self, name: str, app: FastAPI, host: str, port: int) -> None:
+        self.name = name
+        self.sock = _bind(host, port)
+        self.port = int(self.sock.getsockname()[1])
+        self.base_url = f"http://{_url_host(host)}:{self.port}"
+        config = uvicorn.Config(
+            app, log_level="warning", access_log=False, lifespan="off", timeout_keep_alive=5
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, name=f"sandbox-{name}", daemon=True
+        )
+
+    def start(self) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+        while not self.server.started:
+            if not self.thread.is_alive():
+                raise RuntimeError(f"the {self.name} sandbox server stopped while starting")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the {self.name} sandbox server did not start in time")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        if self.thread.is_alive():
+            self.thread.join(timeout=10)
+        self.sock.close()
+
+
+@contextlib.contextmanager
+def run_sandbox(
+    fixtures_dir: Path,
+    mailbox_dir: Path,
+    *,
+    host: str = "127.0.0.1",
+    ports: SandboxPorts | None = None,
+    options: SandboxOptions | None = None,
+    email_policy: AcceptancePolicy | None = None,
+) -> Iterator[SandboxEndpoints]:
+    """Serve ``fixtures_dir`` through the Qonto, Square and QuickBooks sandboxes and run email-in
+    into ``mailbox_dir``; yield once every server answers, stop them all on exit."""
+    ports = ports or SandboxPorts()
+    options = options or SandboxOptions()
+    fixtures = load_fixtures(Path(fixtures_dir))
+    mailbox_dir = Path(mailbox_dir).resolve()
+    manifest = fixtures.manifest
+    with contextlib.ExitStack() as stack:
+        apps = {
+            "qonto": (create_qonto_app(fixtures, options), ports.qonto),
+            "square": (create_square_app(fixtures, options), ports.square),
+            "quickbooks": (create_quickbooks_app(fixtures, options), ports.quickbooks),
+        }
+        servers: dict[str, _ApiServer] = {}
+        for name, (app, port) in apps.items():
+            server = _ApiServer(name, app, host, port)
+            # Registered before starting, so a server whose start fails still releases its socket.
+            stack.callback(server.stop)
+            server.start()
+            servers[name] = server
+        email_in = start_email_in(
+            mailbox_dir, fixtures.email_in_address, host=host, port=ports.smtp, policy=email_policy
+        )
+        stack.callback(email_in.stop)
+        oauth = fixtures.qonto_oauth_client
+        yield SandboxEndpoints(
+            workspace_id=fixtures.workspace_id,
+            fixtures_dir=fixtures.root,
+            mailbox_dir=mailbox_dir,
+            qonto_base_url=servers["qonto"].base_url,
+            qonto_access_token=fixtures.access_token("qonto"),
+            qonto_oauth={
+                "token_url": f"{servers['qonto'].base_url}/oauth2/token",
+                "client_id": oauth.client_id,
+                "client_secret": oauth.client_secret,
+                "refresh_token": oauth.refresh_token,
+            },
+            square_base_url=servers["square"].base_url,
+            square_access_token=fixtures.access_token("square"),
+            square_location_id=fixtures.square_location_id,
+            square_webhook_signature_key=str(manifest.get("square_webhook_signature_key", "")),
+            square_webhook_notification_url=options.webhook_notification_url,
+            quickbooks_base_url=servers["quickbooks"].base_url,
+            quickbooks_access_token=fixtures.access_token("quickbooks"),
+            quickbooks_realm_id=fixtures.quickbooks_realm_id,
+            smtp_host=_url_host(host).strip("[]"),
+            smtp_port=email_in.port,
+            email_in_address=fixtures.email_in_address,
+            registered_sender=str(manifest.get("registered_sender", "")),
+        )
