@@ -35,6 +35,10 @@ class SandboxOptions:
     qonto_access_token_ttl_seconds: float = 3600.0
     #: A used Qonto refresh token keeps working this long after its first use (60 s).
     qonto_refresh_grace_seconds: float = 60.0
+    #: QuickBooks hides inactive name-list records (vendors, customers, accounts) unless a query
+    #: names ``Active``. Off by default so every fixture record is readable with ``select *``;
+    #: turn it on to see what a real company returns.
+    quickbooks_hide_inactive: bool = False
     #: Square's ListPayments window when ``begin_time`` is absent: now minus one year.
     square_default_lookback: timedelta = timedelta(days=365)
     #: Where Square webhooks for this sandbox are addressed; part of the signed payload.

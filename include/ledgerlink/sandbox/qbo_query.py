@@ -344,10 +344,17 @@ def unknown_fields(query: Query, records: list[dict[str, Any]]) -> list[str]:
     return [name for name in named if all(field_value(record, name) is _MISSING for record in records)]
 
 
-def run_query(query: Query, entity: str, records: list[dict[str, Any]]) -> QueryResult:
-    """Filter, order and page ``records`` (all of ``entity``) as QuickBooks would."""
+def run_query(
+    query: Query, entity: str, records: list[dict[str, Any]], *, hide_inactive: bool = True
+) -> QueryResult:
+    """Filter, order and page ``records`` (all of ``entity``) as QuickBooks would; with
+    ``hide_inactive``, inactive name-list records only when the query names ``Active``."""
     selected = records
-    if entity in NAME_LIST_ENTITIES and not any(c.field.lower() == "active" for c in query.conditions):
+    if (
+        hide_inactive
+        and entity in NAME_LIST_ENTITIES
+        and not any(c.field.lower() == "active" for c in query.conditions)
+    ):
         selected = [record for record in selected if record.get("Active", True) is not False]
     for condition in query.conditions:
         selected = [record for record in selected if _matches(record, condition)]

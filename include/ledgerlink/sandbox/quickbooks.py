@@ -3,8 +3,9 @@
 * ``GET /v3/company/{realmId}/query?query=...&minorversion=..``: the query language of
   :mod:`ledgerlink.sandbox.qbo_query`; ``{"QueryResponse": {"<Entity>": [...], "startPosition",
   "maxResults"}, "time"}``, ``{"QueryResponse": {}, ...}`` for an empty page and ``{"QueryResponse":
-  {"totalCount": n}}`` for ``count(*)``. Inactive name-list records are hidden unless the query
-  names ``Active``, as QuickBooks does.
+  {"totalCount": n}}`` for ``count(*)``. QuickBooks hides inactive name-list records unless the
+  query names ``Active``; the sandbox does so only with
+  :attr:`SandboxOptions.quickbooks_hide_inactive`, so ``select *`` reads every fixture record.
 * ``GET /v3/company/{realmId}/{entity}/{id}`` for vendor, customer, invoice, account, and
   ``companyinfo/{realmId}``.
 * Every write (``POST``/``PUT``/``PATCH``/``DELETE``) answers 405: ledgerlink never writes to
@@ -131,7 +132,7 @@ def create_quickbooks_app(fixtures: Fixtures, options: SandboxOptions | None = N
                 )
         except QueryError as error:
             raise QuickBooksFault(400, "ValidationFault", error.message, error.detail, error.code) from error
-        result = run_query(parsed, entity, records)
+        result = run_query(parsed, entity, records, hide_inactive=options.quickbooks_hide_inactive)
         response: dict[str, Any]
         if parsed.count:
             response = {"totalCount": result.total_count}

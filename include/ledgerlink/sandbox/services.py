@@ -62,7 +62,9 @@ class SandboxEndpoints:
     email_in_address: str
     registered_sender: str
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_json(self) -> dict[str, Any]:
+        """The endpoints as a JSON-ready dict: ``{"qonto": {...}, "square": {...}, "quickbooks":
+        {...}, "email_in": {...}, "mailbox", "fixtures", "workspace_id"}``."""
         return {
             "qonto": {
                 "base_url": self.qonto_base_url,
@@ -92,9 +94,9 @@ class SandboxEndpoints:
             "workspace_id": self.workspace_id,
         }
 
-    def as_json(self) -> str:
-        """One line of JSON (no newline inside), the form ``ledgerlink sandbox serve`` prints."""
-        return json.dumps(self.as_dict(), separators=(",", ":"))
+    def json_line(self) -> str:
+        """:meth:`as_json` as one line of JSON, the line ``ledgerlink sandbox serve`` prints."""
+        return json.dumps(self.as_json(), separators=(",", ":"))
 
 
 def _bind(host: str, port: int) -> socket.socket:
