@@ -22,7 +22,7 @@ import shutil
 import string
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -103,12 +103,6 @@ class _Invoice:
     id: str = ""
     doc_number: str = ""
     paid_on: date | None = None
-
-
-@dataclass
-class _Design:
-    qonto: Counter[str] = field(default_factory=Counter)
-    square: Counter[str] = field(default_factory=Counter)
 
 
 def _allocate(total: int, mix: dict[str, float], rng: random.Random) -> list[str]:
@@ -589,7 +583,6 @@ def _qonto_invoices(
     organization_id: str,
     company_name: str,
     r: _Random,
-    design: _Design,
 ) -> tuple[list[dict[str, Any]], dict[str, str | None], list[tuple[dict[str, Any], InvoiceDocument]]]:
     active = [vendor for vendor in vendors if vendor.active and vendor.sibling_of is None]
     with_siblings = {vendor.sibling_of for vendor in vendors if vendor.sibling_of}
@@ -600,7 +593,6 @@ def _qonto_invoices(
     truth: dict[str, str | None] = {}
     documents: list[tuple[dict[str, Any], InvoiceDocument]] = []
     for kind in kinds:
-        design.qonto[kind] += 1
         vendor: _Vendor | None = None
         if kind in ("clean", "noisy", "missing_name"):
             vendor = r.rng.choices(active, weights)[0]
@@ -817,9 +809,7 @@ class _Charge:
     detail: str = ""
 
 
-def _plan_square(
-    count: int, customers: list[_Customer], r: _Random, design: _Design
-) -> tuple[list[_Charge], list[_Invoice]]:
+def _plan_square(count: int, customers: list[_Customer], r: _Random) -> tuple[list[_Charge], list[_Invoice]]:
     """Decide every charge and the invoices of the ledger around them."""
     kinds = _allocate(count, SQUARE_MIX, r.rng)
     with_profile = [c for c in customers if c.square_profile != "absent"]
@@ -840,7 +830,6 @@ def _plan_square(
         return invoice
 
     for kind in kinds:
-        design.square[kind] += 1
         paid_on = r.day(date(2026, 1, 20), PERIOD_END)
         if kind == "clean":
             customer = r.rng.choice(clean_profiles)
@@ -1084,7 +1073,6 @@ def generate_fixtures(
     out_dir = Path(out_dir)
     _prepare_out_dir(out_dir)
     r = _Random(seed)
-    design = _Design()
 
     core_name = r.rng.choice(_COMPANY_NAMES)
     company_name = f"{core_name} SAS"
@@ -1134,7 +1122,7 @@ def generate_fixtures(
         for i, c in enumerate(inactive)
     ]
 
-    charges, charged_invoices = _plan_square(square_payments, ledger_customers, r, design)
+    charges, charged_invoices = _plan_square(square_payments, ledger_customers, r)
     all_invoices = charged_invoices + _distractor_invoices(
         ledger_customers, open_invoices_without_charge, paid_invoices, r
     )
@@ -1197,7 +1185,7 @@ def generate_fixtures(
     ]
 
     supplier_invoices, qonto_truth, documents = _qonto_invoices(
-        qonto_invoices, vendors, organization_id, company_name, r, design
+        qonto_invoices, vendors, organization_id, company_name, r
     )
     supplier_invoices.sort(key=lambda record: (record["updated_at"], record["id"]))
 
