@@ -39,6 +39,8 @@ def airflow_environment(settings: Settings, address: ServerAddress) -> dict[str,
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": address.sqlalchemy_url(AIRFLOW_DATABASE, "psycopg2"),
         "AIRFLOW__COSMOS__ENABLE_CACHE": "True",
         "AIRFLOW__COSMOS__PROPAGATE_LOGS": "False",
+        # no network beyond the configured services: Cosmos would otherwise report usage
+        "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
         "DBT_PROFILES_DIR": str(settings.dbt_project_dir),
         "DBT_PROJECT_DIR": str(settings.dbt_project_dir),
         **dbt_environment(address),

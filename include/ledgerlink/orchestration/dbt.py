@@ -46,6 +46,8 @@ def dbt_task_group(group_id: str, select: list[str], **kwargs: Any) -> DbtTaskGr
         render_config=RenderConfig(
             load_method=LoadMode.DBT_MANIFEST, select=select, test_behavior=TestBehavior.BUILD
         ),
-        operator_args={"install_deps": False},
+        # Lineage assets would be named from the profile's host, which is a socket folder for the
+        # embedded server, and Airflow rejects a postgres:// asset URI without a host.
+        operator_args={"install_deps": False, "emit_datasets": False},
         **kwargs,
     )
