@@ -44,10 +44,13 @@ def dbt_task_group(group_id: str, select: list[str], **kwargs: Any) -> DbtTaskGr
             dbt_executable_path=str(Path(sys.executable).parent / "dbt"),
         ),
         render_config=RenderConfig(
-            load_method=LoadMode.DBT_MANIFEST, select=select, test_behavior=TestBehavior.BUILD
+            load_method=LoadMode.DBT_MANIFEST,
+            select=select,
+            test_behavior=TestBehavior.BUILD,
+            # Lineage assets are named from the profile's host, a socket folder for the embedded
+            # server, and Airflow rejects a postgres:// asset URI without a host.
+            emit_datasets=False,
         ),
-        # Lineage assets would be named from the profile's host, which is a socket folder for the
-        # embedded server, and Airflow rejects a postgres:// asset URI without a host.
-        operator_args={"install_deps": False, "emit_datasets": False},
+        operator_args={"install_deps": False},
         **kwargs,
     )
