@@ -42,6 +42,9 @@ def airflow_environment(settings: Settings, address: ServerAddress) -> dict[str,
         # no network beyond the configured services: Cosmos would otherwise report usage
         "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
         "DBT_PROFILES_DIR": str(settings.dbt_project_dir),
+        # A per-model `dbt build` (one Cosmos task) runs only tests whose parents are all built, so
+        # a relationships test never runs before the model it checks exists.
+        "DBT_INDIRECT_SELECTION": "cautious",
         "DBT_PROJECT_DIR": str(settings.dbt_project_dir),
         **dbt_environment(address),
     }
