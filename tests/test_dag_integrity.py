@@ -13,7 +13,7 @@ def dag_bag(prepared):  # noqa: ANN001 - pytest fixture
 
     settings, _ = prepared
     started = time.perf_counter()
-    bag = DagBag(dag_folder=str(settings.dags_dir), include_examples=False)
+    bag = DagBag(dag_folder=str(settings.dags_dir))
     bag.parse_seconds = time.perf_counter() - started
     return bag
 
