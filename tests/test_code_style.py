@@ -21,3 +21,9 @@ def test_ruff_format_is_clean() -> None:
         [RUFF, "format", "--check", "."], cwd=REPOSITORY_ROOT, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_is_clean_on_the_package() -> None:
+    mypy = str(Path(sys.executable).parent / "mypy")
+    result = subprocess.run([mypy], cwd=REPOSITORY_ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
