@@ -13,20 +13,7 @@ supplier_invoice_versions as (
 
 -- raw is append-only: keep the latest content of each invoice
 latest_versions as (
-    select distinct on (workspace_id, source_record_id)
-        workspace_id,
-        source_record_id,
-        payload,
-        payload_sha256,
-        source_updated_at,
-        landed_at
-    from supplier_invoice_versions
-    order by
-        workspace_id asc,
-        source_record_id asc,
-        source_updated_at desc nulls last,
-        landed_at desc,
-        payload_sha256 desc
+    {{ latest_version_per_record('supplier_invoice_versions') }}
 ),
 
 final as (

@@ -13,19 +13,7 @@ customer_versions as (
 
 -- raw is append-only: keep the latest content of each customer
 latest_versions as (
-    select distinct on (workspace_id, source_record_id)
-        workspace_id,
-        source_record_id,
-        payload,
-        payload_sha256,
-        landed_at
-    from customer_versions
-    order by
-        workspace_id asc,
-        source_record_id asc,
-        source_updated_at desc nulls last,
-        landed_at desc,
-        payload_sha256 desc
+    {{ latest_version_per_record('customer_versions') }}
 ),
 
 final as (

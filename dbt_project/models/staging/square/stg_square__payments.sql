@@ -13,19 +13,7 @@ payment_versions as (
 
 -- raw is append-only (payment.created, then payment.updated, ...): keep the latest content
 latest_versions as (
-    select distinct on (workspace_id, source_record_id)
-        workspace_id,
-        source_record_id,
-        payload,
-        payload_sha256,
-        landed_at
-    from payment_versions
-    order by
-        workspace_id asc,
-        source_record_id asc,
-        source_updated_at desc nulls last,
-        landed_at desc,
-        payload_sha256 desc
+    {{ latest_version_per_record('payment_versions') }}
 ),
 
 final as (
