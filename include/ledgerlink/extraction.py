@@ -9,9 +9,10 @@ lookback window before the marker and are inclusive, so records committed late w
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import psycopg
@@ -53,8 +54,38 @@ def _read_from(marker: datetime | None) -> datetime | None:
     return marker - LOOKBACK if marker is not None else None
 
 
-def _records(rows: Iterable[dict[str, Any]], id_key: str, updated_at: Any) -> list[SourceRecord]:
-    return [SourceRecord(str(row[id_key]), row, _parse_timestamp(updated_at(row))) for row in rows]
+def _updated_at(row: dict[str, Any]) -> Any:
+    return row.get("updated_at")
+
+
+def _quickbooks_updated_at(row: dict[str, Any]) -> Any:
+    return (row.get("MetaData") or {}).get("LastUpdatedTime")
+
+
+def _land_since_marker(
+    conn: psycopg.Connection,
+    workspace_id: str,
+    window: ExtractionWindow,
+    marker_key: tuple[str, str],
+    table: str,
+    pages: Callable[[datetime | None], Iterable[list[dict[str, Any]]]],
+    *,
+    id_key: str = "id",
+    updated_at: Callable[[dict[str, Any]], Any] = _updated_at,
+    on_page: Callable[[list[dict[str, Any]]], None] | None = None,
+) -> int:
+    """Read every page changed since the (source, entity) marker, less the lookback; land each
+    page in ``raw.<table>``; move the marker to the window's end. Returns the rows landed."""
+    source, entity = marker_key
+    marker = read_marker(conn, workspace_id, source, entity)
+    landed = 0
+    for page in pages(_read_from(marker)):
+        records = [SourceRecord(str(row[id_key]), row, _parse_timestamp(updated_at(row))) for row in page]
+        landed += land_records(conn, table, workspace_id, window.run_id, records)
+        if on_page is not None:
+            on_page(page)
+    advance_marker(conn, workspace_id, source, entity, window.window_end, window.run_id)
+    return landed
 
 
 def extract_qonto(
@@ -65,17 +96,22 @@ def extract_qonto(
     token = load_token(conn, workspace_id, "qonto")
     landed = {"supplier_invoices": 0, "attachments": 0}
     with conn.transaction(), QontoClient(base_url, token.access_token) as client:
-        marker = read_marker(conn, workspace_id, "qonto", "supplier_invoices")
-        for page in client.supplier_invoice_pages(_read_from(marker), window.window_end):
-            records = _records(page, "id", lambda row: row.get("updated_at"))
-            landed["supplier_invoices"] += land_records(
-                conn, "qonto_supplier_invoices", workspace_id, window.run_id, records
-            )
+
+        def land_attachments(page: list[dict[str, Any]]) -> None:
             attachment_ids = {row["attachment_id"] for row in page if row.get("attachment_id")}
             landed["attachments"] += _land_new_attachments(
                 conn, client, workspace_id, attachment_ids, window, blobs
             )
-        advance_marker(conn, workspace_id, "qonto", "supplier_invoices", window.window_end, window.run_id)
+
+        landed["supplier_invoices"] = _land_since_marker(
+            conn,
+            workspace_id,
+            window,
+            ("qonto", "supplier_invoices"),
+            "qonto_supplier_invoices",
+            lambda read_from: client.supplier_invoice_pages(read_from, window.window_end),
+            on_page=land_attachments,
+        )
     return landed
 
 
@@ -117,26 +153,27 @@ def _land_new_attachments(
 def extract_square(
     conn: psycopg.Connection, workspace_id: str, base_url: str, window: ExtractionWindow
 ) -> dict[str, int]:
-    """Land Square payments and customers changed since their markers."""
+    """Land Square customers and payments changed since their markers."""
     token = load_token(conn, workspace_id, "square")
-    workspace = load_workspace(conn, workspace_id)
-    landed = {"payments": 0, "customers": 0}
+    location_id = load_workspace(conn, workspace_id).square_location_id
     with conn.transaction(), SquareClient(base_url, token.access_token) as client:
-        marker = read_marker(conn, workspace_id, "square", "customers")
-        for page in client.customer_pages(_read_from(marker), window.window_end):
-            records = _records(page, "id", lambda row: row.get("updated_at"))
-            landed["customers"] += land_records(
-                conn, "square_customers", workspace_id, window.run_id, records
-            )
-        advance_marker(conn, workspace_id, "square", "customers", window.window_end, window.run_id)
-
-        marker = read_marker(conn, workspace_id, "square", "payments")
-        pages = client.payment_pages(_read_from(marker), window.window_end, workspace.square_location_id)
-        for page in pages:
-            records = _records(page, "id", lambda row: row.get("updated_at"))
-            landed["payments"] += land_records(conn, "square_payments", workspace_id, window.run_id, records)
-        advance_marker(conn, workspace_id, "square", "payments", window.window_end, window.run_id)
-    return landed
+        customers = _land_since_marker(
+            conn,
+            workspace_id,
+            window,
+            ("square", "customers"),
+            "square_customers",
+            lambda read_from: client.customer_pages(read_from, window.window_end),
+        )
+        payments = _land_since_marker(
+            conn,
+            workspace_id,
+            window,
+            ("square", "payments"),
+            "square_payments",
+            lambda read_from: client.payment_pages(read_from, window.window_end, location_id),
+        )
+    return {"customers": customers, "payments": payments}
 
 
 def extract_quickbooks(
@@ -144,19 +181,20 @@ def extract_quickbooks(
 ) -> dict[str, int]:
     """Land the QuickBooks ledger entities matching needs (read only)."""
     token = load_token(conn, workspace_id, "quickbooks")
-    workspace = load_workspace(conn, workspace_id)
-    if not workspace.quickbooks_realm_id:
+    realm_id = load_workspace(conn, workspace_id).quickbooks_realm_id
+    if not realm_id:
         raise ValueError(f"workspace {workspace_id!r} has no QuickBooks realm id")
     landed: dict[str, int] = {}
-    with (
-        conn.transaction(),
-        QuickBooksClient(base_url, token.access_token, workspace.quickbooks_realm_id) as client,
-    ):
+    with conn.transaction(), QuickBooksClient(base_url, token.access_token, realm_id) as client:
         for entity, table in QUICKBOOKS_ENTITIES.items():
-            landed[table] = 0
-            marker = read_marker(conn, workspace_id, "quickbooks", entity)
-            for page in client.entity_pages(entity, _read_from(marker)):
-                records = _records(page, "Id", lambda row: (row.get("MetaData") or {}).get("LastUpdatedTime"))
-                landed[table] += land_records(conn, table, workspace_id, window.run_id, records)
-            advance_marker(conn, workspace_id, "quickbooks", entity, window.window_end, window.run_id)
+            landed[table] = _land_since_marker(
+                conn,
+                workspace_id,
+                window,
+                ("quickbooks", entity),
+                table,
+                partial(client.entity_pages, entity),
+                id_key="Id",
+                updated_at=_quickbooks_updated_at,
+            )
     return landed
