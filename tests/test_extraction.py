@@ -31,6 +31,9 @@ def sandbox(warehouse, tmp_path_factory):  # noqa: ANN001
         with connect(warehouse) as conn:
             register_sandbox_workspace(conn, endpoints_json, manifest)
         yield endpoints_json, fixtures
+    # the sandbox is gone: keep the DAG's per-workspace fan-out away from this workspace
+    with connect(warehouse) as conn:
+        conn.execute("update ops.workspaces set is_active = false where workspace_id = 'extraction-ws'")
 
 
 def _extract_all(conn, endpoints, blobs, run_id):  # noqa: ANN001, ANN202
