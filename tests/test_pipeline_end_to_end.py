@@ -97,7 +97,10 @@ def test_every_generated_record_lands_in_raw_exactly_once(pipeline) -> None:  # 
     with connect(pipeline["address"]) as conn:
         for table in RAW_KEY_BY_FILE:
             expected = _fixture_ids(pipeline["fixtures"], table)
-            rows = conn.execute(f"select source_record_id from raw.{table}").fetchall()  # noqa: S608
+            rows = conn.execute(
+                f"select source_record_id from raw.{table} where workspace_id = %s",  # noqa: S608
+                (pipeline["workspace_id"],),
+            ).fetchall()
             landed = [row[0] for row in rows]
             assert len(landed) == len(set(landed)), f"raw.{table} holds a record twice"
             assert set(landed) == expected, f"raw.{table} differs from the sandbox's records"
@@ -108,7 +111,10 @@ def test_every_attachment_is_stored_by_content(pipeline, settings) -> None:  # n
 
     blobs = BlobStore(settings.blob_dir)
     with connect(pipeline["address"]) as conn:
-        rows = conn.execute("select source_record_id, blob_sha256 from raw.qonto_attachments").fetchall()
+        rows = conn.execute(
+            "select source_record_id, blob_sha256 from raw.qonto_attachments where workspace_id = %s",
+            (pipeline["workspace_id"],),
+        ).fetchall()
     assert rows
     for attachment_id, blob_sha256 in rows:
         original = (pipeline["fixtures"] / "qonto" / "attachments" / f"{attachment_id}.pdf").read_bytes()
@@ -121,7 +127,10 @@ def test_every_record_gets_exactly_one_routing_decision(pipeline) -> None:  # no
         ("square", i) for i in _fixture_ids(fixtures, "square_payments")
     }
     with connect(pipeline["address"]) as conn:
-        decided = conn.execute("select source, source_record_id, route from ops.routing_decisions").fetchall()
+        decided = conn.execute(
+            "select source, source_record_id, route from ops.routing_decisions where workspace_id = %s",
+            (pipeline["workspace_id"],),
+        ).fetchall()
     assert len(decided) == len({(s, r) for s, r, _ in decided})
     assert {(s, r) for s, r, _ in decided} == expected
     routes = {route for _, _, route in decided}
@@ -134,12 +143,16 @@ def test_each_auto_link_is_emailed_once_with_its_document(pipeline) -> None:  # 
         auto_linked = {
             f"{source}:{record_id}"
             for source, record_id in conn.execute(
-                "select source, source_record_id from ops.routing_decisions where route = 'auto_link'"
+                "select source, source_record_id from ops.routing_decisions"
+                " where route = 'auto_link' and workspace_id = %s",
+                (pipeline["workspace_id"],),
             )
         }
         attachment_of = dict(
             conn.execute(
                 "select source_record_id, payload ->> 'attachment_id' from raw.qonto_supplier_invoices"
+                " where workspace_id = %s",
+                (pipeline["workspace_id"],),
             ).fetchall()
         )
     by_record: dict[str, list[EmailMessage]] = {}
@@ -172,12 +185,20 @@ def test_second_run_sends_nothing_and_adds_no_row(pipeline) -> None:  # noqa: AN
 
 def test_review_queue_mart_lists_review_records_with_alternatives(pipeline) -> None:  # noqa: ANN001
     with connect(pipeline["address"]) as conn:
+        workspace = (pipeline["workspace_id"],)
         in_review = conn.execute(
-            "select count(*) from ops.routing_decisions where route = 'review'"
+            "select count(*) from ops.routing_decisions where route = 'review' and workspace_id = %s",
+            workspace,
         ).fetchone()[0]
-        queue = conn.execute("select source_record_id, candidates from marts.review_queue").fetchall()
-        status = conn.execute("select sum(record_count) from marts.reconciliation_status").fetchone()[0]
-        decided = conn.execute("select count(*) from ops.routing_decisions").fetchone()[0]
+        queue = conn.execute(
+            "select source_record_id, candidates from marts.review_queue where workspace_id = %s", workspace
+        ).fetchall()
+        status = conn.execute(
+            "select sum(record_count) from marts.reconciliation_status where workspace_id = %s", workspace
+        ).fetchone()[0]
+        decided = conn.execute(
+            "select count(*) from ops.routing_decisions where workspace_id = %s", workspace
+        ).fetchone()[0]
     assert len(queue) == in_review > 0
     assert all(isinstance(candidates, list) and candidates for _, candidates in queue)
     assert status == decided
