@@ -13,7 +13,10 @@
       var('blocking_amount_tolerance') of the payment amount and the invoice date between
       var('blocking_days_before_payment') days before and var('blocking_days_after_payment')
       days after the payment. Amounts are bucketed in geometric bands of that tolerance so the
-      join is on equal bands; the exact check follows.
+      join is on equal bands; the exact check follows. Where many invoices qualify (a busy
+      ledger with similar amounts), only the var('blocking_max_amount_candidates_per_record')
+      closest are kept: relative amount difference over the tolerance plus days apart over the
+      window before the payment, both in 0..1.
 -#}
 {%- set amount_tolerance = var('blocking_amount_tolerance') -%}
 {%- set stop_tokens = ['the', 'and', 'les', 'des', 'der', 'die', 'das', 'und', 'von', 'van', 'for', 'pour'] -%}
@@ -183,13 +186,17 @@ ledger_amount_bands as (
         and entry_on is not null
 ),
 
-amount_blocked_pairs as (
-    select distinct
+amount_matched_pairs as (
+    select
         record_amount_bands.workspace_id,
         record_amount_bands.source,
         record_amount_bands.source_record_id,
         ledger_amount_bands.candidate_type,
-        ledger_amount_bands.candidate_id
+        ledger_amount_bands.candidate_id,
+        abs(record_amount_bands.amount_minor - ledger_amount_bands.amount_minor)::numeric
+        / ledger_amount_bands.amount_minor / {{ amount_tolerance }}
+        + abs(record_amount_bands.occurred_on - ledger_amount_bands.entry_on)::numeric
+        / {{ var('blocking_days_before_payment') }} as amount_date_distance
     from record_amount_bands
     inner join ledger_amount_bands
         on
@@ -203,6 +210,31 @@ amount_blocked_pairs as (
         and ledger_amount_bands.entry_on
         between record_amount_bands.occurred_on - {{ var('blocking_days_before_payment') }}
         and record_amount_bands.occurred_on + {{ var('blocking_days_after_payment') }}
+),
+
+amount_ranked_pairs as (
+    select
+        workspace_id,
+        source,
+        source_record_id,
+        candidate_type,
+        candidate_id,
+        row_number() over (
+            partition by workspace_id, source, source_record_id
+            order by amount_date_distance asc, candidate_id asc
+        ) as closeness_rank
+    from amount_matched_pairs
+),
+
+amount_blocked_pairs as (
+    select
+        workspace_id,
+        source,
+        source_record_id,
+        candidate_type,
+        candidate_id
+    from amount_ranked_pairs
+    where closeness_rank <= {{ var('blocking_max_amount_candidates_per_record') }}
 ),
 
 blocked_pairs as (
