@@ -19,10 +19,11 @@ AT = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 @pytest.fixture()
 def conn(warehouse):  # noqa: ANN001
     with connect(warehouse) as connection:
-        save_workspace(
-            connection,
-            Workspace(workspace_id="landing-ws", display_name="L", email_in_address="l@qbodocs.com"),
+        # inactive: the DAG's per-workspace fan-out must not pick up this test's workspace
+        workspace = Workspace(
+            workspace_id="landing-ws", display_name="L", email_in_address="l@qbodocs.com", is_active=False
         )
+        save_workspace(connection, workspace)
         connection.execute("delete from raw.square_payments where workspace_id = 'landing-ws'")
         connection.execute("delete from ops.sync_markers where workspace_id = 'landing-ws'")
         connection.commit()
