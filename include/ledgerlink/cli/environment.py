@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Mapping
+from pathlib import Path
 
 from cryptography.fernet import Fernet
 
@@ -48,7 +50,13 @@ def airflow_environment(settings: Settings, address: ServerAddress) -> dict[str,
         "DBT_PROJECT_DIR": str(settings.dbt_project_dir),
         **dbt_environment(address),
     }
-    return {name: os.environ.get(name, value) for name, value in defaults.items()}
+    environment = {name: os.environ.get(name, value) for name, value in defaults.items()}
+    # Airflow starts its own subprocesses (`airflow standalone` runs `airflow scheduler`, ...) by
+    # name, so this interpreter's scripts come first on PATH even when the venv is not activated.
+    scripts = str(Path(sys.executable).parent)
+    path = os.environ.get("PATH", "")
+    environment["PATH"] = path if path.split(os.pathsep)[0] == scripts else f"{scripts}{os.pathsep}{path}"
+    return environment
 
 
 def connection_variable(conn_id: str, connection: Mapping[str, object]) -> tuple[str, str]:
