@@ -157,14 +157,15 @@ def summarise(conn: psycopg.Connection, run_id: str, mailbox: Path) -> RunSummar
 def run_pipeline(settings: Settings, seed: int, logical_date: datetime | None = None) -> RunSummary:
     """The main job: everything above, in order."""
     from ledgerlink.sandbox.generator import generate_fixtures
-    from ledgerlink.sandbox.services import run_sandbox
+    from ledgerlink.sandbox.services import SandboxPorts, run_sandbox
 
     settings, address = prepare(settings)
     fixtures_dir = settings.fixtures_dir / f"seed-{seed}"
     if not (fixtures_dir / "manifest.json").exists():
         generate_fixtures(fixtures_dir, seed=seed)
     manifest = json.loads((fixtures_dir / "manifest.json").read_text())
-    with run_sandbox(fixtures_dir, settings.mailbox_dir) as endpoints:
+    # free ports: the run starts and stops its own sandbox, so nothing else needs to find it
+    with run_sandbox(fixtures_dir, settings.mailbox_dir, ports=SandboxPorts.ephemeral()) as endpoints:
         sandbox = endpoints.as_json()
         with connect(address) as conn:
             register_sandbox_workspace(conn, sandbox, manifest)

@@ -1,0 +1,61 @@
+"""`ledgerlink run --json`, the README's main job, as a user runs it: a subprocess with its own
+state folder, printing one JSON summary; a second run lands and sends nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ledgerlink.settings import REPOSITORY_ROOT
+
+pytestmark = pytest.mark.slow
+
+LEDGERLINK = str(Path(sys.executable).parent / "ledgerlink")
+
+
+def _clean_environment(state_dir: Path) -> dict[str, str]:
+    """The caller's environment without this test session's Airflow, dbt and ledgerlink settings."""
+    prefixes = ("AIRFLOW", "LEDGERLINK_", "DBT_")
+    environment = {name: value for name, value in os.environ.items() if not name.startswith(prefixes)}
+    environment["LEDGERLINK_STATE_DIR"] = str(state_dir)
+    return environment
+
+
+def test_run_prints_the_summary_and_a_second_run_changes_nothing(tmp_path) -> None:  # noqa: ANN001
+    from ledgerlink.warehouse.embedded import stop_embedded_server
+
+    state_dir = tmp_path / "state"
+    environment = _clean_environment(state_dir)
+    try:
+        runs = []
+        for _ in range(2):
+            completed = subprocess.run(
+                [LEDGERLINK, "run", "--json"],
+                cwd=REPOSITORY_ROOT,
+                env=environment,
+                capture_output=True,
+                text=True,
+                timeout=900,
+            )
+            assert completed.returncode == 0, completed.stderr[-4000:]
+            runs.append(json.loads(completed.stdout.strip().splitlines()[-1]))
+    finally:
+        stop_embedded_server(state_dir / "postgres")
+
+    first, second = runs
+    assert set(first) >= {"landed", "decisions", "emails_sent", "mailbox"}
+    assert set(first["landed"]) == {"qonto", "square", "quickbooks"}
+    assert all(count > 0 for count in first["landed"].values())
+    assert all(first["decisions"][route] > 0 for route in ("auto_link", "review", "refused"))
+    mailbox = Path(first["mailbox"])
+    assert mailbox.is_relative_to(state_dir)
+    assert first["emails_sent"] == first["decisions"]["auto_link"] == len(list(mailbox.glob("*.eml")))
+    assert second["landed"] == {"qonto": 0, "square": 0, "quickbooks": 0}
+    assert second["decisions"] == first["decisions"]
+    assert second["emails_sent"] == 0
+    assert len(list(mailbox.glob("*.eml"))) == first["emails_sent"]
