@@ -3,9 +3,8 @@ attachment URLs, bearer auth and OAuth refresh rotation."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +85,9 @@ def test_attachment_url_downloads_the_pdf(qonto: httpx.Client, fixtures_dir: Pat
 
 
 def test_expired_attachment_url_is_refused(fixtures_dir: Path, tmp_path: Path) -> None:
-    options = SandboxOptions(attachment_url_ttl_seconds=1)
+    # the sandbox's clock is the test's: expiry is checked without sleeping, so load cannot flake it
+    now = [datetime(2026, 11, 1, 12, 0, tzinfo=UTC)]
+    options = SandboxOptions(attachment_url_ttl_seconds=60, clock=lambda: now[0])
     with run_sandbox(fixtures_dir, tmp_path, ports=SandboxPorts.ephemeral(), options=options) as endpoints:
         headers = {"Authorization": f"Bearer {endpoints.qonto_access_token}"}
         with httpx.Client(base_url=endpoints.qonto_base_url, headers=headers) as qonto:
@@ -94,7 +95,7 @@ def test_expired_attachment_url_is_refused(fixtures_dir: Path, tmp_path: Path) -
                 0
             ]
             url = qonto.get(f"/v2/attachments/{invoice['attachment_id']}").json()["attachment"]["url"]
-            time.sleep(1.1)
+            now[0] += timedelta(seconds=61)
             expired = httpx.get(url)
             assert expired.status_code == 403 and b"expired" in expired.content
             fresh = qonto.get(f"/v2/attachments/{invoice['attachment_id']}").json()["attachment"]["url"]

@@ -220,7 +220,7 @@ def create_qonto_app(fixtures: Fixtures, options: SandboxOptions | None = None) 
         attachment = fixtures.qonto_attachments.get(attachment_id)
         if attachment is None or not fixtures.attachment_file(attachment_id).is_file():
             raise QontoError(404, "not_found", f"Attachment {attachment_id} not found")
-        expires = int(time.time() + options.attachment_url_ttl_seconds)
+        expires = int(options.clock().timestamp() + options.attachment_url_ttl_seconds)
         signature = _sign(signing_key, attachment_id, expires)
         url = f"{str(request.base_url).rstrip('/')}/files/{attachment_id}?expires={expires}&signature={signature}"
         return JSONResponse({"attachment": {**attachment, "url": url}})
@@ -237,7 +237,7 @@ def create_qonto_app(fixtures: Fixtures, options: SandboxOptions | None = None) 
             return _access_denied(
                 "The request signature we calculated does not match the signature you provided"
             )
-        if time.time() >= expires:
+        if options.clock().timestamp() >= expires:
             return _access_denied("Request has expired")
         path = fixtures.attachment_file(attachment_id)
         if not path.is_file():
