@@ -1,0 +1,136 @@
+"""The pipeline's own path for a benchmark workspace: land payloads in ``raw.*`` with COPY, build
+the scoring models with dbt, score and route with :func:`ledgerlink.matching.route_workspace`, and
+read the decisions back. The workspace is inactive, so the DAG's fan-out never picks it up."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+
+import psycopg
+
+from ledgerlink.evaluation.report import Decision
+from ledgerlink.matching import route_workspace
+from ledgerlink.settings import Settings, load_settings
+from ledgerlink.warehouse import ServerAddress, connect, resolve_server
+from ledgerlink.warehouse.landing import SourceRecord, land_records
+from ledgerlink.warehouse.migrations import migrate
+from ledgerlink.workspaces import Workspace, save_workspace
+
+RAW_TABLES = (
+    "qonto_supplier_invoices",
+    "qonto_attachments",
+    "square_payments",
+    "square_customers",
+    "qbo_vendors",
+    "qbo_customers",
+    "qbo_invoices",
+    "qbo_accounts",
+)
+#: The models the scorer reads, with everything upstream of them.
+DBT_SELECTION = "+match_features"
+
+
+def prepare_warehouse(settings: Settings | None = None) -> tuple[Settings, ServerAddress]:
+    settings = settings or load_settings()
+    address = resolve_server(settings)
+    with connect(address) as conn:
+        migrate(conn)
+    return settings, address
+
+
+def reset_workspace(conn: psycopg.Connection, workspace: Workspace) -> None:
+    """Create the benchmark workspace afresh: its raw rows, decisions and outbox go, so the run
+    sees exactly the data given. Only ever called on a dedicated benchmark workspace."""
+    workspace_id = workspace.workspace_id
+    with conn.transaction():
+        save_workspace(conn, workspace)
+        conn.execute(
+            "delete from ops.delivery_attempts where outbox_id in"
+            " (select outbox_id from ops.delivery_outbox where workspace_id = %s)",
+            (workspace_id,),
+        )
+        conn.execute("delete from ops.delivery_outbox where workspace_id = %s", (workspace_id,))
+        conn.execute("delete from ops.routing_decisions where workspace_id = %s", (workspace_id,))
+        for table in RAW_TABLES:
+            conn.execute(f"delete from raw.{table} where workspace_id = %s", (workspace_id,))  # noqa: S608
+
+
+def land(
+    conn: psycopg.Connection,
+    workspace_id: str,
+    run_id: str,
+    records_by_table: Mapping[str, Sequence[SourceRecord]],
+) -> dict[str, int]:
+    with conn.transaction():
+        return {
+            table: land_records(conn, table, workspace_id, run_id, records)
+            for table, records in records_by_table.items()
+        }
+
+
+def build_scoring_models(settings: Settings, address: ServerAddress) -> None:
+    """``dbt build`` of the scorer's input and everything upstream, as the DAG's dbt tasks do."""
+    from ledgerlink.cli.environment import airflow_environment
+    from ledgerlink.cli.setup import venv_executable
+
+    work_dir = settings.state_dir / "evaluation"
+    work_dir.mkdir(parents=True, exist_ok=True)
+    environment = {
+        **os.environ,
+        **airflow_environment(settings, address),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+    command = [
+        venv_executable("dbt"),
+        "build",
+        "--select",
+        DBT_SELECTION,
+        "--project-dir",
+        str(settings.dbt_project_dir),
+        "--profiles-dir",
+        str(settings.dbt_project_dir),
+        "--target-path",
+        str(work_dir / "target"),
+        "--log-path",
+        str(work_dir / "logs"),
+        "--quiet",
+    ]
+    result = subprocess.run(command, env=environment, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"dbt build failed:\n{result.stdout[-4000:]}\n{result.stderr[-2000:]}")
+
+
+def route_and_read(conn: psycopg.Connection, workspace_id: str, run_id: str) -> list[Decision]:
+    route_workspace(conn, workspace_id, run_id, datetime.now(UTC))
+    conn.commit()
+    rows = conn.execute(
+        "select source_record_id, route, score::float8,"
+        " coalesce(array(select c ->> 'candidate_id' from jsonb_array_elements(candidates) as c), '{}')"
+        " from ops.routing_decisions where workspace_id = %s",
+        (workspace_id,),
+    ).fetchall()
+    return [Decision(record_id, route, score, list(ids)) for record_id, route, score, ids in rows]
+
+
+def blocking_recall(
+    conn: psycopg.Connection, workspace_id: str, truth: Mapping[str, str]
+) -> dict[str, float]:
+    """The share of true pairs blocking put among the candidates, and candidates per record."""
+    rows = conn.execute(
+        "select source_record_id, candidate_id from marts.match_features"
+        " where workspace_id = %s and candidate_id is not null",
+        (workspace_id,),
+    ).fetchall()
+    pairs = set(rows)
+    found = sum((record_id, candidate_id) in pairs for record_id, candidate_id in truth.items())
+    return {
+        "blocking_recall": round(found / max(len(truth), 1), 4),
+        "candidates_per_record": round(len(pairs) / max(len(truth), 1), 1),
+    }
+
+
+def new_run_id(name: str) -> str:
+    return f"evaluate-{name}-{datetime.now(UTC):%Y%m%dT%H%M%S}"
