@@ -7,7 +7,8 @@ from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 
-from ledgerlink.matching.routing import message_id_for, route_for
+from ledgerlink.delivery.outbox import message_id_for
+from ledgerlink.matching.routing import route_for
 from ledgerlink.matching.scorer import MatchPair, score_records
 from ledgerlink.workspaces import Workspace
 

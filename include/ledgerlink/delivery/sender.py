@@ -8,9 +8,7 @@ never sends a delivered document again.
 from __future__ import annotations
 
 import logging
-import re
 import smtplib
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
@@ -21,29 +19,11 @@ from psycopg.rows import dict_row
 
 from ledgerlink.blobstore import BlobStore
 from ledgerlink.delivery.documents import qonto_attachment, render_square_receipt
+from ledgerlink.mail import SmtpEndpoint, header_safe, smtp_session
 from ledgerlink.money import format_money
 from ledgerlink.workspaces import load_workspace
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class SmtpEndpoint:
-    host: str
-    port: int
-    sender: str
-    username: str | None = None
-    password: str | None = None
-    starttls: bool = False
-    timeout_seconds: float = 30.0
-
-    def __repr__(self) -> str:  # the password must never be printed
-        return f"SmtpEndpoint(host={self.host!r}, port={self.port}, sender={self.sender!r})"
-
-
-def _header_safe(text: Any) -> str:
-    """Collapse control characters (CR/LF included) so no value can add a header."""
-    return re.sub(r"[\x00-\x1f\x7f]+", " ", str(text or "")).strip()
 
 
 def build_message(outbox_row: dict[str, Any], sender: str, attachment: tuple[str, bytes]) -> EmailMessage:
@@ -53,20 +33,20 @@ def build_message(outbox_row: dict[str, Any], sender: str, attachment: tuple[str
     message["From"] = sender
     message["To"] = outbox_row["recipient"]
     message["Message-ID"] = outbox_row["message_id"]
-    message["Subject"] = _header_safe(
+    message["Subject"] = header_safe(
         f"ledgerlink {source_ref}: {document.get('counterparty_name') or 'unknown counterparty'}, "
         f"{format_money(document.get('amount_minor'), document.get('currency'))}, {document.get('occurred_on')}"
     )
-    message["X-Ledgerlink-Source-Record"] = _header_safe(source_ref)
+    message["X-Ledgerlink-Source-Record"] = header_safe(source_ref)
     message.set_content(
         f"Reconciled by ledgerlink.\n\nSource record: {source_ref}\n"
-        f"Counterparty: {_header_safe(document.get('counterparty_name'))}\n"
+        f"Counterparty: {header_safe(document.get('counterparty_name'))}\n"
         f"Amount: {format_money(document.get('amount_minor'), document.get('currency'))}\n"
         f"Date: {document.get('occurred_on')}\n"
         f"Matched QuickBooks {document.get('matched_type')}: {document.get('matched_id')}\n"
     )
     file_name, content = attachment
-    message.add_attachment(content, maintype="application", subtype="pdf", filename=_header_safe(file_name))
+    message.add_attachment(content, maintype="application", subtype="pdf", filename=header_safe(file_name))
     return message
 
 
@@ -99,11 +79,7 @@ def deliver_pending(
     counts = {"sent": 0, "failed": 0, "deferred": 0}
     if not pending:
         return counts
-    with smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout_seconds) as client:
-        if smtp.starttls:
-            client.starttls()
-        if smtp.username:
-            client.login(smtp.username, smtp.password or "")
+    with smtp_session(smtp) as client:
         for row in pending:
             message = build_message(row, smtp.sender, _document_for(conn, blobs, row, workspace.display_name))
             outcome, code, detail = _send(client, message)

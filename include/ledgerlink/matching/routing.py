@@ -3,7 +3,6 @@ outbox row in the same transaction, so a decision and its delivery never part.""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -12,6 +11,7 @@ import psycopg
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
+from ledgerlink.delivery.outbox import DeliveredRecord, MatchedEntry, enqueue_document
 from ledgerlink.matching.scorer import MODEL_VERSION, MatchPair, ScoredRecord, score_records
 from ledgerlink.workspaces import Workspace, load_workspace
 
@@ -69,14 +69,6 @@ def _one_invoice_one_charge(conn: psycopg.Connection, workspace_id: str, routed:
             routed[index] = RoutedRecord(record.scored, "review")
         else:
             taken.add(top.candidate_id)
-
-
-def message_id_for(workspace_id: str, source: str, source_record_id: str, payload_sha256: str) -> str:
-    """A stable Message-ID: the same record content always gets the same one."""
-    local = re.sub(
-        r"[^A-Za-z0-9.-]", "-", f"{workspace_id}.{source}.{source_record_id}.{payload_sha256[:16]}"
-    )
-    return f"<{local}@ledgerlink.invalid>"
 
 
 def route_workspace(
@@ -139,35 +131,22 @@ def _write_decision(
     ).fetchone()
     if row is None or record.route != "auto_link" or top is None:
         return
-    document = {
-        "source": pair.source,
-        "source_record_id": pair.source_record_id,
-        "counterparty_name": pair.record_counterparty_name,
-        "amount_minor": pair.record_amount_minor,
-        "currency": pair.record_currency,
-        "occurred_on": pair.record_occurred_on.isoformat() if pair.record_occurred_on else None,
-        "reference": pair.record_reference,
-        "matched_type": top.candidate_type,
-        "matched_id": top.candidate_id,
-        "matched_name": top.candidate_name,
-        "score": round(record.scored.score, 4),
-    }
-    conn.execute(
-        """
-        insert into ops.delivery_outbox (decision_id, workspace_id, source, source_record_id,
-            source_payload_sha256, message_id, recipient, document, created_at)
-        values (%s, %s, %s, %s, %s, %s, %s, %s, %s)
-        on conflict do nothing
-        """,
-        (
-            row[0],
-            pair.workspace_id,
-            pair.source,
-            pair.source_record_id,
-            pair.source_payload_sha256,
-            message_id_for(pair.workspace_id, pair.source, pair.source_record_id, pair.source_payload_sha256),
-            workspace.email_in_address,
-            Jsonb(document),
-            decided_at,
+    enqueue_document(
+        conn,
+        workspace,
+        decision_id=row[0],
+        record=DeliveredRecord(
+            source=pair.source,
+            source_record_id=pair.source_record_id,
+            source_payload_sha256=pair.source_payload_sha256,
+            counterparty_name=pair.record_counterparty_name,
+            amount_minor=pair.record_amount_minor,
+            currency=pair.record_currency,
+            occurred_on=pair.record_occurred_on,
+            reference=pair.record_reference,
         ),
+        match=MatchedEntry(
+            top.candidate_type, top.candidate_id, top.candidate_name, round(record.scored.score, 4)
+        ),
+        enqueued_at=decided_at,
     )

@@ -6,3 +6,6 @@ QUICKBOOKS_CONN_ID = "ledgerlink_quickbooks"
 EMAIL_IN_CONN_ID = "ledgerlink_email_in"
 
 SOURCE_CONN_IDS = {"qonto": QONTO_CONN_ID, "square": SQUARE_CONN_ID, "quickbooks": QUICKBOOKS_CONN_ID}
+#: SMTP for notices to workspace owners (incidents); separate from the email-in, which may be
+#: the very thing that broke.
+NOTIFICATIONS_CONN_ID = "ledgerlink_notifications"

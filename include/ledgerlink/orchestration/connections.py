@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from airflow.sdk import BaseHook
 
-from ledgerlink.delivery import SmtpEndpoint
-from ledgerlink.orchestration.connection_ids import EMAIL_IN_CONN_ID
+from ledgerlink.mail import SmtpEndpoint
+from ledgerlink.orchestration.connection_ids import EMAIL_IN_CONN_ID, NOTIFICATIONS_CONN_ID
 
 
 def api_base_url(conn_id: str) -> str:
@@ -31,3 +31,14 @@ def smtp_endpoint(conn_id: str = EMAIL_IN_CONN_ID) -> SmtpEndpoint:
         password=connection.password or None,
         starttls=bool(extra.get("starttls", False)),
     )
+
+
+def notifier_endpoint(conn_id: str = NOTIFICATIONS_CONN_ID) -> SmtpEndpoint | None:
+    """The SMTP endpoint for owner notices, or ``None`` when no such connection is configured
+    (incidents are then recorded and shown, but nobody is emailed)."""
+    from airflow.exceptions import AirflowNotFoundException
+
+    try:
+        return smtp_endpoint(conn_id)
+    except AirflowNotFoundException:
+        return None

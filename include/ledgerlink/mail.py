@@ -1,0 +1,41 @@
+"""SMTP endpoints and the header hygiene every message ledgerlink sends shares: documents to the
+QuickBooks email-in and notices to workspace owners."""
+
+from __future__ import annotations
+
+import re
+import smtplib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class SmtpEndpoint:
+    host: str
+    port: int
+    sender: str
+    username: str | None = None
+    password: str | None = None
+    starttls: bool = False
+    timeout_seconds: float = 30.0
+
+    def __repr__(self) -> str:  # the password must never be printed
+        return f"SmtpEndpoint(host={self.host!r}, port={self.port}, sender={self.sender!r})"
+
+
+def header_safe(text: Any) -> str:
+    """Collapse control characters (CR/LF included) so no value can add a header."""
+    return re.sub(r"[\x00-\x1f\x7f]+", " ", str(text or "")).strip()
+
+
+@contextmanager
+def smtp_session(endpoint: SmtpEndpoint) -> Iterator[smtplib.SMTP]:
+    """A connected, logged-in SMTP client (STARTTLS when the endpoint asks for it)."""
+    with smtplib.SMTP(endpoint.host, endpoint.port, timeout=endpoint.timeout_seconds) as client:
+        if endpoint.starttls:
+            client.starttls()
+        if endpoint.username:
+            client.login(endpoint.username, endpoint.password or "")
+        yield client
