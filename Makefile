@@ -9,7 +9,7 @@ UV := $(BOOTSTRAP)/bin/uv
 VENV := .venv
 SYNCED := $(VENV)/.synced
 
-.PHONY: run test lint env airflow clean-state
+.PHONY: run test lint env airflow compose-cli clean-state
 
 run: $(SYNCED)
 	$(VENV)/bin/ledgerlink run
@@ -35,6 +35,13 @@ $(UV):
 $(SYNCED): pyproject.toml uv.lock | $(UV)
 	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen
 	touch $@
+
+# A compose CLI for `docker compose config` (the compose test; validating needs no engine). Docker's
+# compose plugin when present, else Debian's docker-compose package.
+compose-cli:
+	@docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1 || \
+		{ $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
+		  $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq docker-compose; }
 
 # Stops the embedded server and deletes all local state (warehouse data, Airflow home, mailbox).
 clean-state:
