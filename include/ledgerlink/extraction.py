@@ -41,7 +41,7 @@ from ledgerlink.credentials import (
     mark_needs_reauth,
 )
 from ledgerlink.incidents import NEEDS_REAUTH as NEEDS_REAUTH_INCIDENT
-from ledgerlink.incidents import notify_owner_once, open_incident, resolve_incidents
+from ledgerlink.incidents import notify_owner_once, open_incident, open_incidents, resolve_incidents
 from ledgerlink.mail import SmtpEndpoint
 from ledgerlink.sources import validation
 from ledgerlink.sources.http import AuthenticationFailed, MalformedResponse, RetryPolicy
@@ -289,6 +289,11 @@ def _guarded(
         raise LookupError(f"workspace {workspace_id!r} has no {source} connection; run `ledgerlink connect`")
     if status == NEEDS_REAUTH:
         logger.warning("workspace %s: %s needs to be reconnected; not calling it", workspace_id, source)
+        if access.notifier is not None:
+            # An announcement that failed earlier (SMTP down) is tried again; a sent one never is.
+            for incident in open_incidents(conn, workspace_id, source):
+                if incident.owner_notified_at is None:
+                    notify_owner_once(conn, incident, access.notifier)
         return {"skipped_needs_reauth": 1}
     refresh = refresher(source, access.oauth) if access.oauth is not None else None
     never = _never_refresh

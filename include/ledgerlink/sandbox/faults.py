@@ -13,7 +13,7 @@ request, answers with the fault instead of (or on top of) the real response:
 * ``body``: any raw body with status ``status`` (default 200), e.g. a QuickBooks ``Fault`` sent
   with 200, or a page with a malformed record.
 
-Every request is recorded in :attr:`FaultInjector.requests` (service, method, path), so a test
+Every request is recorded in :attr:`FaultInjector.requests` (service, method, decoded path?query), so a test
 can prove what a client sent. A sandbox started from the CLI takes the same rules over HTTP:
 ``POST /_sandbox/faults`` with a JSON rule, ``DELETE /_sandbox/faults`` to clear.
 """
@@ -26,6 +26,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
+from urllib.parse import unquote_plus
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -81,9 +82,9 @@ class FaultInjector:
             self._rules.clear()
             self.requests.clear()
 
-    def take(self, service: str, method: str, path: str) -> Fault | None:
+    def take(self, service: str, method: str, path: str, query: str = "") -> Fault | None:
         with self._lock:
-            self.requests.append((service, method, path))
+            self.requests.append((service, method, f"{path}?{query}" if query else path))
             for rule in self._rules:
                 if rule.service != service or not path.startswith(rule.path_prefix):
                     continue
@@ -111,7 +112,8 @@ class FaultMiddleware:
         if path == CONTROL_PATH:
             await self._control(method, receive, send)
             return
-        fault = self.injector.take(self.service, method, path)
+        query = scope.get("query_string", b"").decode("latin-1")
+        fault = self.injector.take(self.service, method, path, unquote_plus(query))
         if fault is None:
             await self.app(scope, receive, send)
             return
