@@ -93,11 +93,13 @@ def _exec_with_environment(executable: str, args: tuple[str, ...], cwd: str | No
 
 
 def _register_sandbox() -> None:
+    from ledgerlink.cli.connect import connect
     from ledgerlink.cli.evaluate import evaluate
     from ledgerlink.cli.sandbox import sandbox
 
     cli.add_command(sandbox)
     cli.add_command(evaluate)
+    cli.add_command(connect)
 
 
 _register_sandbox()
