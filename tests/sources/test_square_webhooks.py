@@ -177,3 +177,49 @@ def test_the_airflow_plugin_serves_the_receiver(warehouse, subscribed) -> None: 
             f"{base_url}/ledgerlink/webhooks/square/{workspace_id}", content=b"{}", timeout=10
         )
     assert response.status_code == 401, "an unsigned (anonymous) request is refused"
+
+
+def test_the_sandbox_resends_on_squares_schedule_until_acknowledged(warehouse, receiver) -> None:  # noqa: ANN001
+    from ledgerlink.sandbox.webhooks import deliver
+
+    workspace_id = f"hook-{uuid.uuid4().hex[:10]}"
+    url = f"https://ledgerlink.example.test/ledgerlink/webhooks/square/{workspace_id}"
+    with connect(warehouse) as conn, conn.transaction():
+        save_workspace(conn, Workspace(workspace_id, "Hooks", "h@qbodocs.com", is_active=False))
+    event = payment_event(_payment("P5", "COMPLETED", "2026-10-01T13:00:00.000Z"), "payment.updated", "M1")
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 3:  # the receiver is fixed (the subscription saved) after three failures
+            with connect(warehouse) as conn, conn.transaction():
+                save_subscription(conn, workspace_id, url, KEY)
+
+    attempts = deliver(event, KEY, url, post_to=f"{receiver}/square/{workspace_id}", time_scale=0.001,
+                       sleep=sleep, replays=2)  # fmt: skip
+    assert [(a.retry_number, a.status) for a in attempts] == [
+        (0, 401),
+        (1, 401),
+        (2, 401),
+        (3, 200),
+        (0, 200),
+        (0, 200),
+    ]
+    assert waits == pytest.approx([0.06, 0.12, 0.24]), "1, 2, 4 minutes, scaled"
+    with connect(warehouse) as conn:
+        rows = conn.execute(
+            "select event_id, square_retry_number from raw.square_webhook_events where workspace_id = %s",
+            (workspace_id,),
+        ).fetchall()
+    assert rows == [(event["event_id"], 3)], "landed once, from the third retry; replays changed nothing"
+
+
+def test_the_sandbox_gives_up_after_72_hours() -> None:
+    from ledgerlink.sandbox.webhooks import GIVE_UP_AFTER_SECONDS, deliver
+
+    waits: list[float] = []
+    event = payment_event(_payment("P6", "COMPLETED", "2026-10-01T13:00:00.000Z"), "payment.updated", "M1")
+    attempts = deliver(event, KEY, "http://127.0.0.1:9/unreachable", sleep=waits.append)
+    assert all(a.status is None for a in attempts)
+    assert waits[:7] == [60, 120, 240, 480, 960, 1920, 3600]
+    assert sum(waits) <= GIVE_UP_AFTER_SECONDS < sum(waits) + 3600
