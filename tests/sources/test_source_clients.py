@@ -218,3 +218,13 @@ def test_quickbooks_reads_inactive_vendors_and_customers(source_sandbox, faults)
     queries = [target for service, _, target in faults.requests if service == "quickbooks"]
     assert len(queries) == 2
     assert all("where Active in (true, false) startposition 1" in query for query in queries), queries
+
+
+def test_a_sandbox_started_elsewhere_takes_faults_over_http(source_sandbox, faults) -> None:  # noqa: ANN001
+    control = f"{source_sandbox.square_base_url}/_sandbox/faults"
+    added = httpx.post(control, json={"path": "/v2/payments", "status": 503, "times": 1})
+    assert added.status_code == 201
+    headers = {"Authorization": f"Bearer {source_sandbox.square_access_token}"}
+    assert httpx.get(f"{source_sandbox.square_base_url}/v2/payments", headers=headers).status_code == 503
+    assert httpx.get(f"{source_sandbox.square_base_url}/v2/payments", headers=headers).status_code == 200
+    assert httpx.post(control, json={"status": 503}).status_code == 400, "a rule needs a path"
