@@ -12,14 +12,8 @@ import pytest
 from ledgerlink.credentials import store_token
 from ledgerlink.sandbox import SandboxEndpoints, SandboxOptions, SandboxPorts, generate_fixtures, run_sandbox
 from ledgerlink.sandbox.faults import FaultInjector
-from ledgerlink.sources.http import RetryPolicy
 from ledgerlink.warehouse import connect
 from ledgerlink.workspaces import Workspace, save_workspace
-
-#: Fast retries for tests: the bounds matter, not the waiting.
-FAST_RETRIES = RetryPolicy(
-    max_attempts=4, base_delay_seconds=0.01, max_delay_seconds=0.5, max_total_seconds=5.0
-)
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-from conftest import FAST_RETRIES
+from source_retry_policy import FAST_RETRIES
 
 from ledgerlink.sandbox.faults import Fault
 from ledgerlink.sources.http import AuthenticationFailed, MalformedResponse, RetryPolicy, SourceError

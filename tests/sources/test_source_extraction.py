@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import FAST_RETRIES
+from source_retry_policy import FAST_RETRIES
 
 from ledgerlink.blobstore import BlobStore
 from ledgerlink.credentials import connection_status, fresh_token, load_token, store_token
