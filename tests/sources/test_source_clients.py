@@ -228,3 +228,13 @@ def test_a_sandbox_started_elsewhere_takes_faults_over_http(source_sandbox, faul
     assert httpx.get(f"{source_sandbox.square_base_url}/v2/payments", headers=headers).status_code == 503
     assert httpx.get(f"{source_sandbox.square_base_url}/v2/payments", headers=headers).status_code == 200
     assert httpx.post(control, json={"status": 503}).status_code == 400, "a rule needs a path"
+
+
+def test_real_endpoints_need_tls_1_3() -> None:
+    import ssl
+
+    from ledgerlink.sources.http import tls_context
+
+    context = tls_context()
+    assert context.minimum_version == ssl.TLSVersion.TLSv1_3
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname

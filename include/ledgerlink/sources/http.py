@@ -13,6 +13,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import random
+import ssl
 import threading
 import time
 from collections.abc import Mapping
@@ -26,6 +27,13 @@ import httpx
 logger = logging.getLogger(__name__)
 
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+def tls_context() -> ssl.SSLContext:
+    """Certificate-verifying TLS, version 1.3 at minimum, for every real endpoint."""
+    context = ssl.create_default_context()
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    return context
 
 
 class SourceError(RuntimeError):
@@ -117,6 +125,7 @@ class ApiClient:
             headers=dict(headers),
             timeout=timeout or httpx.Timeout(30.0, connect=5.0),
             transport=transport,
+            verify=tls_context(),
         )
         self._retry_policy = retry_policy or RetryPolicy()
         self._concurrency = concurrency

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from ledgerlink.sources.http import ApiClient, MalformedResponse
+from ledgerlink.sources.http import ApiClient, MalformedResponse, tls_context
 
 MAX_PER_PAGE = 100
 
@@ -79,7 +79,7 @@ class QontoClient(ApiClient):
         for _ in range(2):
             attachment = self.attachment(attachment_id)
             url = str(attachment["url"]).replace("\\u0026", "&")
-            response = httpx.get(url, timeout=httpx.Timeout(60.0, connect=5.0))
+            response = httpx.get(url, timeout=httpx.Timeout(60.0, connect=5.0), verify=tls_context())
             if response.status_code in (403, 404, 410):
                 continue
             response.raise_for_status()
