@@ -1,12 +1,19 @@
 """Source tokens, encrypted at rest with Fernet. Keys come from ``LEDGERLINK_FERNET_KEYS``
 (comma-separated, newest first, so keys can rotate) or, by default, a key file generated once in
-the state folder. Plaintext tokens never reach the database, logs or XComs."""
+the state folder. Plaintext tokens never reach the database, logs or XComs.
+
+A connection's ``status`` is ``connected`` or ``needs_reauth``: a source that refused the token
+is not called again for that workspace until a person reconnects (which stores a new token).
+Refreshes are serialised per workspace and source with an advisory lock, and the rotated refresh
+token is stored in the transaction that obtained it.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import psycopg
 from cryptography.fernet import Fernet, MultiFernet
@@ -67,6 +74,7 @@ def store_token(
             refresh_token_encrypted = excluded.refresh_token_encrypted,
             access_token_expires_at = excluded.access_token_expires_at,
             status = 'connected',
+            status_detail = null,
             updated_at = now()
         """,
         (
@@ -96,3 +104,82 @@ def load_token(
         access_token_expires_at=row[2],
         status=row[3],
     )
+
+
+CONNECTED = "connected"
+NEEDS_REAUTH = "needs_reauth"
+
+#: Refresh an access token this long before it expires.
+REFRESH_MARGIN = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """What a token endpoint returned."""
+
+    access_token: str
+    refresh_token: str | None
+    expires_at: datetime | None
+
+    def __repr__(self) -> str:
+        return f"IssuedToken(expires_at={self.expires_at!r})"
+
+
+def mark_needs_reauth(conn: psycopg.Connection, workspace_id: str, source: str, detail: str) -> None:
+    """Stop using the connection until a person reconnects it."""
+    conn.execute(
+        "update ops.source_credentials set status = 'needs_reauth', status_detail = %s, updated_at = now()"
+        " where workspace_id = %s and source = %s",
+        (detail[:500], workspace_id, source),
+    )
+
+
+def connection_status(conn: psycopg.Connection, workspace_id: str, source: str) -> str | None:
+    row = conn.execute(
+        "select status from ops.source_credentials where workspace_id = %s and source = %s",
+        (workspace_id, source),
+    ).fetchone()
+    return row[0] if row else None
+
+
+def fresh_token(
+    conn: psycopg.Connection,
+    workspace_id: str,
+    source: str,
+    now: datetime,
+    refresh: Callable[[str], IssuedToken],
+    *,
+    force: bool = False,
+) -> SourceToken:
+    """The connection's token, refreshed first when it expires within :data:`REFRESH_MARGIN` (or
+    when ``force``: the source refused it). One refresh at a time per workspace and source: the
+    advisory lock makes a second task wait, then it sees the token the first one stored. The new
+    (rotated) refresh token is committed with the access token in the lock's transaction, so a
+    crash can never leave ledgerlink holding only a dead refresh token."""
+    with conn.transaction():
+        token = load_token(conn, workspace_id, source)
+        if not (force or _expiring(token, now)) or token.refresh_token is None:
+            return token
+        conn.execute(
+            "select pg_advisory_xact_lock(hashtextextended(%s, 0))",
+            (f"ledgerlink-refresh:{workspace_id}:{source}",),
+        )
+        current = load_token(conn, workspace_id, source)
+        refreshed_meanwhile = current.access_token != token.access_token
+        if refreshed_meanwhile or current.refresh_token is None:
+            return current
+        issued = refresh(current.refresh_token)
+        store_token(
+            conn,
+            workspace_id,
+            source,
+            issued.access_token,
+            issued.refresh_token or current.refresh_token,
+            issued.expires_at,
+        )
+        return load_token(conn, workspace_id, source)
+
+
+def _expiring(token: SourceToken, now: datetime) -> bool:
+    expires_at = token.access_token_expires_at
+    return expires_at is not None and expires_at - REFRESH_MARGIN <= now

@@ -1,28 +1,62 @@
 """Extraction: read each source for one workspace and land what it returns in ``raw.*``.
 
-Each function is one transaction: the pages read, the attachments stored and the sync marker's
-move commit together, so a crash leaves the marker where the landed data is. Reads start a
-lookback window before the marker and are inclusive, so records committed late with an older
-``updated_at`` are still seen; landing dedup makes the overlap harmless.
+Each source's read is one transaction: the pages read, the attachments stored, the records
+quarantined and the sync marker's move commit together, so a crash leaves the marker where the
+landed data is. Reads start a lookback window before the marker and are inclusive, so records
+committed late with an older ``updated_at`` are still seen; landing dedup on (workspace, id,
+content) makes the overlap harmless.
+
+Around that transaction (:func:`_guarded`):
+
+* a connection marked ``needs_reauth`` is skipped without a call to the source;
+* an access token about to expire is refreshed first (serialised per workspace, see
+  :func:`ledgerlink.credentials.fresh_token`), and a refused token is refreshed once and retried;
+* an authentication failure that survives that marks the connection ``needs_reauth``, opens one
+  incident and notifies the owner once; the task itself succeeds, so Airflow does not crash-loop;
+* a success resolves the source's open incidents.
+
+Bad records do not stop a read: each goes to ``ops.rejected_records`` with its raw payload and the
+reason, and the rest of the page lands. A response that is not JSON even after retries is
+quarantined whole and the entity's marker stays put, so the next run reads it again. Counts per
+entity (received = landed new + landed already + rejected) go to ``ops.extraction_counts``.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
 import psycopg
 
 from ledgerlink.blobstore import BlobStore
-from ledgerlink.credentials import load_token
+from ledgerlink.credentials import (
+    NEEDS_REAUTH,
+    NotConnected,
+    SourceToken,
+    connection_status,
+    fresh_token,
+    mark_needs_reauth,
+)
+from ledgerlink.incidents import NEEDS_REAUTH as NEEDS_REAUTH_INCIDENT
+from ledgerlink.incidents import notify_owner_once, open_incident, open_incidents, resolve_incidents
+from ledgerlink.mail import SmtpEndpoint
+from ledgerlink.sources import validation
+from ledgerlink.sources.http import AuthenticationFailed, MalformedResponse, RetryPolicy
+from ledgerlink.sources.oauth import OAuthClient, refresher
 from ledgerlink.sources.qonto import QontoClient
 from ledgerlink.sources.quickbooks import QuickBooksClient
 from ledgerlink.sources.square import SquareClient
-from ledgerlink.warehouse.landing import SourceRecord, land_records
+from ledgerlink.warehouse.landing import (
+    Rejection,
+    SourceRecord,
+    land_records,
+    reject_records,
+    resolve_rejections,
+)
 from ledgerlink.warehouse.sync_markers import advance_marker, read_marker
 from ledgerlink.workspaces import load_workspace
 
@@ -30,11 +64,32 @@ logger = logging.getLogger(__name__)
 
 LOOKBACK = timedelta(minutes=15)
 
+
+@dataclass(frozen=True)
+class QuickBooksEntity:
+    table: str
+    record_id: Callable[[dict[str, Any]], str]
+
+
+def _qbo_id(row: dict[str, Any]) -> str:
+    return str(row["Id"])
+
+
+def _exchange_rate_id(row: dict[str, Any]) -> str:
+    # ExchangeRate has no Id: a rate is one currency on one date.
+    return f"{row.get('SourceCurrencyCode')}:{row.get('TargetCurrencyCode')}:{row.get('AsOfDate')}"
+
+
 QUICKBOOKS_ENTITIES = {
-    "Vendor": "qbo_vendors",
-    "Customer": "qbo_customers",
-    "Invoice": "qbo_invoices",
-    "Account": "qbo_accounts",
+    "Vendor": QuickBooksEntity("qbo_vendors", _qbo_id),
+    "Customer": QuickBooksEntity("qbo_customers", _qbo_id),
+    "Invoice": QuickBooksEntity("qbo_invoices", _qbo_id),
+    "Account": QuickBooksEntity("qbo_accounts", _qbo_id),
+    "TaxCode": QuickBooksEntity("qbo_tax_codes", _qbo_id),
+    "ExchangeRate": QuickBooksEntity("qbo_exchange_rates", _exchange_rate_id),
+    # read to find entries carrying ledgerlink's source ids (what email-in turned into books)
+    "Bill": QuickBooksEntity("qbo_bills", _qbo_id),
+    "Purchase": QuickBooksEntity("qbo_purchases", _qbo_id),
 }
 
 
@@ -46,8 +101,37 @@ class ExtractionWindow:
     window_end: datetime
 
 
+@dataclass(frozen=True)
+class SourceAccess:
+    """How to reach one source: its API, its OAuth application (for refreshes), client limits,
+    and where owner notices go when the connection breaks."""
+
+    base_url: str
+    oauth: OAuthClient | None = None
+    notifier: SmtpEndpoint | None = None
+    retry_policy: RetryPolicy | None = None
+    client_options: dict[str, Any] = field(default_factory=dict)
+
+    def client_kwargs(self) -> dict[str, Any]:
+        extra = dict(self.client_options)
+        if self.retry_policy is not None:
+            extra["retry_policy"] = self.retry_policy
+        return extra
+
+
+@dataclass
+class EntityCounts:
+    received: int = 0
+    landed_new: int = 0
+    landed_already: int = 0
+    rejected: int = 0
+    malformed_responses: int = 0
+
+
 def _parse_timestamp(value: Any) -> datetime | None:
-    return datetime.fromisoformat(value) if isinstance(value, str) and value else None
+    if not isinstance(value, str) or not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def _read_from(marker: datetime | None) -> datetime | None:
@@ -62,57 +146,245 @@ def _quickbooks_updated_at(row: dict[str, Any]) -> Any:
     return (row.get("MetaData") or {}).get("LastUpdatedTime")
 
 
+@dataclass(frozen=True)
+class _Entity:
+    source: str
+    entity: str
+    table: str
+    validator: validation.Validator
+    record_id: Callable[[dict[str, Any]], str] = lambda row: str(row["id"])
+    updated_at: Callable[[dict[str, Any]], Any] = _updated_at
+
+
+def _land_page(
+    conn: psycopg.Connection,
+    workspace_id: str,
+    run_id: str,
+    spec: _Entity,
+    page: list[Any],
+    counts: EntityCounts,
+) -> list[dict[str, Any]]:
+    """Land the page's valid records and quarantine the rest; return the landed records."""
+    accepted: list[dict[str, Any]] = []
+    rejections: list[Rejection] = []
+    for item in page:
+        reason = validation.rejection_reason(item, spec.validator)
+        if reason is None:
+            accepted.append(item)
+            continue
+        record_id = item.get("id", item.get("Id")) if isinstance(item, dict) else None
+        rejections.append(
+            Rejection(spec.entity, str(record_id) if record_id is not None else None, item, reason)
+        )
+    records = [
+        SourceRecord(spec.record_id(row), row, _parse_timestamp(spec.updated_at(row))) for row in accepted
+    ]
+    new = land_records(conn, spec.table, workspace_id, run_id, records)
+    reject_records(conn, workspace_id, spec.source, run_id, rejections)
+    resolve_rejections(
+        conn, workspace_id, spec.source, spec.entity, (record.source_record_id for record in records)
+    )
+    counts.received += len(page)
+    counts.landed_new += new
+    counts.landed_already += len(records) - new
+    counts.rejected += len(rejections)
+    if rejections:
+        logger.warning(
+            "workspace %s, %s %s: quarantined %d record(s): %s",
+            workspace_id,
+            spec.source,
+            spec.entity,
+            len(rejections),
+            "; ".join(sorted({rejection.reason for rejection in rejections}))[:500],
+        )
+    return accepted
+
+
 def _land_since_marker(
     conn: psycopg.Connection,
     workspace_id: str,
     window: ExtractionWindow,
-    marker_key: tuple[str, str],
-    table: str,
-    pages: Callable[[datetime | None], Iterable[list[dict[str, Any]]]],
+    spec: _Entity,
+    pages: Callable[[datetime | None], Iterable[list[Any]]],
     *,
-    id_key: str = "id",
-    updated_at: Callable[[dict[str, Any]], Any] = _updated_at,
     on_page: Callable[[list[dict[str, Any]]], None] | None = None,
-) -> int:
+) -> EntityCounts:
     """Read every page changed since the (source, entity) marker, less the lookback; land each
-    page in ``raw.<table>``; move the marker to the window's end. Returns the rows landed."""
-    source, entity = marker_key
-    marker = read_marker(conn, workspace_id, source, entity)
-    landed = 0
-    for page in pages(_read_from(marker)):
-        records = [SourceRecord(str(row[id_key]), row, _parse_timestamp(updated_at(row))) for row in page]
-        landed += land_records(conn, table, workspace_id, window.run_id, records)
-        if on_page is not None:
-            on_page(page)
-    advance_marker(conn, workspace_id, source, entity, window.window_end, window.run_id)
-    return landed
+    page; move the marker to the window's end unless a response could not be read."""
+    marker = read_marker(conn, workspace_id, spec.source, spec.entity)
+    counts = EntityCounts()
+    try:
+        for page in pages(_read_from(marker)):
+            accepted = _land_page(conn, workspace_id, window.run_id, spec, page, counts)
+            if on_page is not None:
+                on_page(accepted)
+    except MalformedResponse as error:
+        reason = f"malformed response: {error}"
+        reject_records(
+            conn,
+            workspace_id,
+            spec.source,
+            window.run_id,
+            [Rejection(spec.entity, None, error.raw_body, reason)],
+        )
+        counts.malformed_responses += 1
+        logger.error("workspace %s, %s %s: %s; marker kept", workspace_id, spec.source, spec.entity, reason)
+    else:
+        advance_marker(conn, workspace_id, spec.source, spec.entity, window.window_end, window.run_id)
+    _record_counts(conn, workspace_id, spec, window.run_id, counts)
+    return counts
+
+
+def _record_counts(
+    conn: psycopg.Connection, workspace_id: str, spec: _Entity, run_id: str, counts: EntityCounts
+) -> None:
+    conn.execute(
+        """
+        insert into ops.extraction_counts (workspace_id, source, entity, run_id, received, landed_new,
+                                           landed_already, rejected, malformed_responses)
+        values (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+        on conflict (workspace_id, source, entity, run_id) do update set
+            received = excluded.received, landed_new = excluded.landed_new,
+            landed_already = excluded.landed_already, rejected = excluded.rejected,
+            malformed_responses = excluded.malformed_responses, recorded_at = now()
+        """,
+        (
+            workspace_id,
+            spec.source,
+            spec.entity,
+            run_id,
+            counts.received,
+            counts.landed_new,
+            counts.landed_already,
+            counts.rejected,
+            counts.malformed_responses,
+        ),
+    )
+
+
+def _summary(counts: dict[str, EntityCounts]) -> dict[str, int]:
+    """``{entity: new rows, entity_rejected: n, ...}`` for the task's XCom and logs."""
+    summary: dict[str, int] = {}
+    for name, entity_counts in counts.items():
+        summary[name] = entity_counts.landed_new
+        if entity_counts.rejected:
+            summary[f"{name}_rejected"] = entity_counts.rejected
+        if entity_counts.malformed_responses:
+            summary[f"{name}_malformed_responses"] = entity_counts.malformed_responses
+    return summary
+
+
+def _guarded(
+    conn: psycopg.Connection,
+    workspace_id: str,
+    source: str,
+    access: SourceAccess,
+    window: ExtractionWindow,
+    read: Callable[[SourceToken], dict[str, int]],
+) -> dict[str, int]:
+    """Run ``read`` (one transaction) with the connection's health rules; commits its own work."""
+    conn.commit()
+    with conn.transaction():
+        status = connection_status(conn, workspace_id, source)
+    if status is None:
+        raise NotConnected(f"workspace {workspace_id!r} has no {source} connection; run `ledgerlink connect`")
+    if status == NEEDS_REAUTH:
+        logger.warning("workspace %s: %s needs to be reconnected; not calling it", workspace_id, source)
+        if access.notifier is not None:
+            # An announcement that failed earlier (SMTP down) is tried again; a sent one never is.
+            for incident in open_incidents(conn, workspace_id, source):
+                if incident.owner_notified_at is None:
+                    notify_owner_once(conn, incident, access.notifier)
+        return {"skipped_needs_reauth": 1}
+    refresh = refresher(source, access.oauth) if access.oauth is not None else None
+    never = _never_refresh
+    try:
+        # Token lifetimes are wall-clock facts, not business time: compare with the real clock.
+        token = fresh_token(conn, workspace_id, source, datetime.now(UTC), refresh or never)
+        try:
+            with conn.transaction():
+                summary = read(token)
+        except AuthenticationFailed:
+            if refresh is None or token.refresh_token is None:
+                raise
+            logger.warning("workspace %s: %s refused the access token; refreshing once", workspace_id, source)
+            token = fresh_token(conn, workspace_id, source, datetime.now(UTC), refresh, force=True)
+            with conn.transaction():
+                summary = read(token)
+    except AuthenticationFailed as error:
+        _needs_reauth(conn, workspace_id, source, str(error), window.run_id, access.notifier)
+        return {"needs_reauth": 1}
+    with conn.transaction():
+        if resolve_incidents(conn, workspace_id, source):
+            logger.info("workspace %s: %s works again; incident resolved", workspace_id, source)
+    return summary
+
+
+def _never_refresh(refresh_token: str) -> Any:
+    raise AuthenticationFailed("no OAuth application is configured to refresh this token")
+
+
+def _needs_reauth(
+    conn: psycopg.Connection,
+    workspace_id: str,
+    source: str,
+    detail: str,
+    run_id: str,
+    notifier: SmtpEndpoint | None,
+) -> None:
+    logger.error(
+        "workspace %s: %s refused ledgerlink's credentials; marked needs_reauth", workspace_id, source
+    )
+    with conn.transaction():
+        mark_needs_reauth(conn, workspace_id, source, detail)
+        incident = open_incident(
+            conn,
+            workspace_id,
+            channel=source,
+            kind=NEEDS_REAUTH_INCIDENT,
+            detail=f"{source} refused the stored credentials ({detail[:200]})",
+            run_id=run_id,
+        )
+    if notifier is not None:
+        notify_owner_once(conn, incident, notifier)
+
+
+def _as_access(access: SourceAccess | str) -> SourceAccess:
+    return access if isinstance(access, SourceAccess) else SourceAccess(base_url=access)
 
 
 def extract_qonto(
-    conn: psycopg.Connection, workspace_id: str, base_url: str, window: ExtractionWindow, blobs: BlobStore
+    conn: psycopg.Connection,
+    workspace_id: str,
+    access: SourceAccess | str,
+    window: ExtractionWindow,
+    blobs: BlobStore,
 ) -> dict[str, int]:
     """Land supplier invoices changed since the marker, and download each new attachment at once
     (its URL expires after 30 minutes) into the blob store."""
-    token = load_token(conn, workspace_id, "qonto")
-    landed = {"supplier_invoices": 0, "attachments": 0}
-    with conn.transaction(), QontoClient(base_url, token.access_token) as client:
+    access = _as_access(access)
+    spec = _Entity("qonto", "supplier_invoices", "qonto_supplier_invoices", validation.qonto_supplier_invoice)
 
-        def land_attachments(page: list[dict[str, Any]]) -> None:
-            attachment_ids = {row["attachment_id"] for row in page if row.get("attachment_id")}
-            landed["attachments"] += _land_new_attachments(
-                conn, client, workspace_id, attachment_ids, window, blobs
+    def read(token: SourceToken) -> dict[str, int]:
+        attachments = 0
+        with QontoClient(access.base_url, token.access_token, **access.client_kwargs()) as client:
+
+            def land_attachments(page: list[dict[str, Any]]) -> None:
+                nonlocal attachments
+                ids = {str(row["attachment_id"]) for row in page if isinstance(row.get("attachment_id"), str)}
+                attachments += _land_new_attachments(conn, client, workspace_id, ids, window, blobs)
+
+            counts = _land_since_marker(
+                conn,
+                workspace_id,
+                window,
+                spec,
+                lambda read_from: client.supplier_invoice_pages(read_from, window.window_end),
+                on_page=land_attachments,
             )
+        return {**_summary({"supplier_invoices": counts}), "attachments": attachments}
 
-        landed["supplier_invoices"] = _land_since_marker(
-            conn,
-            workspace_id,
-            window,
-            ("qonto", "supplier_invoices"),
-            "qonto_supplier_invoices",
-            lambda read_from: client.supplier_invoice_pages(read_from, window.window_end),
-            on_page=land_attachments,
-        )
-    return landed
+    return _guarded(conn, workspace_id, "qonto", access, window, read)
 
 
 def _land_new_attachments(
@@ -151,50 +423,67 @@ def _land_new_attachments(
 
 
 def extract_square(
-    conn: psycopg.Connection, workspace_id: str, base_url: str, window: ExtractionWindow
+    conn: psycopg.Connection, workspace_id: str, access: SourceAccess | str, window: ExtractionWindow
 ) -> dict[str, int]:
-    """Land Square customers and payments changed since their markers."""
-    token = load_token(conn, workspace_id, "square")
-    location_id = load_workspace(conn, workspace_id).square_location_id
-    with conn.transaction(), SquareClient(base_url, token.access_token) as client:
-        customers = _land_since_marker(
-            conn,
-            workspace_id,
-            window,
-            ("square", "customers"),
-            "square_customers",
-            lambda read_from: client.customer_pages(read_from, window.window_end),
-        )
-        payments = _land_since_marker(
-            conn,
-            workspace_id,
-            window,
-            ("square", "payments"),
-            "square_payments",
-            lambda read_from: client.payment_pages(read_from, window.window_end, location_id),
-        )
-    return {"customers": customers, "payments": payments}
+    """Process pending webhook events, then land Square customers and payments changed since their
+    markers (polling catches any webhook that never arrived)."""
+    from ledgerlink.webhooks.square import process_pending_events
 
+    access = _as_access(access)
+    with conn.transaction():
+        location_id = load_workspace(conn, workspace_id).square_location_id
+        process_pending_events(conn, workspace_id, window.run_id)
+    customers_spec = _Entity("square", "customers", "square_customers", validation.square_customer)
+    payments_spec = _Entity("square", "payments", "square_payments", validation.square_payment)
 
-def extract_quickbooks(
-    conn: psycopg.Connection, workspace_id: str, base_url: str, window: ExtractionWindow
-) -> dict[str, int]:
-    """Land the QuickBooks ledger entities matching needs (read only)."""
-    token = load_token(conn, workspace_id, "quickbooks")
-    realm_id = load_workspace(conn, workspace_id).quickbooks_realm_id
-    if not realm_id:
-        raise ValueError(f"workspace {workspace_id!r} has no QuickBooks realm id")
-    landed: dict[str, int] = {}
-    with conn.transaction(), QuickBooksClient(base_url, token.access_token, realm_id) as client:
-        for entity, table in QUICKBOOKS_ENTITIES.items():
-            landed[table] = _land_since_marker(
+    def read(token: SourceToken) -> dict[str, int]:
+        with SquareClient(access.base_url, token.access_token, **access.client_kwargs()) as client:
+            customers = _land_since_marker(
                 conn,
                 workspace_id,
                 window,
-                ("quickbooks", entity),
-                table,
-                partial(client.entity_pages, entity),
-                id_key="Id",
-                updated_at=_quickbooks_updated_at,
+                customers_spec,
+                lambda read_from: client.customer_pages(read_from, window.window_end),
             )
-    return landed
+            payments = _land_since_marker(
+                conn,
+                workspace_id,
+                window,
+                payments_spec,
+                lambda read_from: client.payment_pages(read_from, window.window_end, location_id),
+            )
+        return _summary({"customers": customers, "payments": payments})
+
+    return _guarded(conn, workspace_id, "square", access, window, read)
+
+
+def extract_quickbooks(
+    conn: psycopg.Connection, workspace_id: str, access: SourceAccess | str, window: ExtractionWindow
+) -> dict[str, int]:
+    """Land the QuickBooks ledger entities matching needs (read only)."""
+    access = _as_access(access)
+    with conn.transaction():
+        realm_id = load_workspace(conn, workspace_id).quickbooks_realm_id
+    if not realm_id:
+        raise ValueError(f"workspace {workspace_id!r} has no QuickBooks realm id")
+
+    def read(token: SourceToken) -> dict[str, int]:
+        counts: dict[str, EntityCounts] = {}
+        with QuickBooksClient(
+            access.base_url, token.access_token, realm_id, **access.client_kwargs()
+        ) as client:
+            for entity, target in QUICKBOOKS_ENTITIES.items():
+                spec = _Entity(
+                    "quickbooks",
+                    entity,
+                    target.table,
+                    validation.quickbooks_entity if entity != "ExchangeRate" else validation.quickbooks_rate,
+                    record_id=target.record_id,
+                    updated_at=_quickbooks_updated_at,
+                )
+                counts[target.table] = _land_since_marker(
+                    conn, workspace_id, window, spec, partial(client.entity_pages, entity)
+                )
+        return _summary(counts)
+
+    return _guarded(conn, workspace_id, "quickbooks", access, window, read)

@@ -94,6 +94,7 @@ def _exec_with_environment(executable: str, args: tuple[str, ...], cwd: str | No
 
 def _register_commands() -> None:
     from ledgerlink.cli.benchmark import benchmark
+    from ledgerlink.cli.connect import connect
     from ledgerlink.cli.evaluate import evaluate
     from ledgerlink.cli.sandbox import sandbox
     from ledgerlink.cli.workspace import workspace
@@ -102,6 +103,7 @@ def _register_commands() -> None:
     cli.add_command(evaluate)
     cli.add_command(workspace)
     cli.add_command(benchmark)
+    cli.add_command(connect)
 
 
 _register_commands()

@@ -3,10 +3,15 @@ connections (or their ``AIRFLOW_CONN_*`` variables), never code."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from airflow.sdk import BaseHook
 
 from ledgerlink.mail import SmtpEndpoint
 from ledgerlink.orchestration.connection_ids import EMAIL_IN_CONN_ID, NOTIFICATIONS_CONN_ID
+
+if TYPE_CHECKING:
+    from ledgerlink.extraction import SourceAccess
 
 
 def api_base_url(conn_id: str) -> str:
@@ -42,3 +47,24 @@ def notifier_endpoint(conn_id: str = NOTIFICATIONS_CONN_ID) -> SmtpEndpoint | No
         return smtp_endpoint(conn_id)
     except AirflowNotFoundException:
         return None
+
+
+def source_access(conn_id: str, source: str, notifier: SmtpEndpoint | None = None) -> SourceAccess:
+    """How to reach a source from its HTTP connection: the API base URL, and the OAuth application
+    when the connection holds one (login = client id, password = client secret, extras
+    ``token_url`` and ``authorize_url``), which ledgerlink needs to refresh tokens."""
+    from ledgerlink.extraction import SourceAccess
+    from ledgerlink.sources.oauth import QONTO_SCOPES, SQUARE_SCOPES, OAuthClient
+
+    connection = BaseHook.get_connection(conn_id)
+    extra = connection.extra_dejson
+    oauth = None
+    if connection.login and extra.get("token_url"):
+        oauth = OAuthClient(
+            authorize_url=str(extra.get("authorize_url", "")),
+            token_url=str(extra["token_url"]),
+            client_id=connection.login,
+            client_secret=connection.password or None,
+            scopes=QONTO_SCOPES if source == "qonto" else SQUARE_SCOPES,
+        )
+    return SourceAccess(base_url=api_base_url(conn_id), oauth=oauth, notifier=notifier)

@@ -44,24 +44,26 @@ class ExtractSourceOperator(BaseOperator):
         from ledgerlink import extraction
         from ledgerlink.blobstore import BlobStore
         from ledgerlink.credentials import NotConnected
-        from ledgerlink.orchestration.connections import api_base_url
+        from ledgerlink.orchestration.connections import notifier_endpoint, source_access
         from ledgerlink.orchestration.runtime import extraction_window
         from ledgerlink.settings import load_settings
         from ledgerlink.warehouse import connect
 
-        base_url = api_base_url(SOURCE_CONN_IDS[self.source])
+        access = source_access(SOURCE_CONN_IDS[self.source], self.source, notifier_endpoint())
         window = extraction_window(context)
         with connect() as conn:
             try:
                 if self.source == "qonto":
                     blobs = BlobStore(load_settings().blob_dir)
-                    landed = extraction.extract_qonto(conn, self.workspace_id, base_url, window, blobs)
+                    landed = extraction.extract_qonto(conn, self.workspace_id, access, window, blobs)
                 elif self.source == "square":
-                    landed = extraction.extract_square(conn, self.workspace_id, base_url, window)
+                    landed = extraction.extract_square(conn, self.workspace_id, access, window)
                 else:
-                    landed = extraction.extract_quickbooks(conn, self.workspace_id, base_url, window)
+                    landed = extraction.extract_quickbooks(conn, self.workspace_id, access, window)
             except NotConnected as error:
-                raise AirflowFailException(str(error)) from error  # retrying cannot connect it
+                raise AirflowFailException(str(error)) from error  # never connected: retrying cannot help
+        # A connection that broke (refused token) is recorded, announced once and skipped: the task
+        # succeeds, so Airflow's retries do not hammer a source that refuses the token.
         self.log.info("workspace %s, %s: landed %s", self.workspace_id, self.source, landed)
         return landed
 

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from starlette.requests import Request
 
+from ledgerlink.sandbox.faults import FaultInjector
+
 DEFAULT_WEBHOOK_NOTIFICATION_URL = "http://127.0.0.1:8080/ledgerlink/webhooks/square"
 
 
@@ -39,12 +41,17 @@ class SandboxOptions:
     #: names ``Active``. Off by default so every fixture record is readable with ``select *``;
     #: turn it on to see what a real company returns.
     quickbooks_hide_inactive: bool = False
+    #: QuickBooks answers 429 to more than this many concurrent requests per company.
+    quickbooks_max_concurrent: int = 10
     #: Square's ListPayments window when ``begin_time`` is absent: now minus one year.
     square_default_lookback: timedelta = timedelta(days=365)
     #: Where Square webhooks for this sandbox are addressed; part of the signed payload.
     webhook_notification_url: str = DEFAULT_WEBHOOK_NOTIFICATION_URL
     #: The sandbox's clock (defaults, expiries); fixture data never depends on it.
     clock: Callable[[], datetime] = field(default=utc_now)
+    #: Faults to inject per service and endpoint (see :mod:`ledgerlink.sandbox.faults`), and the
+    #: record of every request the servers received.
+    faults: FaultInjector = field(default_factory=FaultInjector)
 
 
 def parse_timestamp(value: str) -> datetime:

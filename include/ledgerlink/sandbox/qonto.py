@@ -6,8 +6,10 @@
   that clamped to 100 unless :attr:`SandboxOptions.qonto_per_page_over_max` is ``reject``).
 * ``GET /v2/supplier_invoices/{id}``, ``GET /v2/attachments/{id}`` (the ``url`` is a signed link to
   this server's ``/files/{id}``, valid for :attr:`SandboxOptions.attachment_url_ttl_seconds`).
-* ``POST /oauth2/token``: the refresh-token grant, rotating the refresh token on every use with a
-  grace period for the old one, as Qonto's OAuth server does.
+* ``GET /oauth2/auth``: the authorize step of the code flow, as if the user were logged in and
+  consented: redirects to a loopback ``redirect_uri`` with ``code`` and ``state``.
+* ``POST /oauth2/token``: the authorization-code grant and the refresh-token grant, rotating the
+  refresh token on every use with a grace period for the old one, as Qonto's OAuth server does.
 
 Errors use Qonto's JSON:API shape ``{"errors": [{"code", "detail", "source"?}]}``.
 """
@@ -22,14 +24,15 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from ledgerlink.sandbox.common import SandboxOptions, bearer_token, parse_timestamp
+from ledgerlink.sandbox.faults import FaultMiddleware
 from ledgerlink.sandbox.fixtures import Fixtures
 
 MAX_PER_PAGE = 100
@@ -58,6 +61,7 @@ class _TokenStore:
     options: SandboxOptions
     access_expiry: dict[str, float] = field(default_factory=dict)
     refresh_first_used: dict[str, float | None] = field(default_factory=dict)
+    codes: dict[str, tuple[str, str]] = field(default_factory=dict)  # code -> (redirect_uri, scope)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def is_valid(self, token: str | None) -> bool:
@@ -79,17 +83,29 @@ class _TokenStore:
                 return None
             if first_used is None:
                 self.refresh_first_used[refresh_token] = now
-            access = f"ory_at_{secrets.token_urlsafe(32)}"
-            rotated = f"ory_rt_{secrets.token_urlsafe(32)}"
-            self.access_expiry[access] = now + self.options.qonto_access_token_ttl_seconds
-            self.refresh_first_used[rotated] = None
-        return {
+        return self._issue(now, "offline_access organization.read supplier_invoice.read attachment.read")
+
+    def exchange_code(self, code: str, redirect_uri: str) -> dict[str, Any] | None:
+        with self.lock:
+            issued_for = self.codes.pop(code, None)  # a code is single-use
+        if issued_for is None or issued_for[0] != redirect_uri:
+            return None
+        return self._issue(time.time(), issued_for[1])
+
+    def _issue(self, now: float, scope: str) -> dict[str, Any]:
+        access = f"ory_at_{secrets.token_urlsafe(32)}"
+        issued: dict[str, Any] = {
             "access_token": access,
             "expires_in": int(self.options.qonto_access_token_ttl_seconds),
-            "refresh_token": rotated,
-            "scope": "offline_access organization.read supplier_invoice.read attachment.read",
+            "scope": scope,
             "token_type": "bearer",
         }
+        with self.lock:
+            self.access_expiry[access] = now + self.options.qonto_access_token_ttl_seconds
+            if "offline_access" in scope.split():
+                issued["refresh_token"] = f"ory_rt_{secrets.token_urlsafe(32)}"
+                self.refresh_first_used[issued["refresh_token"]] = None
+        return issued
 
 
 def _sign(key: bytes, attachment_id: str, expires: int) -> str:
@@ -110,6 +126,7 @@ def create_qonto_app(fixtures: Fixtures, options: SandboxOptions | None = None) 
     """A FastAPI app serving ``fixtures``' Qonto records with Qonto's paths, paging and errors."""
     options = options or SandboxOptions()
     app = FastAPI(title="Qonto sandbox", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(FaultMiddleware, service="qonto", injector=options.faults, error_body=_fault_error)
     invoices = sorted(
         fixtures.qonto_supplier_invoices, key=lambda record: (record["updated_at"], record["id"])
     )
@@ -250,6 +267,25 @@ def create_qonto_app(fixtures: Fixtures, options: SandboxOptions | None = None) 
             headers={"Content-Disposition": f'inline; filename="{file_name}"'},
         )
 
+    @app.get("/oauth2/auth")
+    def oauth_authorize(request: Request) -> Response:
+        # The sandbox's user is always logged in and always consents.
+        params = request.query_params
+        redirect_uri = params.get("redirect_uri", "")
+        if params.get("client_id") != oauth_client.client_id or not _is_loopback(redirect_uri):
+            return JSONResponse(
+                {"error": "invalid_request", "error_description": "Unknown client or redirect_uri."},
+                status_code=400,
+            )
+        if params.get("response_type") != "code":
+            return JSONResponse({"error": "unsupported_response_type"}, status_code=400)
+        code = f"ory_ac_{secrets.token_urlsafe(24)}"
+        with tokens.lock:
+            tokens.codes[code] = (redirect_uri, params.get("scope", ""))
+        separator = "&" if "?" in redirect_uri else "?"
+        state = params.get("state", "")
+        return RedirectResponse(f"{redirect_uri}{separator}{urlencode({'code': code, 'state': state})}")
+
     @app.post("/oauth2/token")
     async def oauth_token(request: Request) -> JSONResponse:
         form = {key: values[0] for key, values in parse_qs((await request.body()).decode()).items()}
@@ -261,15 +297,19 @@ def create_qonto_app(fixtures: Fixtures, options: SandboxOptions | None = None) 
                 {"error": "invalid_client", "error_description": "Client authentication failed."},
                 status_code=401,
             )
-        if form.get("grant_type") != "refresh_token":
+        grant_type = form.get("grant_type")
+        if grant_type == "authorization_code":
+            issued = tokens.exchange_code(form.get("code", ""), form.get("redirect_uri", ""))
+        elif grant_type == "refresh_token":
+            issued = tokens.refresh(form.get("refresh_token", ""))
+        else:
             return JSONResponse(
                 {
                     "error": "unsupported_grant_type",
-                    "error_description": "Only refresh_token is supported here.",
+                    "error_description": "Use authorization_code or refresh_token.",
                 },
                 status_code=400,
             )
-        issued = tokens.refresh(form.get("refresh_token", ""))
         if issued is None:
             return JSONResponse(
                 {
@@ -281,6 +321,21 @@ def create_qonto_app(fixtures: Fixtures, options: SandboxOptions | None = None) 
         return JSONResponse(issued, headers={"Cache-Control": "no-store"})
 
     return app
+
+
+def _is_loopback(uri: str) -> bool:
+    parts = urlsplit(uri)
+    return parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")
+
+
+def _fault_error(status: int, auth: str | None, path: str) -> tuple[int, dict[str, Any]]:
+    """Qonto's answer to an injected fault, in its JSON:API error shape."""
+    if auth is not None:
+        if path.startswith("/oauth2/"):
+            return 400, {"error": "invalid_grant", "error_description": f"The token is {auth}."}
+        return 401, {"errors": [{"code": "unauthorized", "detail": "Unauthorized"}]}
+    code = {429: "too_many_requests"}.get(status, "internal_error" if status >= 500 else "error")
+    return status, {"errors": [{"code": code, "detail": f"injected HTTP {status}"}]}
 
 
 def _access_denied(message: str) -> Response:

@@ -11,6 +11,9 @@
 * Every write (``POST``/``PUT``/``PATCH``/``DELETE``) answers 405: ledgerlink never writes to
   QuickBooks through the API.
 
+At most :attr:`SandboxOptions.quickbooks_max_concurrent` requests (10) are served at once per
+company; one more gets 429, as QuickBooks answers. Faults are injectable (``ledgerlink.sandbox.faults``).
+
 Errors are ``Fault`` bodies: 401 ``AuthenticationFault`` (code 3200) for a wrong realm or token,
 400 ``ValidationFault`` for a bad query (4000/4001) or an unknown id (610).
 """
@@ -18,15 +21,17 @@ Errors are ``Fault`` bodies: 401 ``AuthenticationFault`` (code 3200) for a wrong
 from __future__ import annotations
 
 import hmac
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ledgerlink.sandbox.common import SandboxOptions, bearer_token
+from ledgerlink.sandbox.faults import FaultMiddleware
 from ledgerlink.sandbox.fixtures import Fixtures
 from ledgerlink.sandbox.qbo_query import QueryError, parse_query, run_query, unknown_fields
 
@@ -61,10 +66,14 @@ def create_quickbooks_app(fixtures: Fixtures, options: SandboxOptions | None = N
     """A FastAPI app serving ``fixtures``' QuickBooks ledger, read-only."""
     options = options or SandboxOptions()
     app = FastAPI(title="QuickBooks Online sandbox", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(ConcurrencyLimit, limit=options.quickbooks_max_concurrent)
+    app.add_middleware(
+        FaultMiddleware, service="quickbooks", injector=options.faults, error_body=_fault_error
+    )
     token = fixtures.access_token("quickbooks")
     realm_id = fixtures.quickbooks_realm_id
     entities: dict[str, list[dict[str, Any]]] = {
-        **{name: [] for name in _OTHER_ENTITIES},
+        **{name: [] for name in (*_OTHER_ENTITIES, "ExchangeRate")},
         **fixtures.quickbooks,
         "CompanyInfo": [_company_info(fixtures)],
     }
@@ -176,6 +185,57 @@ def create_quickbooks_app(fixtures: Fixtures, options: SandboxOptions | None = N
         )
 
     return app
+
+
+def _fault_body(fault_type: str, message: str, detail: str, code: str) -> dict[str, Any]:
+    return {
+        "Fault": {
+            "Error": [{"Message": message, "Detail": detail, "code": code, "element": ""}],
+            "type": fault_type,
+        },
+        "time": _response_time(datetime.now(UTC)),
+    }
+
+
+def _fault_error(status: int, auth: str | None, path: str) -> tuple[int, dict[str, Any]]:
+    """QuickBooks' answer to an injected fault: a ``Fault`` body."""
+    if auth is not None:
+        return 401, _fault_body(
+            "AuthenticationFault",
+            "message=AuthenticationFailed; errorCode=003200; statusCode=401",
+            f"Token {auth}",
+            "3200",
+        )
+    if status == 429:
+        return 429, _fault_body(
+            "ThrottlingFault",
+            "message=ThrottleExceeded; errorCode=003001; statusCode=429",
+            "The request limit was reached.",
+            "3001",
+        )
+    return status, _fault_body("SystemFault", "An application error has occurred.", f"HTTP {status}", "10000")
+
+
+class ConcurrencyLimit:
+    """QuickBooks refuses more than ``limit`` concurrent requests to one company with a 429."""
+
+    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+        self.app, self.limit, self.in_flight, self.peak = app, limit, 0, 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.limit:
+            status, body = _fault_error(429, None, scope["path"])
+            await JSONResponse(body, status_code=status)(scope, receive, send)
+            return
+        self.in_flight += 1  # one event loop: no lock needed
+        self.peak = max(self.peak, self.in_flight)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
 
 
 def _company_info(fixtures: Fixtures) -> dict[str, Any]:

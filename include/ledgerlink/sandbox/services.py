@@ -213,3 +213,14 @@ def run_sandbox(
             email_in_address=fixtures.email_in_address,
             registered_sender=str(manifest.get("registered_sender", "")),
         )
+
+
+@contextlib.contextmanager
+def serve_app(name: str, app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Serve one ASGI app (a sandbox API, the webhook receiver) on loopback; yield its base URL."""
+    server = _ApiServer(name, app, host, port)
+    try:
+        server.start()
+        yield server.base_url
+    finally:
+        server.stop()

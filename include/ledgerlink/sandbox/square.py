@@ -9,21 +9,35 @@
 * ``GET /v2/payments/{id}``, ``GET /v2/customers`` (``limit`` 1..100 or 400), ``POST
   /v2/customers/search``, ``GET /v2/customers/{id}``, ``GET /v2/locations[/{id}]``.
 
+* OAuth (``apis.md`` §2.6-2.7): ``GET /oauth2/authorize`` (the seller always consents; redirects
+  to a loopback ``redirect_uri`` with ``code`` and ``state``), ``POST /oauth2/token`` with the
+  ``authorization_code`` grant (30-day access tokens; PKCE with ``code_verifier`` for clients
+  without a secret) and the ``refresh_token`` grant (code flow: the same refresh token comes back,
+  no rotation), ``POST /oauth2/revoke``; and RFC 7591 Dynamic Client Registration as the MCP
+  server's authorization server does it: ``GET /.well-known/oauth-authorization-server``, ``POST
+  /oauth2/register`` (loopback redirect URIs only, like the hosted server's allowlist).
+
 Errors use Square's shape ``{"errors": [{"category", "code", "detail", "field"?}]}``.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
 import re
+import secrets
+import threading
 from collections.abc import Callable
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from ledgerlink.sandbox.common import (
     SandboxOptions,
@@ -33,6 +47,7 @@ from ledgerlink.sandbox.common import (
     parse_timestamp,
     query_fingerprint,
 )
+from ledgerlink.sandbox.faults import FaultMiddleware
 from ledgerlink.sandbox.fixtures import Fixtures
 
 MAX_LIMIT = 100
@@ -150,11 +165,61 @@ def _in_range(value: str | None, time_range: Any, name: str) -> bool:
     return (start is None or moment >= start) and (end is None or moment < end)
 
 
+ACCESS_TOKEN_TTL = timedelta(days=30)
+
+
+def square_oauth_client(fixtures: Fixtures) -> tuple[str, str]:
+    """The sandbox application's (client_id, client_secret), derived from the fixtures."""
+    material = hashlib.sha256(f"{fixtures.access_token('square')}:oauth".encode()).hexdigest()
+    return f"sandbox-sq0idb-{material[:22]}", f"sandbox-sq0csb-{material[22:62]}"
+
+
+@dataclass
+class _Authorization:
+    """OAuth state of the sandbox's authorization server: clients, codes, tokens."""
+
+    clients: dict[str, tuple[str | None, list[str]]]  # client_id -> (secret, redirect uris)
+    codes: dict[str, tuple[str, str, str | None]] = field(
+        default_factory=dict
+    )  # code -> client, uri, challenge
+    access_tokens: dict[str, datetime] = field(default_factory=dict)
+    refresh_tokens: dict[str, str] = field(default_factory=dict)  # refresh -> client_id
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _oauth_error(status: int, code: str, detail: str) -> JSONResponse:
+    body = {"errors": [{"category": "AUTHENTICATION_ERROR", "code": code, "detail": detail}]}
+    return JSONResponse(body, status_code=status)
+
+
+def _is_loopback(uri: str) -> bool:
+    parts = urlsplit(uri)
+    return parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")
+
+
+def _fault_error(status: int, auth: str | None, path: str) -> tuple[int, dict[str, Any]]:
+    """Square's answer to an injected fault, in its ``errors[]`` shape."""
+    if auth is not None:
+        code = "ACCESS_TOKEN_EXPIRED" if auth == "expired" else "ACCESS_TOKEN_REVOKED"
+        detail = f"The access token has been {auth}."
+        return 401, {"errors": [{"category": "AUTHENTICATION_ERROR", "code": code, "detail": detail}]}
+    if status == 429:
+        error = {"category": "RATE_LIMIT_ERROR", "code": "RATE_LIMITED", "detail": "Rate limit exceeded."}
+        return 429, {"errors": [error]}
+    code = {502: "BAD_GATEWAY", 503: "SERVICE_UNAVAILABLE", 504: "GATEWAY_TIMEOUT"}.get(
+        status, "INTERNAL_SERVER_ERROR"
+    )
+    return status, {"errors": [{"category": "API_ERROR", "code": code, "detail": f"injected HTTP {status}"}]}
+
+
 def create_square_app(fixtures: Fixtures, options: SandboxOptions | None = None) -> FastAPI:
     """A FastAPI app serving ``fixtures``' Square records with Square's paths, paging and errors."""
     options = options or SandboxOptions()
     app = FastAPI(title="Square sandbox", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(FaultMiddleware, service="square", injector=options.faults, error_body=_fault_error)
     token = fixtures.access_token("square")
+    client_id, client_secret = square_oauth_client(fixtures)
+    oauth = _Authorization(clients={client_id: (client_secret, [])})
     payments = fixtures.square_payments
     payments_by_id = {str(payment["id"]): payment for payment in payments}
     customers = fixtures.square_customers
@@ -179,6 +244,15 @@ def create_square_app(fixtures: Fixtures, options: SandboxOptions | None = None)
         if version is not None and not _SQUARE_VERSION.match(version):
             raise _invalid("INVALID_SQUARE_VERSION_FORMAT", f"Invalid Square-Version format: {version}")
         presented = bearer_token(request)
+        if presented is not None and not hmac.compare_digest(presented, token):
+            with oauth.lock:
+                expires_at = oauth.access_tokens.get(presented)
+            if expires_at is not None and options.clock() < expires_at:
+                return
+            if expires_at is not None:
+                raise SquareError(
+                    401, "AUTHENTICATION_ERROR", "ACCESS_TOKEN_EXPIRED", "The access token has expired."
+                )
         if presented is None or not hmac.compare_digest(presented, token):
             raise SquareError(
                 401, "AUTHENTICATION_ERROR", "UNAUTHORIZED", "This request could not be authorized."
@@ -321,5 +395,133 @@ def create_square_app(fixtures: Fixtures, options: SandboxOptions | None = None)
         raise SquareError(
             404, "INVALID_REQUEST_ERROR", "NOT_FOUND", f"Location with ID `{location_id}` not found."
         )
+
+    @app.get("/.well-known/oauth-authorization-server")
+    def authorization_server_metadata(request: Request) -> JSONResponse:
+        base = str(request.base_url).rstrip("/")
+        return JSONResponse(
+            {
+                "issuer": base,
+                "authorization_endpoint": f"{base}/oauth2/authorize",
+                "token_endpoint": f"{base}/oauth2/token",
+                "registration_endpoint": f"{base}/oauth2/register",
+                "revocation_endpoint": f"{base}/oauth2/revoke",
+                "response_types_supported": ["code"],
+                "grant_types_supported": ["authorization_code", "refresh_token"],
+                "code_challenge_methods_supported": ["S256"],
+                "token_endpoint_auth_methods_supported": ["client_secret_post", "none"],
+            }
+        )
+
+    @app.post("/oauth2/register")
+    async def register_client(request: Request) -> JSONResponse:
+        try:
+            metadata = await request.json()
+        except ValueError:
+            return JSONResponse({"error": "invalid_client_metadata"}, status_code=400)
+        uris = metadata.get("redirect_uris") if isinstance(metadata, dict) else None
+        if not isinstance(uris, list) or not uris or not all(isinstance(u, str) for u in uris):
+            return JSONResponse(
+                {"error": "invalid_redirect_uri", "error_description": "redirect_uris is required."}, 400
+            )
+        if not all(_is_loopback(uri) for uri in uris):
+            return JSONResponse(
+                {"error": "invalid_redirect_uri", "error_description": "domain not in allowlist"}, 400
+            )
+        public = metadata.get("token_endpoint_auth_method") == "none"
+        new_id = f"sandbox-sq0idp-dcr-{secrets.token_urlsafe(12)}"
+        new_secret = None if public else f"sandbox-sq0csp-{secrets.token_urlsafe(24)}"
+        with oauth.lock:
+            oauth.clients[new_id] = (new_secret, list(uris))
+        registered: dict[str, Any] = {
+            "client_id": new_id,
+            "client_id_issued_at": int(options.clock().timestamp()),
+            "redirect_uris": uris,
+            "grant_types": ["authorization_code", "refresh_token"],
+            "token_endpoint_auth_method": "none" if public else "client_secret_post",
+            "client_name": metadata.get("client_name"),
+        }
+        if new_secret is not None:
+            registered |= {"client_secret": new_secret, "client_secret_expires_at": 0}
+        return JSONResponse(registered, status_code=201)
+
+    @app.get("/oauth2/authorize")
+    def oauth_authorize(request: Request) -> Response:
+        # The sandbox's seller is always logged in and always consents.
+        params = request.query_params
+        redirect_uri = params.get("redirect_uri", "")
+        with oauth.lock:
+            client = oauth.clients.get(params.get("client_id", ""))
+        if client is None or not _is_loopback(redirect_uri) or (client[1] and redirect_uri not in client[1]):
+            return _oauth_error(400, "BAD_REQUEST", "Unknown client_id or redirect_uri.")
+        code = f"sq0cgb-{secrets.token_urlsafe(24)}"
+        with oauth.lock:
+            oauth.codes[code] = (params["client_id"], redirect_uri, params.get("code_challenge"))
+        query = urlencode({"code": code, "state": params.get("state", ""), "response_type": "code"})
+        return RedirectResponse(f"{redirect_uri}{'&' if '?' in redirect_uri else '?'}{query}")
+
+    @app.post("/oauth2/token")
+    async def oauth_token(request: Request) -> JSONResponse:
+        try:
+            body = await request.json()
+        except ValueError:
+            return _oauth_error(400, "BAD_REQUEST", "The request body is not valid JSON.")
+        if not isinstance(body, dict):
+            return _oauth_error(400, "BAD_REQUEST", "The request body must be a JSON object.")
+        with oauth.lock:
+            client = oauth.clients.get(str(body.get("client_id", "")))
+        secret = client[0] if client else None
+        presented_secret = str(body.get("client_secret", ""))
+        if client is None or (secret is not None and not hmac.compare_digest(presented_secret, secret)):
+            return _oauth_error(401, "UNAUTHORIZED", "Invalid client_id or client_secret.")
+        grant = body.get("grant_type")
+        if grant == "authorization_code":
+            with oauth.lock:
+                issued_for = oauth.codes.pop(str(body.get("code", "")), None)  # single use
+            if issued_for is None or issued_for[:2] != (body["client_id"], body.get("redirect_uri")):
+                return _oauth_error(401, "UNAUTHORIZED", "The authorization code is invalid or expired.")
+            challenge = issued_for[2]
+            if challenge is not None:
+                verifier = str(body.get("code_verifier", ""))
+                digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=")
+                if not hmac.compare_digest(digest.decode(), challenge):
+                    return _oauth_error(401, "UNAUTHORIZED", "code_verifier does not match.")
+            refresh = f"EQAA{secrets.token_urlsafe(40)}"
+        elif grant == "refresh_token":
+            # Code-flow refresh tokens are multi-use: the same one comes back.
+            refresh = str(body.get("refresh_token", ""))
+            with oauth.lock:
+                owner = oauth.refresh_tokens.get(refresh)
+            if owner != body["client_id"]:
+                return _oauth_error(401, "UNAUTHORIZED", "The refresh token is invalid or revoked.")
+        else:
+            return _oauth_error(400, "BAD_REQUEST", "Unsupported grant_type.")
+        access = f"EAAA{secrets.token_urlsafe(48)}"
+        expires_at = options.clock() + ACCESS_TOKEN_TTL
+        with oauth.lock:
+            oauth.access_tokens[access] = expires_at
+            oauth.refresh_tokens[refresh] = str(body["client_id"])
+        return JSONResponse(
+            {
+                "access_token": access,
+                "token_type": "bearer",
+                "expires_at": expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "merchant_id": str(fixtures.manifest.get("square_merchant_id", "")),
+                "refresh_token": refresh,
+                "short_lived": False,
+            }
+        )
+
+    @app.post("/oauth2/revoke")
+    async def oauth_revoke(request: Request) -> JSONResponse:
+        body = await request.json()
+        if not isinstance(body, dict):
+            return _oauth_error(400, "BAD_REQUEST", "The request body must be a JSON object.")
+        with oauth.lock:
+            oauth.access_tokens.pop(str(body.get("access_token", "")), None)
+            for refresh, owner in list(oauth.refresh_tokens.items()):
+                if owner == body.get("client_id"):
+                    del oauth.refresh_tokens[refresh]
+        return JSONResponse({"success": True})
 
     return app

@@ -88,3 +88,86 @@ def land_records(
     )
     inserted = conn.execute(insert.format(target=target, staging=staging, cols=column_list))
     return inserted.rowcount
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A record (or a whole response) that could not land, with the raw text as received."""
+
+    entity: str
+    source_record_id: str | None
+    raw_payload: Any  # the text as received, or the parsed value (written back as JSON)
+    reason: str
+
+
+def raw_text(value: Any) -> str:
+    """A payload as storable text: JSON for parsed values; a NUL character, which PostgreSQL text
+    cannot hold, written as the JSON escape ``\\u0000``."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text.replace("\x00", "\\u0000")
+
+
+def reject_records(
+    conn: psycopg.Connection, workspace_id: str, source: str, run_id: str, rejections: Iterable[Rejection]
+) -> int:
+    """Quarantine ``rejections`` in ``ops.rejected_records`` (in the caller's transaction). The same
+    raw payload rejected again counts one more attempt instead of a second row."""
+    count = 0
+    for rejection in rejections:
+        raw = raw_text(rejection.raw_payload)
+        conn.execute(
+            """
+            insert into ops.rejected_records
+                (workspace_id, source, entity, source_record_id, raw_payload, raw_payload_sha256,
+                 reason, rejected_by_run)
+            values (%s, %s, %s, %s, %s, %s, %s, %s)
+            on conflict (workspace_id, source, entity, raw_payload_sha256) do update set
+                attempts = ops.rejected_records.attempts + 1,
+                reason = excluded.reason,
+                rejected_by_run = excluded.rejected_by_run,
+                rejected_at = now(),
+                retry_state = 'open',
+                resolved_at = null
+            """,
+            (
+                workspace_id,
+                source,
+                rejection.entity,
+                raw_text(rejection.source_record_id) if rejection.source_record_id else None,
+                raw,
+                hashlib.sha256(raw.encode("utf-8")).hexdigest(),
+                raw_text(rejection.reason),
+                run_id,
+            ),
+        )
+        count += 1
+    return count
+
+
+def resolve_rejections(
+    conn: psycopg.Connection, workspace_id: str, source: str, entity: str, source_record_ids: Iterable[str]
+) -> int:
+    """Close open rejections of records that have now landed (a corrected version arrived)."""
+    ids = sorted(set(source_record_ids))
+    if not ids:
+        return 0
+    return conn.execute(
+        "update ops.rejected_records set retry_state = 'landed', resolved_at = now()"
+        " where workspace_id = %s and source = %s and entity = %s and retry_state = 'open'"
+        " and source_record_id = any(%s)",
+        (workspace_id, source, entity, ids),
+    ).rowcount
+
+
+def open_rejections(
+    conn: psycopg.Connection, workspace_id: str, source: str | None = None
+) -> list[dict[str, Any]]:
+    """Open rejections, oldest first: what an operator sees and can retry."""
+    cursor = conn.execute(
+        "select rejection_id, source, entity, source_record_id, raw_payload, reason, attempts, rejected_at"
+        " from ops.rejected_records where workspace_id = %s and retry_state = 'open'"
+        " and (%s::text is null or source = %s) order by rejection_id",
+        (workspace_id, source, source),
+    )
+    columns = [column.name for column in cursor.description or []]
+    return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]

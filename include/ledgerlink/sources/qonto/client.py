@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from ledgerlink.sources.http import ApiClient
+from ledgerlink.sources.http import ApiClient, MalformedResponse, tls_context
 
 MAX_PER_PAGE = 100
 
@@ -23,24 +23,55 @@ class QontoClient(ApiClient):
 
     def supplier_invoice_pages(
         self, updated_from: datetime | None, updated_to: datetime, per_page: int = MAX_PER_PAGE
-    ) -> Iterator[list[dict[str, Any]]]:
-        """Every page of supplier invoices updated in [updated_from, updated_to], read to the end.
-        A missing or null ``meta.next_page`` means the last page."""
-        params: dict[str, Any] = {
-            "filter[updated_at_to]": _iso(updated_to),
-            "per_page": min(per_page, MAX_PER_PAGE),
-        }
-        if updated_from is not None:
-            params["filter[updated_at_from]"] = _iso(updated_from)
-        page: int | None = 1
-        while page is not None:
-            body = self.request("GET", "/v2/supplier_invoices", params={**params, "page": page}).json()
-            yield body.get("supplier_invoices") or []
-            page = (body.get("meta") or {}).get("next_page")
+    ) -> Iterator[list[Any]]:
+        """Every supplier invoice updated in [updated_from, updated_to], oldest change first, page
+        by page, read to the end (a missing or null ``meta.next_page`` is the last page).
+
+        Page numbers shift when a record changes during the read (it leaves its place and the
+        ones after it move up one), which would skip a record. So each page after the first
+        restarts at the newest ``updated_at`` seen, inclusive (keyset paging); page numbers only
+        advance while a whole page shares one ``updated_at``. Records read twice are absorbed by
+        landing's dedup. Items are returned as sent, objects or not: validation is the caller's."""
+        per_page = min(per_page, MAX_PER_PAGE)
+        lower = _iso(updated_from) if updated_from is not None else None
+        page = 1
+        while True:
+            params: dict[str, Any] = {
+                "filter[updated_at_to]": _iso(updated_to),
+                "sort_by": "updated_at:asc",
+                "per_page": per_page,
+                "page": page,
+            }
+            if lower is not None:
+                params["filter[updated_at_from]"] = lower
+            body = self.request_json("GET", "/v2/supplier_invoices", params=params)
+            invoices = body.get("supplier_invoices")
+            if invoices is None:
+                invoices = []
+            if not isinstance(invoices, list):
+                raise MalformedResponse(
+                    "supplier_invoices is not a list", httpx.Response(200, json=body).text
+                )
+            yield invoices
+            meta = body.get("meta")
+            if not isinstance(meta, dict) or not meta.get("next_page") or not invoices:
+                return
+            newest = max(
+                (
+                    str(row["updated_at"])
+                    for row in invoices
+                    if isinstance(row, dict) and isinstance(row.get("updated_at"), str)
+                ),
+                default=None,
+            )
+            if newest is not None and newest != lower:
+                lower, page = newest, 1
+            else:
+                page += 1
 
     def attachment(self, attachment_id: str) -> dict[str, Any]:
         """The attachment's metadata, with a download URL valid for 30 minutes."""
-        body = self.request("GET", f"/v2/attachments/{attachment_id}").json()
+        body = self.request_json("GET", f"/v2/attachments/{attachment_id}")
         return dict(body["attachment"])
 
     def download_attachment(self, attachment_id: str) -> tuple[dict[str, Any], bytes]:
@@ -48,7 +79,7 @@ class QontoClient(ApiClient):
         for _ in range(2):
             attachment = self.attachment(attachment_id)
             url = str(attachment["url"]).replace("\\u0026", "&")
-            response = httpx.get(url, timeout=httpx.Timeout(60.0, connect=5.0))
+            response = httpx.get(url, timeout=httpx.Timeout(60.0, connect=5.0), verify=tls_context())
             if response.status_code in (403, 404, 410):
                 continue
             response.raise_for_status()

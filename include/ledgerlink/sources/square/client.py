@@ -6,7 +6,9 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from ledgerlink.sources.http import ApiClient
+import httpx
+
+from ledgerlink.sources.http import ApiClient, MalformedResponse
 
 SQUARE_VERSION = "2025-08-20"
 MAX_LIMIT = 100
@@ -23,7 +25,7 @@ class SquareClient(ApiClient):
 
     def payment_pages(
         self, updated_from: datetime | None, updated_to: datetime, location_id: str | None
-    ) -> Iterator[list[dict[str, Any]]]:
+    ) -> Iterator[list[Any]]:
         """Payments updated in [updated_from, updated_to), oldest change first. ``location_id``
         matters: without it Square returns only the main location's payments."""
         params: dict[str, Any] = {
@@ -40,9 +42,7 @@ class SquareClient(ApiClient):
             params["location_id"] = location_id
         yield from self._cursor_pages("GET", "/v2/payments", "payments", params=params)
 
-    def customer_pages(
-        self, updated_from: datetime | None, updated_to: datetime
-    ) -> Iterator[list[dict[str, Any]]]:
+    def customer_pages(self, updated_from: datetime | None, updated_to: datetime) -> Iterator[list[Any]]:
         """Customers updated in the window, through ``POST /v2/customers/search``."""
         updated_at: dict[str, str] = {"end_at": _rfc3339(updated_to)}
         if updated_from is not None:
@@ -52,17 +52,20 @@ class SquareClient(ApiClient):
 
     def _cursor_pages(
         self, method: str, path: str, key: str, *, params: dict[str, Any] | None = None, json: Any = None
-    ) -> Iterator[list[dict[str, Any]]]:
+    ) -> Iterator[list[Any]]:
         cursor: str | None = None
         while True:
             if method == "GET":
                 page_params = {**(params or {}), **({"cursor": cursor} if cursor else {})}
-                body = self.request(method, path, params=page_params).json()
+                body = self.request_json(method, path, params=page_params)
             else:
-                body = self.request(
+                body = self.request_json(
                     method, path, json={**json, **({"cursor": cursor} if cursor else {})}
-                ).json()
-            yield body.get(key) or []
+                )
+            records = body.get(key) or []
+            if not isinstance(records, list):
+                raise MalformedResponse(f"{key} is not a list", httpx.Response(200, json=body).text)
+            yield records
             cursor = body.get("cursor") or None
             if cursor is None:
                 return

@@ -1,0 +1,1 @@
+"""Webhook receivers: Square payment notifications, landed raw and processed later."""
