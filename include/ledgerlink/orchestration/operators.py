@@ -95,14 +95,21 @@ class EmailDeliveryOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, int]:
         from ledgerlink.blobstore import BlobStore
         from ledgerlink.delivery import deliver_pending
-        from ledgerlink.orchestration.connections import smtp_endpoint
+        from ledgerlink.orchestration.connections import notifier_endpoint, smtp_endpoint
         from ledgerlink.settings import load_settings
         from ledgerlink.warehouse import connect
 
         smtp = smtp_endpoint(self.email_conn_id)
         with connect() as conn:
+            # A refused login opens an incident and notifies the owner once; the task itself
+            # succeeds, since retrying it cannot fix credentials and nothing was lost.
             counts = deliver_pending(
-                conn, self.workspace_id, smtp, BlobStore(load_settings().blob_dir), str(context["run_id"])
+                conn,
+                self.workspace_id,
+                smtp,
+                BlobStore(load_settings().blob_dir),
+                str(context["run_id"]),
+                notifier=notifier_endpoint(),
             )
         self.log.info("workspace %s: delivery %s", self.workspace_id, counts)
         return counts
