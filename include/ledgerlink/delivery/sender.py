@@ -276,7 +276,11 @@ def _attempt(
             code, reply = client.data(message.as_bytes())
             if code != 250:
                 raise smtplib.SMTPDataError(code, reply)
-            result = AttemptResult("sent", code, None)
+            # Recorded before QUIT: the window in which an accepted message is not yet marked
+            # sent is only this commit.
+            sent = AttemptResult("sent", code, None)
+            _record(conn, outbox_id, attempt_id, sent, keep_unconfirmed=False)
+            return sent
     except smtplib.SMTPResponseException as error:
         result = _classify(error.smtp_code, error.smtp_error)
         reached_data = False  # the server answered: it did not accept the message

@@ -16,14 +16,15 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 Step = Literal["CONNECT", "EHLO", "AUTH", "MAIL", "RCPT", "DATA", "END_OF_DATA"]
-Action = Literal["reply", "drop", "hold", "relay_then_hold"]
+Action = Literal["reply", "drop", "hold", "relay_then_hold", "delay_reply"]
 
 
 @dataclass
 class Fault:
     """What to do at ``step``: ``reply`` answers with ``reply`` instead of the server; ``drop``
     closes the connection; ``hold`` withholds any answer until released; ``relay_then_hold``
-    lets the server act on the step but withholds its reply from the sender until released."""
+    lets the server act on the step but withholds its reply from the sender, and closes once
+    released; ``delay_reply`` passes the server's reply on once released."""
 
     step: Step
     action: Action
@@ -106,9 +107,10 @@ class _Session:
                 server_w.write(line)
                 await server_w.drain()
                 reply = await _read_reply(server_r)
-                if fault is not None and fault.action == "relay_then_hold":
+                if fault is not None and fault.action in ("relay_then_hold", "delay_reply"):
                     await self._hold(fault)
-                    return
+                    if fault.action == "relay_then_hold":
+                        return
                 client_w.write(reply)
                 await client_w.drain()
                 if step == "DATA" and reply.startswith(b"354"):
@@ -132,7 +134,7 @@ class _Session:
             if fault.action == "hold":
                 await _wait(fault.released)
             return False
-        return True  # relay_then_hold acts after the relay
+        return True  # relay_then_hold and delay_reply act after the relay
 
     async def _hold(self, fault: Fault) -> None:
         fault.reached.set()
@@ -154,7 +156,7 @@ class _Session:
             if line == b".\r\n":
                 break
         fault = self.plan.take("END_OF_DATA")
-        if fault is not None and fault.action != "relay_then_hold":
+        if fault is not None and fault.action not in ("relay_then_hold", "delay_reply"):
             # The server never sees the end of the message, so it never accepts it.
             return await self._before_relay(fault, client_w)
         server_w.write(b"".join(content))
@@ -162,7 +164,8 @@ class _Session:
         reply = await _read_reply(server_r)
         if fault is not None:
             await self._hold(fault)
-            return False
+            if fault.action == "relay_then_hold":
+                return False
         client_w.write(reply)
         await client_w.drain()
         return True
