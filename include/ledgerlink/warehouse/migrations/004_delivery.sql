@@ -21,8 +21,7 @@ alter table ops.delivery_outbox
     add column needs_person_reason text,
     add column posted_at timestamptz,
     add column quickbooks_entity text,
-    add column quickbooks_id text,
-    add column retry_of_outbox_id bigint references ops.delivery_outbox;
+    add column quickbooks_id text;
 
 alter table ops.delivery_attempts
     add column finished_at timestamptz,
