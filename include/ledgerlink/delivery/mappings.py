@@ -20,10 +20,11 @@ from __future__ import annotations
 import operator
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import psycopg
-from jinja2 import StrictUndefined, TemplateError
+from jinja2 import StrictUndefined, TemplateError, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from psycopg.types.json import Jsonb
 
@@ -77,21 +78,28 @@ class FieldMapping:
         return {name: value for name, value in fields.items() if name not in self.ignored}
 
 
-def evaluate(expression: str, values: dict[str, Any]) -> Any:
+_EXPRESSION_ERRORS = (TemplateError, ValueError, TypeError, ArithmeticError, LookupError, OverflowError)
+
+
+def evaluate(expression: str, values: dict[str, Any]) -> str | int | float | bool | None:
     """The expression's value over ``values``, or ``None`` when it fails on them."""
     try:
-        result = _compile(expression)(**values)
-    except (TemplateError, ValueError, TypeError, ArithmeticError, LookupError):
+        return _evaluate(expression, values)
+    except _EXPRESSION_ERRORS:
         return None
-    if isinstance(result, str) and len(result) > _MAX_VALUE_CHARS:
-        return None
-    return result
 
 
-def _compile(expression: str) -> Any:
+def _evaluate(expression: str, values: dict[str, Any]) -> str | int | float | bool | None:
     if len(expression) > _MAX_EXPRESSION_CHARS:
         raise MappingError(f"expression longer than {_MAX_EXPRESSION_CHARS} characters")
-    return _SANDBOX.compile_expression(expression, undefined_to_none=False)
+    result = _SANDBOX.compile_expression(expression, undefined_to_none=False)(**values)
+    # Only plain values leave the sandbox: an undefined name, a refused attribute (which the
+    # sandbox turns into an undefined value), a function or a class is an error.
+    if isinstance(result, Undefined) or not isinstance(result, str | int | float | bool | Decimal | None):
+        raise ValueError(f"the expression yields {type(result).__name__}, not a plain value")
+    if isinstance(result, str) and len(result) > _MAX_VALUE_CHARS:
+        raise ValueError("value too long")
+    return str(result) if isinstance(result, Decimal) else result
 
 
 def validate_spec(spec: dict[str, Any], sample: dict[str, Any]) -> FieldMapping:
@@ -107,8 +115,8 @@ def validate_spec(spec: dict[str, Any], sample: dict[str, Any]) -> FieldMapping:
     )
     for name, expression in mapping.computed.items():
         try:
-            _compile(expression)(**sample)
-        except (TemplateError, ValueError, TypeError, ArithmeticError, LookupError) as error:
+            _evaluate(expression, sample)
+        except _EXPRESSION_ERRORS as error:
             raise MappingError(f"computed field {name!r} refused: {error}") from error
     return mapping
 
