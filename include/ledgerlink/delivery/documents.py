@@ -104,6 +104,9 @@ def _conversion(document: dict[str, Any]) -> dict[str, str] | None:
     conversion = document.get("conversion")
     if not conversion:
         return None
+    if conversion.get("missing_rate"):
+        no_rate = f"no {document.get('currency')}/{conversion['home_currency']} rate on record"
+        return {"converted": no_rate, "rate": "none", "rate_date": "none", "rate_source": "none"}
     return {
         "converted": format_money(conversion["converted_amount_minor"], conversion["home_currency"]),
         "rate": str(conversion["rate"]),
