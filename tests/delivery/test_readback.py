@@ -1,0 +1,122 @@
+"""Read-back against the QuickBooks sandbox over HTTP: bills and purchases carrying a ledgerlink
+source id are linked to their deliveries (status ``posted`` with the QuickBooks id), and sent
+documents never posted after N days are reported."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+import uvicorn
+from delivery_rig import DeliveryRig, decide, outbox_rows, square_record
+
+from ledgerlink.delivery.readback import never_posted, read_back
+from ledgerlink.delivery.sender import deliver_pending
+from ledgerlink.sandbox.fixtures import Fixtures
+from ledgerlink.sandbox.quickbooks import create_quickbooks_app
+from ledgerlink.sources.quickbooks.client import QuickBooksClient
+
+TOKEN = "qbo-sandbox-token"
+REALM = "4620816365"
+BILLS = [
+    {
+        "Id": "501",
+        "PrivateNote": "ledgerlink source record id: square:RB1",
+        "MetaData": {"CreateTime": "2026-03-20T10:00:00+00:00"},
+    },
+    {
+        "Id": "502",
+        "PrivateNote": "paid in cash, see square:RB9",
+        "MetaData": {"CreateTime": "2026-03-20T10:00:00+00:00"},
+    },
+]
+PURCHASES = [
+    {
+        "Id": "77",
+        "Line": [{"Description": "Card payment receipt — ledgerlink square:RB2"}],
+        "MetaData": {"CreateTime": "2026-03-21T09:30:00+00:00"},
+    }
+]
+
+
+@pytest.fixture()
+def quickbooks(tmp_path: Path) -> Iterator[QuickBooksClient]:
+    fixtures = Fixtures(
+        root=tmp_path,
+        manifest={
+            "workspace_id": "readback",
+            "access_tokens": {"quickbooks": TOKEN},
+            "quickbooks_realm_id": REALM,
+            "company_name": "Read Back SAS",
+            "home_currency": "EUR",
+        },
+        qonto_supplier_invoices=[],
+        qonto_attachments={},
+        square_payments=[],
+        square_customers=[],
+        square_locations=[],
+        quickbooks={"Bill": BILLS, "Purchase": PURCHASES},
+        ground_truth={},
+    )
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(
+        uvicorn.Config(create_quickbooks_app(fixtures), log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    yield QuickBooksClient(f"http://127.0.0.1:{sock.getsockname()[1]}", TOKEN, REALM)
+    server.should_exit = True
+    thread.join(10)
+    sock.close()
+
+
+def test_bills_and_purchases_link_back_and_the_unposted_are_reported(
+    conn: psycopg.Connection, rig: DeliveryRig, quickbooks: QuickBooksClient
+) -> None:
+    ws = rig.workspace.workspace_id
+    for record_id in ("RB1", "RB2", "RB3", "RB9"):
+        decide(conn, rig.workspace, square_record(record_id))
+    conn.commit()
+    assert deliver_pending(conn, ws, rig.endpoint(), rig.blobs, "run-1")["sent"] == 4
+    conn.execute(
+        "update ops.delivery_outbox set sent_at = now() - interval '20 days' where workspace_id = %s"
+        " and source_record_id in ('RB3', 'RB1')",
+        (ws,),
+    )
+    conn.commit()
+
+    assert read_back(conn, ws, quickbooks) == 2
+    assert read_back(conn, ws, quickbooks) == 0, "a rerun links nothing new"
+    by_record = {row["source_record_id"]: row for row in outbox_rows(conn, ws)}
+    assert (
+        by_record["RB1"]["status"],
+        by_record["RB1"]["quickbooks_entity"],
+        by_record["RB1"]["quickbooks_id"],
+    ) == (
+        "posted",
+        "Bill",
+        "501",
+    )
+    assert (
+        by_record["RB2"]["status"],
+        by_record["RB2"]["quickbooks_entity"],
+        by_record["RB2"]["quickbooks_id"],
+    ) == (
+        "posted",
+        "Purchase",
+        "77",
+    )
+    assert by_record["RB9"]["status"] == "sent", "a note without the ledgerlink marker links nothing"
+
+    overdue = never_posted(conn, ws, older_than_days=14, as_of=datetime.now(UTC))
+    assert [record for _, _, record, _ in overdue] == ["RB3"]
+    assert never_posted(conn, ws, older_than_days=30, as_of=datetime.now(UTC) + timedelta(days=1)) == []
