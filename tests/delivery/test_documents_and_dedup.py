@@ -12,12 +12,22 @@ from email.message import EmailMessage
 
 import psycopg
 from delivery_rig import DeliveryRig, decide, land_qonto_invoice, outbox_rows, square_record
+from fpdf import FPDF
 from PIL import Image
 from pypdf import PdfReader
 
 from ledgerlink.delivery.sender import deliver_pending
 
-PDF = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+
+def _supplier_pdf() -> bytes:
+    invoice = FPDF()
+    invoice.add_page()
+    invoice.set_font("Helvetica", size=12)
+    invoice.cell(text="Facture F-Q1 Papeterie Dupont 120.00 EUR")
+    return bytes(invoice.output())
+
+
+PDF = _supplier_pdf()
 
 
 def _received(rig: DeliveryRig) -> list[EmailMessage]:
@@ -50,7 +60,11 @@ def test_a_qonto_original_goes_as_it_is_and_an_unaccepted_image_is_converted_beh
     conn.commit()
     assert _send(conn, rig)["sent"] == 2
     original, converted = _received(rig)
-    assert _attachment(original) == ("facture.pdf", PDF)
+    name, pdf = _attachment(original)
+    assert name == "facture.pdf"
+    cover, invoice_page = PdfReader(io.BytesIO(pdf)).pages
+    assert "qonto:Q1" in cover.extract_text() and "mapping version: 0" in cover.extract_text()
+    assert invoice_page.extract_text() == PdfReader(io.BytesIO(PDF)).pages[0].extract_text()
     name, pdf = _attachment(converted)
     assert name == "scan.pdf"
     reader = PdfReader(io.BytesIO(pdf))

@@ -1,9 +1,10 @@
 """The document QuickBooks' OCR reads: the original attachment for a Qonto supplier invoice,
 or a PDF receipt rendered from a Jinja2 template for a Square charge.
 
-QuickBooks' email-in takes JPG, PNG, GIF and PDF files. A Qonto original in one of those goes as
-it is. An image in another format (TIFF, BMP, WebP) is converted into a PDF whose first page is a
-cover page carrying the source record id and mapping version; anything else is refused with the
+QuickBooks' email-in takes JPG, PNG, GIF and PDF files. A Qonto PDF original gets a cover page
+in front (source record id, mapping version, amounts), its own pages untouched; a JPG, PNG or GIF
+goes as it is (the source record id travels in the subject). An image in another format (TIFF,
+BMP, WebP) is converted into a PDF behind the cover page; anything else is refused with the
 reason, and the outbox row is kept as a rejection.
 """
 
@@ -19,6 +20,8 @@ import jinja2
 import psycopg
 from fpdf import FPDF
 from PIL import Image, UnidentifiedImageError
+from pypdf import PdfReader, PdfWriter
+from pypdf.errors import PdfReadError
 
 from ledgerlink.blobstore import BlobStore
 from ledgerlink.money import format_money
@@ -141,6 +144,8 @@ def qonto_document(
     """The Qonto original when QuickBooks takes its format, converted to a PDF behind a cover
     page when it is an image QuickBooks refuses; otherwise :class:`DocumentRefused`."""
     content_type = mimetypes.guess_type(file_name)[0] or "application/octet-stream"
+    if content_type == "application/pdf":
+        return file_name, _with_cover_page(content, document, workspace_name), content_type
     if content_type in QUICKBOOKS_FILE_TYPES:
         return file_name, content, content_type
     try:
@@ -154,6 +159,23 @@ def qonto_document(
         ) from error
     converted = cover_page_pdf(document, workspace_name, png.getvalue())
     return f"{Path(file_name).stem}.pdf", converted, "application/pdf"
+
+
+def _with_cover_page(original_pdf: bytes, document: dict[str, Any], workspace_name: str) -> bytes:
+    """The cover page followed by the original's pages. An original pypdf cannot read goes as it
+    is: QuickBooks, not ledgerlink, decides whether it can read it."""
+    try:
+        original = PdfReader(io.BytesIO(original_pdf))
+        pages = list(original.pages)
+    except (PdfReadError, ValueError, KeyError):
+        return original_pdf
+    writer = PdfWriter()
+    writer.append(PdfReader(io.BytesIO(cover_page_pdf(document, workspace_name))))
+    for page in pages:
+        writer.add_page(page)
+    merged = io.BytesIO()
+    writer.write(merged)
+    return merged.getvalue()
 
 
 def document_for(
