@@ -169,3 +169,45 @@ def test_distinct_look_alike_records_go_to_review_before_sending(
         "select route from ops.routing_decisions where decision_id = %s", (far,)
     ).fetchone() == ("auto_link",)
     assert _send(conn, rig)["sent"] == 2
+
+    # A reviewer judges the look-alike distinct and accepts it: now it is queued and sent.
+    conn.execute(
+        "insert into ops.review_actions (workspace_id, decision_id, source, source_record_id,"
+        " source_payload_sha256, action, candidate_type, candidate_id, actor)"
+        " select workspace_id, decision_id, source, source_record_id, source_payload_sha256, 'accept',"
+        " 'invoice', '1042', 'ana' from ops.routing_decisions where decision_id = %s",
+        (twin,),
+    )
+    decide(
+        conn, rig.workspace, square_record("L2", reference=None, counterparty_name="BOULANGERIE  marchand")
+    )
+    conn.commit()
+    assert _send(conn, rig)["sent"] == 1
+    assert len(rig.email_in.mailbox.messages()) == 3
+
+
+def test_no_record_value_reaches_a_header(conn: psycopg.Connection, rig: DeliveryRig) -> None:
+    hostile = "Evil SARL\r\nBcc: attacker@example.com\r\nX-Injected: yes"
+    decide(conn, rig.workspace, square_record("H1", counterparty_name=hostile))
+    decide(
+        conn,
+        rig.workspace,
+        land_qonto_invoice(
+            conn,
+            rig.workspace,
+            rig.blobs,
+            "H2",
+            "bill\r\nBcc: attacker@example.com.pdf",
+            PDF,
+            counterparty_name=hostile,
+        ),
+    )
+    conn.commit()
+    assert _send(conn, rig)["sent"] == 2
+    for path in rig.email_in.mailbox.messages():
+        raw = path.read_bytes()
+        headers = raw.split(b"\r\n\r\n", 1)[0]
+        assert b"\nBcc:" not in headers and b"\nX-Injected:" not in headers
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+        assert message["Bcc"] is None and message["X-Injected"] is None
+        assert message["Delivered-To"] == rig.workspace.email_in_address

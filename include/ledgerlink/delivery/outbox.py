@@ -11,7 +11,8 @@ dedup:
   delivered, it queues an update that references the original and is flagged for a person
   (QuickBooks cannot be edited by email);
 - a distinct record that looks like one already queued (same counterparty, amount and currency,
-  dates within three days, no reference on either) is not queued: its decision goes to review.
+  dates within three days, no reference on either) is not queued: its decision goes to review,
+  and is queued when a reviewer accepts or pins it.
 
 It stamps the mapping version in effect at ``enqueued_at`` on the outbox row and the decision,
 and the conversion into the workspace's home currency when the record is in another one."""
@@ -87,7 +88,7 @@ def enqueue_document(
     ).fetchone()
     if previous is not None and previous[1] == record.source_payload_sha256:
         return False
-    if previous is None:
+    if previous is None and not _accepted_by_a_person(conn, decision_id):
         look_alike = _look_alike(conn, workspace.workspace_id, record)
         if look_alike is not None:
             _divert_to_review(conn, decision_id, look_alike)
@@ -230,6 +231,15 @@ def _look_alike(conn: psycopg.Connection, workspace_id: str, record: DeliveredRe
         },
     ).fetchone()
     return None if row is None else str(row[0])
+
+
+def _accepted_by_a_person(conn: psycopg.Connection, decision_id: int) -> bool:
+    """A reviewer accepted or pinned this decision: a look-alike was already judged distinct."""
+    row = conn.execute(
+        "select exists (select 1 from ops.review_actions where decision_id = %s and action in ('accept', 'pin'))",
+        (decision_id,),
+    ).fetchone()
+    return bool(row and row[0])
 
 
 def _divert_to_review(conn: psycopg.Connection, decision_id: int, look_alike_of: str) -> None:
