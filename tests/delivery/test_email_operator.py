@@ -1,0 +1,60 @@
+"""The email operator as the DAG runs it: connections from Airflow (``AIRFLOW_CONN_*``), a
+refused login raising the incident and the owner notice through the notifications connection,
+and the next run with fixed credentials resolving it."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from delivery_rig import SMTP_LOGIN, DeliveryRig, decide, outbox_rows, square_record
+
+from ledgerlink.cli.environment import connection_variable
+from ledgerlink.incidents import open_incidents
+from ledgerlink.orchestration.connection_ids import EMAIL_IN_CONN_ID, NOTIFICATIONS_CONN_ID
+
+
+def _smtp_connection(port: int, sender: str, password: str | None = None) -> dict[str, object]:
+    connection: dict[str, object] = {
+        "conn_type": "smtp",
+        "host": "127.0.0.1",
+        "port": port,
+        "extra": {"from_address": sender},
+    }
+    if password is not None:
+        connection.update(login=SMTP_LOGIN[0], password=password)
+    return connection
+
+
+def test_the_operator_notifies_the_owner_once_and_recovers(
+    conn: psycopg.Connection, rig: DeliveryRig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ledgerlink.orchestration.operators import EmailDeliveryOperator
+
+    decide(conn, rig.workspace, square_record("O1"))
+    conn.commit()
+    monkeypatch.setenv(
+        *connection_variable(
+            NOTIFICATIONS_CONN_ID, _smtp_connection(rig.owner_inbox.port, "notices@ledgerlink.invalid")
+        )
+    )
+    operator = EmailDeliveryOperator(task_id="deliver", workspace_id=rig.workspace.workspace_id)
+    for run in range(2):
+        monkeypatch.setenv(
+            *connection_variable(
+                EMAIL_IN_CONN_ID, _smtp_connection(rig.proxy.port, rig.sender_address, "revoked")
+            )
+        )
+        counts = operator.execute({"run_id": f"scheduled-{run}"})
+        assert counts["auth_refused"] == 1
+    assert len(open_incidents(conn, rig.workspace.workspace_id, "email_in")) == 1
+    assert len(rig.owner_inbox.mailbox.messages()) == 1
+
+    monkeypatch.setenv(
+        *connection_variable(
+            EMAIL_IN_CONN_ID, _smtp_connection(rig.proxy.port, rig.sender_address, SMTP_LOGIN[1])
+        )
+    )
+    assert operator.execute({"run_id": "scheduled-fixed"})["sent"] == 1
+    assert open_incidents(conn, rig.workspace.workspace_id, "email_in") == []
+    assert [row["status"] for row in outbox_rows(conn, rig.workspace.workspace_id)] == ["sent"]
+    assert len(rig.owner_inbox.mailbox.messages()) == 1
