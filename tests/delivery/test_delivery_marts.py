@@ -54,6 +54,7 @@ def test_status_marts_show_states_rejections_versions_and_incidents(
             "build",
             "--select",
             "+tag:delivery",
+            "reconciliation_status",
             "--project-dir",
             str(DBT_PROJECT),
             "--profiles-dir",
@@ -101,3 +102,9 @@ def test_status_marts_show_states_rejections_versions_and_incidents(
         (ws,),
     ).fetchone()
     assert health == (1, False, True)
+    reconciliation = conn.execute(
+        "select sum(record_count), sum(sent_count), sum(pending_count), sum(failed_count)"
+        " from marts.reconciliation_status where workspace_id = %s",
+        (ws,),
+    ).fetchone()
+    assert reconciliation == (3, 1, 1, 1)
