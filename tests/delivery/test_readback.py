@@ -8,7 +8,8 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import psycopg
@@ -16,6 +17,7 @@ import pytest
 import uvicorn
 from delivery_rig import DeliveryRig, decide, outbox_rows, square_record
 
+from ledgerlink.delivery.rates import refresh_quickbooks_rates, save_conversion_rule
 from ledgerlink.delivery.readback import never_posted, read_back
 from ledgerlink.delivery.sender import deliver_pending
 from ledgerlink.sandbox.fixtures import Fixtures
@@ -43,6 +45,12 @@ PURCHASES = [
         "MetaData": {"CreateTime": "2026-03-21T09:30:00+00:00"},
     }
 ]
+EXCHANGE_RATES = [
+    {"SourceCurrencyCode": "USD", "TargetCurrencyCode": "EUR", "Rate": 0.91, "AsOfDate": "2026-03-12"},
+    {"SourceCurrencyCode": "GBP", "TargetCurrencyCode": "EUR", "Rate": 1.17, "AsOfDate": "2026-03-12"},
+    {"SourceCurrencyCode": "GBP", "TargetCurrencyCode": "EUR", "Rate": 1.18, "AsOfDate": "2026-03-13"},
+    {"SourceCurrencyCode": "EUR", "TargetCurrencyCode": "USD", "Rate": 1.09, "AsOfDate": "2026-03-12"},
+]
 
 
 @pytest.fixture()
@@ -61,7 +69,7 @@ def quickbooks(tmp_path: Path) -> Iterator[QuickBooksClient]:
         square_payments=[],
         square_customers=[],
         square_locations=[],
-        quickbooks={"Bill": BILLS, "Purchase": PURCHASES},
+        quickbooks={"Bill": BILLS, "Purchase": PURCHASES, "ExchangeRate": EXCHANGE_RATES},
         ground_truth={},
     )
     sock = socket.socket()
@@ -120,3 +128,29 @@ def test_bills_and_purchases_link_back_and_the_unposted_are_reported(
     overdue = never_posted(conn, ws, older_than_days=14, as_of=datetime.now(UTC))
     assert [record for _, _, record, _ in overdue] == ["RB3"]
     assert never_posted(conn, ws, older_than_days=30, as_of=datetime.now(UTC) + timedelta(days=1)) == []
+
+
+def test_quickbooks_rates_convert_foreign_documents_and_a_workspace_rule_wins(
+    conn: psycopg.Connection, rig: DeliveryRig, quickbooks: QuickBooksClient
+) -> None:
+    ws = rig.workspace
+    save_conversion_rule(conn, ws.workspace_id, "GBP", "EUR", Decimal("1.20"), date(2026, 3, 13))
+    assert refresh_quickbooks_rates(conn, ws, quickbooks) == 2, "USD and the earlier GBP rate; the rule stays"
+    assert refresh_quickbooks_rates(conn, ws, quickbooks) == 0
+    posted_at = datetime(2026, 3, 14, 9, 0, tzinfo=UTC)
+    decide(conn, ws, square_record("FX-USD", currency="USD", amount_minor=10000), decided_at=posted_at)
+    decide(conn, ws, square_record("FX-GBP", currency="GBP", amount_minor=10000), decided_at=posted_at)
+    conn.commit()
+    usd, gbp = (row["document"]["conversion"] for row in outbox_rows(conn, ws.workspace_id))
+    assert (usd["converted_amount_minor"], usd["rate"], usd["rate_date"], usd["rate_source"]) == (
+        9100,
+        "0.91",
+        "2026-03-12",
+        "quickbooks",
+    )
+    assert (gbp["converted_amount_minor"], gbp["rate"], gbp["rate_date"], gbp["rate_source"]) == (
+        12000,
+        "1.20",
+        "2026-03-13",
+        "workspace_rule",
+    )
