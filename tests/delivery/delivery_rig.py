@@ -5,6 +5,9 @@ between it and the sender."""
 from __future__ import annotations
 
 import hashlib
+import socket
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,17 +16,89 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import uvicorn
 from psycopg.types.json import Jsonb
 
 from ledgerlink.blobstore import BlobStore
 from ledgerlink.delivery.outbox import DeliveredRecord, MatchedEntry, enqueue_document
 from ledgerlink.mail import SmtpEndpoint
 from ledgerlink.sandbox.email_in import EmailInServer, QuickBooksPolicy, start_email_in
+from ledgerlink.sandbox.fixtures import Fixtures
+from ledgerlink.sandbox.quickbooks import create_quickbooks_app
 from ledgerlink.sandbox.smtp_faults import SmtpFaultProxy
+from ledgerlink.sources.quickbooks.client import QuickBooksClient
 from ledgerlink.warehouse import connect
 from ledgerlink.workspaces import Workspace, save_workspace
 
 SMTP_LOGIN = ("ledgerlink-relay", "correct horse battery staple")
+
+QUICKBOOKS_TOKEN = "qbo-sandbox-token"
+REALM = "4620816365"
+BILLS = [
+    {
+        "Id": "501",
+        "PrivateNote": "ledgerlink source record id: square:RB1 and square:O1",
+        "MetaData": {"CreateTime": "2026-03-20T10:00:00+00:00"},
+    },
+    {
+        "Id": "502",
+        "PrivateNote": "paid in cash, see square:RB9",
+        "MetaData": {"CreateTime": "2026-03-20T10:00:00+00:00"},
+    },
+]
+PURCHASES = [
+    {
+        "Id": "77",
+        "Line": [{"Description": "Card payment receipt — ledgerlink square:RB2"}],
+        "MetaData": {"CreateTime": "2026-03-21T09:30:00+00:00"},
+    }
+]
+EXCHANGE_RATES = [
+    {"SourceCurrencyCode": "USD", "TargetCurrencyCode": "EUR", "Rate": 0.91, "AsOfDate": "2026-03-12"},
+    {"SourceCurrencyCode": "GBP", "TargetCurrencyCode": "EUR", "Rate": 1.17, "AsOfDate": "2026-03-12"},
+    {"SourceCurrencyCode": "GBP", "TargetCurrencyCode": "EUR", "Rate": 1.18, "AsOfDate": "2026-03-13"},
+    {"SourceCurrencyCode": "EUR", "TargetCurrencyCode": "USD", "Rate": 1.09, "AsOfDate": "2026-03-12"},
+]
+
+
+@pytest.fixture()
+def quickbooks_url(tmp_path: Path) -> Iterator[str]:
+    """The QuickBooks sandbox app over loopback HTTP, serving the bills, purchases and rates above."""
+    fixtures = Fixtures(
+        root=tmp_path,
+        manifest={
+            "workspace_id": "readback",
+            "access_tokens": {"quickbooks": QUICKBOOKS_TOKEN},
+            "quickbooks_realm_id": REALM,
+            "company_name": "Read Back SAS",
+            "home_currency": "EUR",
+        },
+        qonto_supplier_invoices=[],
+        qonto_attachments={},
+        square_payments=[],
+        square_customers=[],
+        square_locations=[],
+        quickbooks={"Bill": BILLS, "Purchase": PURCHASES, "ExchangeRate": EXCHANGE_RATES},
+        ground_truth={},
+    )
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(
+        uvicorn.Config(create_quickbooks_app(fixtures), log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server.should_exit = True
+    thread.join(10)
+    sock.close()
+
+
+@pytest.fixture()
+def quickbooks(quickbooks_url: str) -> QuickBooksClient:
+    return QuickBooksClient(quickbooks_url, QUICKBOOKS_TOKEN, REALM)
 
 
 @dataclass

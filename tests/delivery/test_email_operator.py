@@ -4,13 +4,21 @@ and the next run with fixed credentials resolving it."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import psycopg
 import pytest
-from delivery_rig import SMTP_LOGIN, DeliveryRig, decide, outbox_rows, square_record
+from delivery_rig import QUICKBOOKS_TOKEN, REALM, SMTP_LOGIN, DeliveryRig, decide, outbox_rows, square_record
 
 from ledgerlink.cli.environment import connection_variable
+from ledgerlink.credentials import store_token
 from ledgerlink.incidents import open_incidents
-from ledgerlink.orchestration.connection_ids import EMAIL_IN_CONN_ID, NOTIFICATIONS_CONN_ID
+from ledgerlink.orchestration.connection_ids import (
+    EMAIL_IN_CONN_ID,
+    NOTIFICATIONS_CONN_ID,
+    QUICKBOOKS_CONN_ID,
+)
+from ledgerlink.workspaces import save_workspace
 
 
 def _smtp_connection(port: int, sender: str, password: str | None = None) -> dict[str, object]:
@@ -25,8 +33,8 @@ def _smtp_connection(port: int, sender: str, password: str | None = None) -> dic
     return connection
 
 
-def test_the_operator_notifies_the_owner_once_and_recovers(
-    conn: psycopg.Connection, rig: DeliveryRig, monkeypatch: pytest.MonkeyPatch
+def test_the_operator_notifies_the_owner_once_recovers_and_reads_back(
+    conn: psycopg.Connection, rig: DeliveryRig, quickbooks_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from ledgerlink.orchestration.operators import EmailDeliveryOperator
 
@@ -58,3 +66,15 @@ def test_the_operator_notifies_the_owner_once_and_recovers(
     assert open_incidents(conn, rig.workspace.workspace_id, "email_in") == []
     assert [row["status"] for row in outbox_rows(conn, rig.workspace.workspace_id)] == ["sent"]
     assert len(rig.owner_inbox.mailbox.messages()) == 1
+
+    # A later run reads QuickBooks back: the bill drafted from the document marks it posted.
+    with conn.transaction():
+        save_workspace(conn, replace(rig.workspace, quickbooks_realm_id=REALM))
+        store_token(conn, rig.workspace.workspace_id, "quickbooks", QUICKBOOKS_TOKEN)
+    monkeypatch.setenv(
+        *connection_variable(QUICKBOOKS_CONN_ID, {"conn_type": "http", "host": quickbooks_url})
+    )
+    counts = operator.execute({"run_id": "scheduled-later"})
+    assert (counts["sent"], counts["posted"]) == (0, 1)
+    [row] = outbox_rows(conn, rig.workspace.workspace_id)
+    assert (row["status"], row["quickbooks_entity"], row["quickbooks_id"]) == ("posted", "Bill", "501")

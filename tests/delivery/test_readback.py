@@ -4,87 +4,16 @@ documents never posted after N days are reported."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import psycopg
-import pytest
-import uvicorn
 from delivery_rig import DeliveryRig, decide, outbox_rows, square_record
 
 from ledgerlink.delivery.rates import refresh_quickbooks_rates, save_conversion_rule
 from ledgerlink.delivery.readback import never_posted, read_back
 from ledgerlink.delivery.sender import deliver_pending
-from ledgerlink.sandbox.fixtures import Fixtures
-from ledgerlink.sandbox.quickbooks import create_quickbooks_app
 from ledgerlink.sources.quickbooks.client import QuickBooksClient
-
-TOKEN = "qbo-sandbox-token"
-REALM = "4620816365"
-BILLS = [
-    {
-        "Id": "501",
-        "PrivateNote": "ledgerlink source record id: square:RB1",
-        "MetaData": {"CreateTime": "2026-03-20T10:00:00+00:00"},
-    },
-    {
-        "Id": "502",
-        "PrivateNote": "paid in cash, see square:RB9",
-        "MetaData": {"CreateTime": "2026-03-20T10:00:00+00:00"},
-    },
-]
-PURCHASES = [
-    {
-        "Id": "77",
-        "Line": [{"Description": "Card payment receipt — ledgerlink square:RB2"}],
-        "MetaData": {"CreateTime": "2026-03-21T09:30:00+00:00"},
-    }
-]
-EXCHANGE_RATES = [
-    {"SourceCurrencyCode": "USD", "TargetCurrencyCode": "EUR", "Rate": 0.91, "AsOfDate": "2026-03-12"},
-    {"SourceCurrencyCode": "GBP", "TargetCurrencyCode": "EUR", "Rate": 1.17, "AsOfDate": "2026-03-12"},
-    {"SourceCurrencyCode": "GBP", "TargetCurrencyCode": "EUR", "Rate": 1.18, "AsOfDate": "2026-03-13"},
-    {"SourceCurrencyCode": "EUR", "TargetCurrencyCode": "USD", "Rate": 1.09, "AsOfDate": "2026-03-12"},
-]
-
-
-@pytest.fixture()
-def quickbooks(tmp_path: Path) -> Iterator[QuickBooksClient]:
-    fixtures = Fixtures(
-        root=tmp_path,
-        manifest={
-            "workspace_id": "readback",
-            "access_tokens": {"quickbooks": TOKEN},
-            "quickbooks_realm_id": REALM,
-            "company_name": "Read Back SAS",
-            "home_currency": "EUR",
-        },
-        qonto_supplier_invoices=[],
-        qonto_attachments={},
-        square_payments=[],
-        square_customers=[],
-        square_locations=[],
-        quickbooks={"Bill": BILLS, "Purchase": PURCHASES, "ExchangeRate": EXCHANGE_RATES},
-        ground_truth={},
-    )
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(
-        uvicorn.Config(create_quickbooks_app(fixtures), log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    yield QuickBooksClient(f"http://127.0.0.1:{sock.getsockname()[1]}", TOKEN, REALM)
-    server.should_exit = True
-    thread.join(10)
-    sock.close()
 
 
 def test_bills_and_purchases_link_back_and_the_unposted_are_reported(
