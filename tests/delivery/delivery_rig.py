@@ -13,22 +13,22 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
-import uvicorn
 from psycopg.types.json import Jsonb
 
 from ledgerlink.blobstore import BlobStore
 from ledgerlink.delivery.outbox import DeliveredRecord, MatchedEntry, enqueue_document
 from ledgerlink.mail import SmtpEndpoint
-from ledgerlink.sandbox.email_in import EmailInServer, QuickBooksPolicy, start_email_in
-from ledgerlink.sandbox.fixtures import Fixtures
-from ledgerlink.sandbox.quickbooks import create_quickbooks_app
-from ledgerlink.sandbox.smtp_faults import SmtpFaultProxy
 from ledgerlink.sources.quickbooks.client import QuickBooksClient
 from ledgerlink.warehouse import connect
 from ledgerlink.workspaces import Workspace, save_workspace
+
+if TYPE_CHECKING:  # the sandbox package imports FastAPI; the sender subprocess does without it
+    from ledgerlink.sandbox.email_in import EmailInServer
+    from ledgerlink.sandbox.smtp_faults import SmtpFaultProxy
 
 SMTP_LOGIN = ("ledgerlink-relay", "correct horse battery staple")
 
@@ -64,6 +64,11 @@ EXCHANGE_RATES = [
 @pytest.fixture()
 def quickbooks_url(tmp_path: Path) -> Iterator[str]:
     """The QuickBooks sandbox app over loopback HTTP, serving the bills, purchases and rates above."""
+    import uvicorn  # imported here: the crash tests' sender subprocess imports this module
+
+    from ledgerlink.sandbox.fixtures import Fixtures
+    from ledgerlink.sandbox.quickbooks import create_quickbooks_app
+
     fixtures = Fixtures(
         root=tmp_path,
         manifest={
@@ -149,6 +154,9 @@ def new_workspace(conn: psycopg.Connection, home_currency: str = "EUR") -> Works
 
 @pytest.fixture()
 def rig(conn: psycopg.Connection, tmp_path: Path) -> Iterator[DeliveryRig]:
+    from ledgerlink.sandbox.email_in import QuickBooksPolicy, start_email_in
+    from ledgerlink.sandbox.smtp_faults import SmtpFaultProxy
+
     workspace = new_workspace(conn)
     sender_address = f"ledgerlink@{workspace.workspace_id}.example"
     email_in = start_email_in(
