@@ -32,10 +32,20 @@ def header_safe(text: Any) -> str:
 
 @contextmanager
 def smtp_session(endpoint: SmtpEndpoint) -> Iterator[smtplib.SMTP]:
-    """A connected, logged-in SMTP client (STARTTLS when the endpoint asks for it)."""
-    with smtplib.SMTP(endpoint.host, endpoint.port, timeout=endpoint.timeout_seconds) as client:
+    """A connected, logged-in SMTP client (STARTTLS when the endpoint asks for it).
+
+    Leaving the session says QUIT but never raises on its reply: a message the server already
+    accepted must not be reported as failed because the goodbye went wrong, and an error inside
+    the session must not be masked by one from QUIT (``smtplib.SMTP.__exit__`` does both)."""
+    client = smtplib.SMTP(endpoint.host, endpoint.port, timeout=endpoint.timeout_seconds)
+    try:
         if endpoint.starttls:
             client.starttls()
         if endpoint.username:
             client.login(endpoint.username, endpoint.password or "")
         yield client
+    finally:
+        try:
+            client.quit()
+        except (OSError, smtplib.SMTPException):
+            client.close()

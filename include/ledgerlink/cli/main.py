@@ -44,6 +44,38 @@ def prepare() -> None:
 
 
 @cli.group()
+def delivery() -> None:
+    """Deliveries to the QuickBooks email-in."""
+
+
+@delivery.command("retry")
+@click.option("--workspace", "workspace_id", required=True)
+@click.option("--record", "source_record", help="source:record_id, e.g. square:PAY123")
+@click.option("--outbox-id", type=int)
+@click.option("--actor", default=lambda: os.environ.get("USER", "cli"), show_default="$USER")
+def delivery_retry(workspace_id: str, source_record: str | None, outbox_id: int | None, actor: str) -> None:
+    """Queue one rejected or failed delivery again after its cause was fixed."""
+    from ledgerlink.delivery.retry import DeliveryNotFound, retry_delivery
+    from ledgerlink.warehouse import connect
+
+    try:
+        with connect() as conn:
+            request = retry_delivery(
+                conn, workspace_id, actor=actor, outbox_id=outbox_id, source_record=source_record
+            )
+    except (DeliveryNotFound, ValueError) as error:
+        raise click.ClickException(str(error)) from error
+    record = f"{request.source}:{request.source_record_id}"
+    if request.queued:
+        click.echo(
+            f"queued delivery {request.outbox_id} of {record} again (was {request.previous_status}: "
+            f"{request.previous_reason})"
+        )
+    else:
+        click.echo(f"delivery {request.outbox_id} of {record} is {request.previous_status}; nothing to retry")
+
+
+@cli.group()
 def db() -> None:
     """The embedded PostgreSQL server (ignored when LEDGERLINK_DATABASE_URL is set)."""
 

@@ -1,8 +1,17 @@
 """The document QuickBooks' OCR reads: the original attachment for a Qonto supplier invoice,
-or a PDF receipt rendered from a Jinja2 template for a Square charge."""
+or a PDF receipt rendered from a Jinja2 template for a Square charge.
+
+QuickBooks' email-in takes JPG, PNG, GIF and PDF files. A Qonto PDF original gets a cover page
+in front (source record id, mapping version, amounts), its own pages untouched; a JPG, PNG or GIF
+goes as it is (the source record id travels in the subject). An image in another format (TIFF,
+BMP, WebP) is converted into a PDF behind the cover page; anything else is refused with the
+reason, and the outbox row is kept as a rejection.
+"""
 
 from __future__ import annotations
 
+import io
+import mimetypes
 import unicodedata
 from pathlib import Path
 from typing import Any
@@ -10,6 +19,9 @@ from typing import Any
 import jinja2
 import psycopg
 from fpdf import FPDF
+from PIL import Image, UnidentifiedImageError
+from pypdf import PdfReader, PdfWriter
+from pypdf.errors import PdfReadError
 
 from ledgerlink.blobstore import BlobStore
 from ledgerlink.money import format_money
@@ -23,7 +35,15 @@ _TEMPLATES = jinja2.Environment(
 _UNICODE_FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 
 
-class DocumentUnavailable(LookupError):
+#: File types QuickBooks' email-in accepts, by content type.
+QUICKBOOKS_FILE_TYPES = {"image/jpeg", "image/png", "image/gif", "application/pdf"}
+
+
+class DocumentRefused(ValueError):
+    """No document QuickBooks accepts can be made for the record; the message says why."""
+
+
+class DocumentUnavailable(DocumentRefused, LookupError):
     """The record's original attachment is not in the blob store."""
 
 
@@ -32,8 +52,23 @@ def _latin1(text: str) -> str:
     return decomposed.encode("latin-1", "ignore").decode("latin-1")
 
 
+def _pdf_from_html(html: str) -> FPDF:
+    pdf = FPDF()
+    pdf.add_page()
+    if _UNICODE_FONT.exists():
+        pdf.add_font("DejaVu", fname=str(_UNICODE_FONT))
+        pdf.add_font("DejaVu", style="B", fname=str(_UNICODE_FONT))
+        pdf.set_font("DejaVu", size=11)
+    else:
+        pdf.set_font("Helvetica", size=11)
+        html = _latin1(html)
+    pdf.write_html(html)
+    return pdf
+
+
 def render_square_receipt(document: dict[str, Any], workspace_name: str) -> bytes:
-    """A one-page PDF receipt for a Square charge, carrying the ledgerlink source record id."""
+    """A one-page PDF receipt for a Square charge, carrying the ledgerlink source record id and
+    mapping version, the journal lines and, for a foreign currency, the converted amount."""
     html = _TEMPLATES.get_template("square_receipt.html.j2").render(
         workspace_name=workspace_name,
         counterparty_name=document.get("counterparty_name"),
@@ -45,18 +80,122 @@ def render_square_receipt(document: dict[str, Any], workspace_name: str) -> byte
         reference=document.get("reference"),
         score=document.get("score"),
         source_record_id=document["source_record_id"],
+        mapping_version=document.get("mapping_version"),
+        fields=document.get("fields") or {},
+        journal_lines=journal_lines(document),
+        conversion=_conversion(document),
     )
-    pdf = FPDF()
-    pdf.add_page()
-    if _UNICODE_FONT.exists():
-        pdf.add_font("DejaVu", fname=str(_UNICODE_FONT))
-        pdf.add_font("DejaVu", style="B", fname=str(_UNICODE_FONT))
-        pdf.set_font("DejaVu", size=11)
-    else:
-        pdf.set_font("Helvetica", size=11)
-        html = _latin1(html)
-    pdf.write_html(html)
+    return bytes(_pdf_from_html(html).output())
+
+
+def journal_lines(document: dict[str, Any]) -> list[dict[str, str]]:
+    """The receipt's two journal lines: the deposit account debited and the receivable credited,
+    accounts as the mapping names them."""
+    fields = document.get("fields") or {}
+    amount = format_money(document.get("amount_minor"), document.get("currency"))
+    return [
+        {"account": str(fields.get("deposit_account", "Undeposited Funds")), "debit": amount, "credit": ""},
+        {
+            "account": str(fields.get("receivable_account", "Accounts Receivable")),
+            "debit": "",
+            "credit": amount,
+        },
+    ]
+
+
+def _conversion(document: dict[str, Any]) -> dict[str, str] | None:
+    conversion = document.get("conversion")
+    if not conversion:
+        return None
+    if conversion.get("missing_rate"):
+        no_rate = f"no {document.get('currency')}/{conversion['home_currency']} rate on record"
+        return {"converted": no_rate, "rate": "none", "rate_date": "none", "rate_source": "none"}
+    return {
+        "converted": format_money(conversion["converted_amount_minor"], conversion["home_currency"]),
+        "rate": str(conversion["rate"]),
+        "rate_date": str(conversion["rate_date"]),
+        "rate_source": str(conversion["rate_source"]),
+    }
+
+
+def cover_page_pdf(document: dict[str, Any], workspace_name: str, image: bytes | None = None) -> bytes:
+    """A cover page naming the source record and mapping version, with the converted original
+    on the next page when there is one."""
+    html = _TEMPLATES.get_template("qonto_cover.html.j2").render(
+        workspace_name=workspace_name,
+        counterparty_name=document.get("counterparty_name"),
+        amount=format_money(document.get("amount_minor"), document.get("currency")),
+        occurred_on=document.get("occurred_on"),
+        reference=document.get("reference"),
+        source_record_id=document["source_record_id"],
+        mapping_version=document.get("mapping_version"),
+        conversion=_conversion(document),
+    )
+    pdf = _pdf_from_html(html)
+    if image is not None:
+        pdf.add_page()
+        pdf.image(io.BytesIO(image), x=10, y=10, w=pdf.epw)
     return bytes(pdf.output())
+
+
+def qonto_document(
+    file_name: str, content: bytes, document: dict[str, Any], workspace_name: str
+) -> tuple[str, bytes, str]:
+    """The Qonto original when QuickBooks takes its format, converted to a PDF behind a cover
+    page when it is an image QuickBooks refuses; otherwise :class:`DocumentRefused`."""
+    content_type = mimetypes.guess_type(file_name)[0] or "application/octet-stream"
+    if content_type == "application/pdf":
+        return file_name, _with_cover_page(content, document, workspace_name), content_type
+    if content_type in QUICKBOOKS_FILE_TYPES:
+        return file_name, content, content_type
+    try:
+        with Image.open(io.BytesIO(content)) as original:
+            png = io.BytesIO()
+            original.convert("RGB").save(png, format="PNG")
+    except (UnidentifiedImageError, OSError) as error:
+        raise DocumentRefused(
+            f"attachment {file_name} ({content_type}) is not a format QuickBooks accepts"
+            " (JPG, PNG, GIF, PDF) and cannot be converted"
+        ) from error
+    converted = cover_page_pdf(document, workspace_name, png.getvalue())
+    return f"{Path(file_name).stem}.pdf", converted, "application/pdf"
+
+
+def _with_cover_page(original_pdf: bytes, document: dict[str, Any], workspace_name: str) -> bytes:
+    """The cover page followed by the original's pages. An original pypdf cannot read goes as it
+    is: QuickBooks, not ledgerlink, decides whether it can read it."""
+    try:
+        original = PdfReader(io.BytesIO(original_pdf))
+        pages = list(original.pages)
+    except (PdfReadError, ValueError, KeyError):
+        return original_pdf
+    writer = PdfWriter()
+    writer.append(PdfReader(io.BytesIO(cover_page_pdf(document, workspace_name))))
+    for page in pages:
+        writer.add_page(page)
+    merged = io.BytesIO()
+    writer.write(merged)
+    return merged.getvalue()
+
+
+def document_for(
+    conn: psycopg.Connection, blobs: BlobStore, outbox_row: dict[str, Any], workspace_name: str
+) -> tuple[str, bytes, str]:
+    """The file to attach for an outbox row: (name, bytes, content type)."""
+    if outbox_row["source"] == "qonto":
+        file_name, content = qonto_attachment(
+            conn,
+            blobs,
+            outbox_row["workspace_id"],
+            outbox_row["source_record_id"],
+            outbox_row["source_payload_sha256"],
+        )
+        return qonto_document(file_name, content, outbox_row["document"], workspace_name)
+    try:
+        pdf = render_square_receipt(outbox_row["document"], workspace_name)
+    except (ValueError, jinja2.TemplateError) as error:  # fpdf refuses what it cannot lay out
+        raise DocumentRefused(f"the receipt could not be rendered: {error}") from error
+    return f"square-{outbox_row['source_record_id']}.pdf", pdf, "application/pdf"
 
 
 def qonto_attachment(

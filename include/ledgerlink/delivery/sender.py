@@ -1,125 +1,393 @@
 """The email operator's work: send each pending outbox row to the workspace's QuickBooks
 email-in address with its stable Message-ID, and record every attempt.
 
-A row is marked sent in the same transaction that records the successful attempt, so a rerun
-never sends a delivered document again.
+The send path commits at two points before any reply can be lost, so a crash anywhere leaves a
+row that tells the next run what may have happened:
+
+1. ``status = 'sending'`` (the claim), committed before connecting;
+2. ``unconfirmed_data_at``, committed just before the DATA command and cleared by the server's
+   reply to it.
+
+A row found in ``sending`` by the next run was interrupted. Without ``unconfirmed_data_at`` the
+server never saw the message, and it is simply sent. With it the email-in may have accepted the
+message unseen; it is sent again with the same Message-ID and flagged ``is_possible_duplicate``
+(nothing is lost; a second copy is possible only in that window).
+
+Failure classes: 4xx replies, connection errors and timeouts are transient (retried with
+exponential backoff and full jitter, bounded in attempts and time); ``535`` stops the run and
+opens one ``email_in`` incident that emails the owner once; other 5xx replies are permanent
+rejections, kept with the server's reason.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import smtplib
-from datetime import UTC, datetime
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 from psycopg.rows import dict_row
 
 from ledgerlink.blobstore import BlobStore
-from ledgerlink.delivery.documents import qonto_attachment, render_square_receipt
+from ledgerlink.delivery.documents import DocumentRefused, document_for
+from ledgerlink.incidents import NEEDS_REAUTH, notify_owner_once, open_incident, resolve_incidents
 from ledgerlink.mail import SmtpEndpoint, header_safe, smtp_session
 from ledgerlink.money import format_money
 from ledgerlink.workspaces import load_workspace
 
 logger = logging.getLogger(__name__)
 
+#: The incident channel of the email-in connection.
+EMAIL_IN_CHANNEL = "email_in"
 
-def build_message(outbox_row: dict[str, Any], sender: str, attachment: tuple[str, bytes]) -> EmailMessage:
+Outcome = Literal["sent", "transient", "rejected", "auth_refused"]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounds on transient failures: per row and run, ``max_attempts`` tries spaced by full-jitter
+    exponential backoff, all within ``run_deadline_seconds``; across runs, a row that has failed
+    ``max_total_attempts`` times becomes ``failed`` (shown, and retryable after a fix)."""
+
+    max_attempts: int = 4
+    base_delay_seconds: float = 1.0
+    max_delay_seconds: float = 30.0
+    run_deadline_seconds: float = 300.0
+    max_total_attempts: int = 12
+    defer_seconds: float = 900.0
+
+    def delay(self, attempt: int, rng: Callable[[], float] = random.random) -> float:
+        return rng() * min(self.max_delay_seconds, self.base_delay_seconds * 2 ** (attempt - 1))
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    outcome: Outcome
+    smtp_code: int | None
+    detail: str | None
+
+
+def build_message(
+    outbox_row: dict[str, Any], sender: str, attachment: tuple[str, bytes, str] | tuple[str, bytes]
+) -> EmailMessage:
+    """The email for one outbox row. Every value from a record passes :func:`header_safe` before
+    it reaches a header."""
     document = outbox_row["document"]
     source_ref = f"{outbox_row['source']}:{outbox_row['source_record_id']}"
+    amount = format_money(document.get("amount_minor"), document.get("currency"))
     message = EmailMessage(policy=SMTP_POLICY)
     message["From"] = sender
     message["To"] = outbox_row["recipient"]
     message["Message-ID"] = outbox_row["message_id"]
     message["Subject"] = header_safe(
         f"ledgerlink {source_ref}: {document.get('counterparty_name') or 'unknown counterparty'}, "
-        f"{format_money(document.get('amount_minor'), document.get('currency'))}, {document.get('occurred_on')}"
+        f"{amount}, {document.get('occurred_on')}"
     )
     message["X-Ledgerlink-Source-Record"] = header_safe(source_ref)
+    if document.get("mapping_version") is not None:
+        message["X-Ledgerlink-Mapping-Version"] = header_safe(document["mapping_version"])
+    if outbox_row.get("is_possible_duplicate"):
+        message["X-Ledgerlink-Possible-Duplicate"] = "yes"
+    if outbox_row.get("supersedes_message_id"):
+        message["References"] = header_safe(outbox_row["supersedes_message_id"])
     message.set_content(
         f"Reconciled by ledgerlink.\n\nSource record: {source_ref}\n"
         f"Counterparty: {header_safe(document.get('counterparty_name'))}\n"
-        f"Amount: {format_money(document.get('amount_minor'), document.get('currency'))}\n"
+        f"Amount: {amount}\n"
         f"Date: {document.get('occurred_on')}\n"
         f"Matched QuickBooks {document.get('matched_type')}: {document.get('matched_id')}\n"
+        f"Mapping version: {document.get('mapping_version')}\n"
     )
-    file_name, content = attachment
-    message.add_attachment(content, maintype="application", subtype="pdf", filename=header_safe(file_name))
+    file_name, content, *content_type = attachment
+    maintype, _, subtype = (content_type[0] if content_type else "application/pdf").partition("/")
+    message.add_attachment(content, maintype=maintype, subtype=subtype, filename=header_safe(file_name))
     return message
 
 
-def _document_for(
-    conn: psycopg.Connection, blobs: BlobStore, outbox_row: dict[str, Any], workspace_name: str
-) -> tuple[str, bytes]:
-    if outbox_row["source"] == "qonto":
-        return qonto_attachment(
-            conn,
-            blobs,
-            outbox_row["workspace_id"],
-            outbox_row["source_record_id"],
-            outbox_row["source_payload_sha256"],
-        )
-    pdf = render_square_receipt(outbox_row["document"], workspace_name)
-    return f"square-{outbox_row['source_record_id']}.pdf", pdf
-
-
 def deliver_pending(
-    conn: psycopg.Connection, workspace_id: str, smtp: SmtpEndpoint, blobs: BlobStore, run_id: str
+    conn: psycopg.Connection,
+    workspace_id: str,
+    smtp: SmtpEndpoint,
+    blobs: BlobStore,
+    run_id: str,
+    *,
+    notifier: SmtpEndpoint | None = None,
+    retry: RetryPolicy | None = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, int]:
-    """Send the workspace's pending outbox rows; return counts of sent, failed and deferred."""
+    """Send the workspace's due outbox rows; return counts of sent, rejected, deferred, failed
+    and auth_refused. Only one sender works on a workspace at a time (an advisory lock that a
+    killed process releases with its connection)."""
+    retry = retry or RetryPolicy()
+    counts = {"sent": 0, "rejected": 0, "deferred": 0, "failed": 0, "auth_refused": 0}
     workspace = load_workspace(conn, workspace_id)
-    with conn.cursor(row_factory=dict_row) as cursor:
-        pending = cursor.execute(
-            "select * from ops.delivery_outbox where workspace_id = %s and status = 'pending' order by outbox_id",
-            (workspace_id,),
-        ).fetchall()
+    locked = conn.execute(
+        "select pg_try_advisory_lock(hashtext('delivery:' || %s))", (workspace_id,)
+    ).fetchone()
     conn.commit()
-    counts = {"sent": 0, "failed": 0, "deferred": 0}
-    if not pending:
+    if not locked or not locked[0]:
+        logger.info("another sender is delivering for workspace %s", workspace_id)
         return counts
-    with smtp_session(smtp) as client:
-        for row in pending:
-            message = build_message(row, smtp.sender, _document_for(conn, blobs, row, workspace.display_name))
-            outcome, code, detail = _send(client, message)
-            attempted_at = datetime.now(UTC)
-            with conn.transaction():
-                conn.execute(
-                    "insert into ops.delivery_attempts"
-                    " (outbox_id, attempted_at, attempted_by_run, outcome, smtp_code, detail)"
-                    " values (%s, %s, %s, %s, %s, %s)",
-                    (row["outbox_id"], attempted_at, run_id, outcome, code, detail),
-                )
-                conn.execute(
-                    """
-                    update ops.delivery_outbox set
-                        status = case %(outcome)s when 'sent' then 'sent' when 'rejected' then 'failed'
-                                 else status end,
-                        sent_at = case when %(outcome)s = 'sent' then %(at)s else sent_at end,
-                        attempt_count = attempt_count + 1,
-                        last_error = case when %(outcome)s = 'sent' then null else %(detail)s end
-                    where outbox_id = %(outbox_id)s
-                    """,
-                    {"outcome": outcome, "at": attempted_at, "detail": detail, "outbox_id": row["outbox_id"]},
-                )
-            counts[{"sent": "sent", "rejected": "failed"}.get(outcome, "deferred")] += 1
+    try:
+        _recover_interrupted(conn, workspace_id)
+        deadline = time.monotonic() + retry.run_deadline_seconds
+        for outbox_id in _due_rows(conn, workspace_id):
+            try:
+                attachment = document_for(conn, blobs, _load_row(conn, outbox_id), workspace.display_name)
+            except DocumentRefused as refusal:
+                _reject_without_sending(conn, outbox_id, run_id, str(refusal))
+                counts["rejected"] += 1
+                continue
+            result = _deliver_one(conn, outbox_id, smtp, attachment, run_id, retry, deadline, sleep)
+            if result.outcome == "auth_refused":
+                counts["auth_refused"] += 1
+                _raise_auth_incident(conn, workspace_id, result, run_id, notifier)
+                break  # every further row would be refused the same way
+            if result.outcome == "sent":
+                counts["sent"] += 1
+                with conn.transaction():
+                    resolve_incidents(conn, workspace_id, EMAIL_IN_CHANNEL)
+            elif result.outcome == "rejected":
+                counts["rejected"] += 1
+            else:
+                counts[_defer(conn, outbox_id, retry)] += 1
+    finally:
+        conn.execute("select pg_advisory_unlock(hashtext('delivery:' || %s))", (workspace_id,))
+        conn.commit()
     return counts
 
 
-def _send(client: smtplib.SMTP, message: EmailMessage) -> tuple[str, int | None, str | None]:
+def _recover_interrupted(conn: psycopg.Connection, workspace_id: str) -> None:
+    """Rows a killed sender left in ``sending`` go back to pending; those that had reached DATA
+    without a reply are flagged as possible duplicates before they are sent again."""
+    with conn.transaction():
+        conn.execute(
+            """
+            update ops.delivery_attempts set outcome = 'interrupted', finished_at = now()
+            where outcome = 'started' and outbox_id in (
+                select outbox_id from ops.delivery_outbox where workspace_id = %s and status = 'sending')
+            """,
+            (workspace_id,),
+        )
+        conn.execute(
+            """
+            update ops.delivery_outbox set status = 'pending', next_attempt_at = null,
+                is_possible_duplicate = is_possible_duplicate or unconfirmed_data_at is not null,
+                unconfirmed_data_at = null
+            where workspace_id = %s and status = 'sending'
+            """,
+            (workspace_id,),
+        )
+
+
+def _due_rows(conn: psycopg.Connection, workspace_id: str) -> list[int]:
+    rows = conn.execute(
+        "select outbox_id from ops.delivery_outbox where workspace_id = %s and status = 'pending'"
+        " and (next_attempt_at is null or next_attempt_at <= now()) order by outbox_id",
+        (workspace_id,),
+    ).fetchall()
+    conn.commit()
+    return [row[0] for row in rows]
+
+
+def _load_row(conn: psycopg.Connection, outbox_id: int) -> dict[str, Any]:
+    with conn.cursor(row_factory=dict_row) as cursor:
+        row = cursor.execute(
+            """
+            select o.*, previous.message_id as supersedes_message_id
+            from ops.delivery_outbox as o
+            left join ops.delivery_outbox as previous on previous.outbox_id = o.supersedes_outbox_id
+            where o.outbox_id = %s
+            """,
+            (outbox_id,),
+        ).fetchone()
+    conn.commit()
+    assert row is not None
+    return row
+
+
+def _deliver_one(
+    conn: psycopg.Connection,
+    outbox_id: int,
+    smtp: SmtpEndpoint,
+    attachment: tuple[str, bytes, str],
+    run_id: str,
+    retry: RetryPolicy,
+    deadline: float,
+    sleep: Callable[[float], None],
+) -> AttemptResult:
+    attempt = 1
+    while True:
+        result = _attempt(conn, outbox_id, smtp, attachment, run_id)
+        if result.outcome != "transient" or attempt >= retry.max_attempts:
+            return result
+        pause = retry.delay(attempt)
+        if time.monotonic() + pause >= deadline:
+            return result
+        sleep(pause)
+        attempt += 1
+
+
+def _attempt(
+    conn: psycopg.Connection,
+    outbox_id: int,
+    smtp: SmtpEndpoint,
+    attachment: tuple[str, bytes, str],
+    run_id: str,
+) -> AttemptResult:
+    """One try: claim, talk SMTP, record. Each commit here is a crash boundary (module doc)."""
+    with conn.transaction():
+        conn.execute(
+            "update ops.delivery_outbox set status = 'sending', attempt_count = attempt_count + 1"
+            " where outbox_id = %s",
+            (outbox_id,),
+        )
+        attempt_row = conn.execute(
+            "insert into ops.delivery_attempts (outbox_id, attempted_at, attempted_by_run, outcome, smtp_phase)"
+            " values (%s, now(), %s, 'started', 'connect') returning attempt_id",
+            (outbox_id, run_id),
+        ).fetchone()
+    assert attempt_row is not None
+    attempt_id = attempt_row[0]
+    row = _load_row(conn, outbox_id)
+    message = build_message(row, smtp.sender, attachment)
+    reached_data = False
     try:
-        client.send_message(message)
-    except smtplib.SMTPRecipientsRefused as error:
-        code, reply = next(iter(error.recipients.values()))
-        return ("rejected" if code >= 500 else "transient"), code, _reply_text(reply)
+        with smtp_session(smtp) as client:
+            _expect(client.mail(smtp.sender), (250,))
+            _expect(client.rcpt(row["recipient"]), (250, 251))
+            with conn.transaction():
+                conn.execute(
+                    "update ops.delivery_outbox set unconfirmed_data_at = now() where outbox_id = %s",
+                    (outbox_id,),
+                )
+                conn.execute(
+                    "update ops.delivery_attempts set smtp_phase = 'data' where attempt_id = %s",
+                    (attempt_id,),
+                )
+            reached_data = True
+            code, reply = client.data(message.as_bytes())
+            if code != 250:
+                raise smtplib.SMTPDataError(code, reply)
+            # Recorded before QUIT: the window in which an accepted message is not yet marked
+            # sent is only this commit.
+            sent = AttemptResult("sent", code, None)
+            _record(conn, outbox_id, attempt_id, sent, keep_unconfirmed=False)
+            return sent
     except smtplib.SMTPResponseException as error:
-        if error.smtp_code == 535:
-            raise  # authentication: stop the loop; the task fails and nothing is marked
-        outcome = "rejected" if error.smtp_code >= 500 else "transient"
-        return outcome, error.smtp_code, _reply_text(error.smtp_error)
-    return "sent", 250, None
+        result = _classify(error.smtp_code, error.smtp_error)
+        reached_data = False  # the server answered: it did not accept the message
+    except (smtplib.SMTPServerDisconnected, OSError) as error:
+        # Connection errors and timeouts; after DATA the acceptance is unknown, so the
+        # unconfirmed mark stays for the next claim to turn into a possible-duplicate flag.
+        result = AttemptResult("transient", None, f"{type(error).__name__}: {error}")
+    _record(conn, outbox_id, attempt_id, result, keep_unconfirmed=reached_data and result.outcome != "sent")
+    return result
 
 
-def _reply_text(reply: bytes | str) -> str:
-    return reply.decode(errors="replace") if isinstance(reply, bytes) else reply
+def _expect(response: tuple[int, bytes], codes: tuple[int, ...]) -> None:
+    code, reply = response
+    if code not in codes:
+        raise smtplib.SMTPResponseException(code, reply)
+
+
+def _classify(code: int, reply: bytes | str) -> AttemptResult:
+    text = f"{code} " + (reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply))
+    if code == 535:
+        return AttemptResult("auth_refused", code, text)
+    if 400 <= code < 500 or code < 200:
+        return AttemptResult("transient", code, text)
+    return AttemptResult("rejected", code, text)
+
+
+def _record(
+    conn: psycopg.Connection,
+    outbox_id: int,
+    attempt_id: int,
+    result: AttemptResult,
+    *,
+    keep_unconfirmed: bool,
+) -> None:
+    status = {"sent": "sent", "rejected": "rejected"}.get(result.outcome, "pending")
+    with conn.transaction():
+        conn.execute(
+            "update ops.delivery_attempts set outcome = %s, smtp_code = %s, detail = %s, finished_at = now()"
+            " where attempt_id = %s",
+            (result.outcome, result.smtp_code, result.detail, attempt_id),
+        )
+        conn.execute(
+            """
+            update ops.delivery_outbox set
+                status = %(status)s,
+                sent_at = case when %(status)s = 'sent' then now() else sent_at end,
+                last_error = %(detail)s,
+                rejected_reason = case when %(status)s = 'rejected' then %(detail)s else rejected_reason end,
+                is_possible_duplicate = is_possible_duplicate or %(keep)s,
+                unconfirmed_data_at = null
+            where outbox_id = %(outbox_id)s
+            """,
+            {"status": status, "detail": result.detail, "keep": keep_unconfirmed, "outbox_id": outbox_id},
+        )
+
+
+def _reject_without_sending(conn: psycopg.Connection, outbox_id: int, run_id: str, reason: str) -> None:
+    with conn.transaction():
+        conn.execute(
+            "insert into ops.delivery_attempts (outbox_id, attempted_at, attempted_by_run, outcome, detail,"
+            " finished_at, smtp_phase) values (%s, now(), %s, 'rejected', %s, now(), 'render')",
+            (outbox_id, run_id, reason),
+        )
+        conn.execute(
+            "update ops.delivery_outbox set status = 'rejected', rejected_reason = %s, last_error = %s"
+            " where outbox_id = %s",
+            (reason, reason, outbox_id),
+        )
+
+
+def _defer(conn: psycopg.Connection, outbox_id: int, retry: RetryPolicy) -> Literal["deferred", "failed"]:
+    """A row whose transient failures outlived this run waits for a later run, or is given up
+    as ``failed`` once it has used its attempts across runs."""
+    with conn.transaction():
+        row = conn.execute(
+            """
+            update ops.delivery_outbox set
+                status = case when attempt_count >= %(max_total)s then 'failed' else 'pending' end,
+                next_attempt_at = now() + %(defer)s
+            where outbox_id = %(outbox_id)s
+            returning status
+            """,
+            {
+                "max_total": retry.max_total_attempts,
+                "defer": timedelta(seconds=retry.defer_seconds),
+                "outbox_id": outbox_id,
+            },
+        ).fetchone()
+    return "failed" if row and row[0] == "failed" else "deferred"
+
+
+def _raise_auth_incident(
+    conn: psycopg.Connection,
+    workspace_id: str,
+    result: AttemptResult,
+    run_id: str,
+    notifier: SmtpEndpoint | None,
+) -> None:
+    with conn.transaction():
+        incident = open_incident(
+            conn,
+            workspace_id,
+            EMAIL_IN_CHANNEL,
+            NEEDS_REAUTH,
+            f"the email-in SMTP server refused ledgerlink's login ({result.smtp_code} {result.detail})",
+            run_id,
+        )
+    logger.warning("workspace %s: email-in login refused; incident %s", workspace_id, incident.incident_id)
+    if notifier is not None:
+        notify_owner_once(conn, incident, notifier)

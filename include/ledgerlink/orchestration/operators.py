@@ -103,14 +103,47 @@ class EmailDeliveryOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, int]:
         from ledgerlink.blobstore import BlobStore
         from ledgerlink.delivery import deliver_pending
-        from ledgerlink.orchestration.connections import smtp_endpoint
+        from ledgerlink.orchestration.connections import notifier_endpoint, smtp_endpoint
         from ledgerlink.settings import load_settings
         from ledgerlink.warehouse import connect
 
         smtp = smtp_endpoint(self.email_conn_id)
         with connect() as conn:
+            # A refused login opens an incident and notifies the owner once; the task itself
+            # succeeds, since retrying it cannot fix credentials and nothing was lost.
             counts = deliver_pending(
-                conn, self.workspace_id, smtp, BlobStore(load_settings().blob_dir), str(context["run_id"])
+                conn,
+                self.workspace_id,
+                smtp,
+                BlobStore(load_settings().blob_dir),
+                str(context["run_id"]),
+                notifier=notifier_endpoint(),
             )
+            counts["posted"] = self._read_back(conn)
         self.log.info("workspace %s: delivery %s", self.workspace_id, counts)
         return counts
+
+    def _read_back(self, conn: Any) -> int:
+        """Link QuickBooks bills and purchases drafted from earlier documents to their deliveries.
+        Best effort: a QuickBooks outage must not fail the sending, and the extract task already
+        raises the QuickBooks incident when its token is refused."""
+        from airflow.exceptions import AirflowNotFoundException
+
+        from ledgerlink.credentials import load_token
+        from ledgerlink.delivery.readback import read_back
+        from ledgerlink.orchestration.connections import api_base_url
+        from ledgerlink.sources.http import SourceError
+        from ledgerlink.sources.quickbooks import QuickBooksClient
+        from ledgerlink.workspaces import load_workspace
+
+        realm_id = load_workspace(conn, self.workspace_id).quickbooks_realm_id
+        if not realm_id:
+            return 0
+        try:
+            base_url = api_base_url(SOURCE_CONN_IDS["quickbooks"])
+            token = load_token(conn, self.workspace_id, "quickbooks")
+            with QuickBooksClient(base_url, token.access_token, realm_id) as client:
+                return read_back(conn, self.workspace_id, client)
+        except (AirflowNotFoundException, LookupError, SourceError) as error:
+            self.log.warning("workspace %s: read-back skipped: %s", self.workspace_id, error)
+            return 0

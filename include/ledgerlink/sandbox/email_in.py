@@ -6,12 +6,19 @@ Each accepted message is stored as one ``.eml`` file in the mailbox folder, name
 and the message's hash, written atomically (temporary file, then rename).
 
 Checks on the message itself go through :class:`AcceptancePolicy`: the default accepts every
-sender and message; a stricter policy (registered senders, file types, bounces) subclasses it.
+sender and message; :class:`QuickBooksPolicy` plays QuickBooks' own rules (registered senders,
+JPG/PNG/GIF/PDF attachments only), refusing with a reply that states the reason. Each accepted
+attachment becomes one "for review" item, recorded in ``for_review.jsonl`` beside the mail.
+
+The server can require SMTP AUTH (``credentials``), as the relay ledgerlink sends through would:
+a wrong password is answered ``535`` like any real server.
 """
 
 from __future__ import annotations
 
+import email
 import hashlib
+import json
 import re
 import socket
 import threading
@@ -22,13 +29,20 @@ from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from ledgerlink.sandbox.fixtures import write_bytes_atomically
 
 EMAIL_IN_DOMAINS = ("qbodocs.com", "assist.intuit.com")
 #: Size cap per message; QuickBooks' own limit is unconfirmed, so it is configurable.
 DEFAULT_MAX_MESSAGE_BYTES = 25 * 1024 * 1024
+#: The attachment types QuickBooks' email-in turns into "for review" items.
+ACCEPTED_ATTACHMENT_TYPES = {
+    "image/jpeg": (".jpg", ".jpeg"),
+    "image/png": (".png",),
+    "image/gif": (".gif",),
+    "application/pdf": (".pdf",),
+}
 _COUNTER_NAME = re.compile(r"^(\d{6,})-[0-9a-f]+\.eml$")
 
 
@@ -49,6 +63,45 @@ class AcceptancePolicy:
         return None
 
 
+def _attachments(content: bytes) -> list[tuple[str, str]]:
+    """(file name, content type) of each attachment of a raw message."""
+    message = email.message_from_bytes(content)
+    found = []
+    for part in message.walk():
+        if part.is_multipart() or part.get_content_disposition() not in ("attachment", "inline"):
+            continue
+        if part.get_content_disposition() == "inline" and not part.get_filename():
+            continue
+        found.append((part.get_filename() or "", part.get_content_type()))
+    return found
+
+
+@dataclass
+class QuickBooksPolicy(AcceptancePolicy):
+    """QuickBooks' email-in rules: mail only from registered senders, at least one attachment,
+    and every attachment a JPG, PNG, GIF or PDF."""
+
+    registered_senders: frozenset[str]
+
+    def check_sender(self, mail_from: str) -> str | None:
+        if mail_from.lower() not in self.registered_senders:
+            return f"550 5.7.1 <{mail_from}>: sender is not registered with this QuickBooks company"
+        return None
+
+    def check_message(self, mail_from: str, recipients: list[str], content: bytes) -> str | None:
+        attachments = _attachments(content)
+        if not attachments:
+            return "550 5.6.0 no attachment: QuickBooks needs a receipt or bill attached"
+        for file_name, content_type in attachments:
+            extensions = ACCEPTED_ATTACHMENT_TYPES.get(content_type)
+            if extensions is None or not file_name.lower().endswith(extensions):
+                return (
+                    f"554 5.6.1 attachment {file_name or '(unnamed)'} ({content_type}) refused:"
+                    " QuickBooks accepts only JPG, PNG, GIF and PDF files"
+                )
+        return None
+
+
 class Mailbox:
     """A folder of ``.eml`` files, ``NNNNNN-<sha256 prefix>.eml``, in arrival order."""
 
@@ -66,6 +119,21 @@ class Mailbox:
             path = self.folder / f"{self._counter:06d}-{digest}.eml"
             write_bytes_atomically(path, content)
         return path
+
+    def record_for_review(self, message_path: Path, message_id: str, file_names: list[str]) -> None:
+        """One "for review" item per accepted attachment, as QuickBooks creates them."""
+        lines = "".join(
+            json.dumps({"message": message_path.name, "message_id": message_id, "file_name": name}) + "\n"
+            for name in file_names
+        )
+        with self._lock, (self.folder / "for_review.jsonl").open("a", encoding="utf-8") as items:
+            items.write(lines)
+
+    def for_review(self) -> list[dict[str, str]]:
+        path = self.folder / "for_review.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
     def messages(self) -> list[Path]:
         return sorted(path for path in self.folder.glob("*.eml") if _COUNTER_NAME.match(path.name))
@@ -109,7 +177,24 @@ class EmailInHandler:
         # What a local delivery agent adds: the envelope sender and recipient.
         trace = f"Return-Path: <{mail_from}>\r\nDelivered-To: {', '.join(envelope.rcpt_tos)}\r\n".encode()
         path = self.mailbox.deliver(trace + content)
+        message_id = email.message_from_bytes(content).get("Message-ID", "")
+        self.mailbox.record_for_review(path, str(message_id), [name for name, _ in _attachments(content)])
         return f"250 2.0.0 Ok: queued as {path.stem}"
+
+
+@dataclass(frozen=True)
+class _Authenticator:
+    username: str
+    password: str
+
+    def __call__(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        ok = isinstance(data, LoginPassword) and (data.login, data.password) == (
+            self.username.encode(),
+            self.password.encode(),
+        )
+        return AuthResult(success=ok, handled=False)
 
 
 class _BoundController(Controller):
@@ -147,9 +232,11 @@ def start_email_in(
     port: int = 0,
     policy: AcceptancePolicy | None = None,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    credentials: tuple[str, str] | None = None,
 ) -> EmailInServer:
     """Start the SMTP server in a background thread and return once it answers. Port 0 picks a
-    free port."""
+    free port. With ``credentials`` the server requires AUTH (plain text on loopback) and answers
+    ``535`` to any other login."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -160,8 +247,15 @@ def start_email_in(
         raise
     mailbox = Mailbox(mailbox_dir)
     handler = EmailInHandler(mailbox, accepted_addresses(email_in_address), policy or AcceptancePolicy())
+    auth: dict[str, Any] = {}
+    if credentials is not None:
+        auth = {
+            "authenticator": _Authenticator(*credentials),
+            "auth_required": True,
+            "auth_require_tls": False,
+        }
     controller = _BoundController(
-        handler, sock, server_hostname="qbodocs.sandbox.invalid", data_size_limit=max_message_bytes
+        handler, sock, server_hostname="qbodocs.sandbox.invalid", data_size_limit=max_message_bytes, **auth
     )
     controller.start()
     return EmailInServer(host, sock.getsockname()[1], email_in_address, mailbox, controller)

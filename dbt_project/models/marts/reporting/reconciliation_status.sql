@@ -42,9 +42,10 @@ status_counts as (
         route,
         decided_on,
         count(distinct decision_id) as record_count,
-        count(distinct decision_id) filter (where delivery_status = 'sent') as sent_count,
-        count(distinct decision_id) filter (where delivery_status = 'pending') as pending_count,
-        count(distinct decision_id) filter (where delivery_status = 'failed') as failed_count
+        -- outbox states (migration 004): posted was sent; sending is still pending; rejected failed
+        count(distinct decision_id) filter (where delivery_status in ('sent', 'posted')) as sent_count,
+        count(distinct decision_id) filter (where delivery_status in ('pending', 'sending')) as pending_count,
+        count(distinct decision_id) filter (where delivery_status in ('failed', 'rejected')) as failed_count
     from decision_deliveries
     group by
         workspace_id,
