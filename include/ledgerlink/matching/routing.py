@@ -10,6 +10,7 @@ review (at or above the review threshold, or when a gate held it back) or is ref
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -97,33 +98,63 @@ def route_for(scored: ScoredRecord, workspace: Workspace) -> str:
 
 
 def score_workspace(
-    conn: psycopg.Connection, workspace_id: str, seed: int = TRAINING_SEED
+    conn: psycopg.Connection,
+    workspace_id: str,
+    seed: int = TRAINING_SEED,
+    timings: dict[str, float] | None = None,
 ) -> tuple[list[ScoredRecord], TrainedModels]:
-    """Train on the workspace's undecided and labelled records and score the undecided ones."""
+    """Train on the workspace's undecided and labelled records and score the undecided ones.
+    ``timings``, when given, receives the seconds each step took and the pairs scored."""
+    clock = _Clock(timings)
     batch = PairBatch.from_warehouse(conn, _PAIRS, {"workspace_id": workspace_id})
     verdicts = {
         (source, record_id): (candidate_id if action in ("accept", "pin") else None)
         for source, record_id, action, candidate_id in conn.execute(_VERDICTS, (workspace_id,))
     }
+    clock.lap("read_seconds")
     prepared = prepare(batch)
+    clock.lap("compare_seconds")
     models = train(prepared, labels_for(prepared, verdicts), seed)
+    clock.lap("train_seconds")
     decided = set(conn.execute(_DECIDED, (workspace_id,)).fetchall())
     scored = [
         s
         for s in score(prepared, models)
         if (s.record.source, s.record.source_record_id, s.record.source_payload_sha256) not in decided
     ]
+    clock.lap("score_seconds")
+    if timings is not None:
+        timings["pairs"] = len(batch)
+        compare_and_score = timings["compare_seconds"] + timings["score_seconds"]
+        timings["pairs_per_second"] = round(len(batch) / max(compare_and_score, 1e-9))
     return scored, models
 
 
+class _Clock:
+    def __init__(self, timings: dict[str, float] | None) -> None:
+        self.timings = timings
+        self.last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        if self.timings is not None:
+            self.timings[name] = round(now - self.last, 3)
+        self.last = now
+
+
 def route_workspace(
-    conn: psycopg.Connection, workspace_id: str, run_id: str, decided_at: datetime
+    conn: psycopg.Connection,
+    workspace_id: str,
+    run_id: str,
+    decided_at: datetime,
+    timings: dict[str, float] | None = None,
 ) -> dict[str, int]:
     """Score and route every record of the workspace not yet decided for its current content.
-    Rerunning over the same input changes nothing. Returns counts by route."""
+    Rerunning over the same input changes nothing. Returns counts by route; ``timings``, when
+    given, receives where the time went."""
     workspace = load_workspace(conn, workspace_id)
     with conn.transaction():
-        scored, models = score_workspace(conn, workspace_id)
+        scored, models = score_workspace(conn, workspace_id, timings=timings)
         _save_models(conn, workspace_id, models, run_id, decided_at)
         routed = _assign_one_to_one(
             conn, workspace_id, [RoutedRecord(s, route_for(s, workspace)) for s in scored]
