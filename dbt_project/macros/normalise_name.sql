@@ -7,7 +7,9 @@
     3. dots of initials and abbreviations dropped ("S.A.R.L." -> "sarl", "Inc." -> "inc");
     4. every other punctuation or symbol becomes a space ("O'Brien & Sons" -> "o brien sons");
     5. legal-form words removed wherever they stand ("SARL Dupont", "Dupont SARL" -> "dupont"),
-       unless nothing else is left;
+       and payment-type noise a bank adds to a memo ("BGC", "CHQ", "payment", "donation"), also
+       when the memo's length limit cut it short at the end ("H BELLANGE mone"), unless nothing
+       else is left;
     6. whitespace collapsed and trimmed; an empty result is null.
 
     Postgres has no unaccent/pg_trgm here, so this is plain normalize() + regexp_replace().
@@ -24,8 +26,28 @@
 {%- endmacro %}
 
 
+{#- UK bank transaction codes (bank giro credit, cash, cheque, transfer, faster payment) and the
+    words payers put in a memo that say how, not who, paid. -#}
+{% macro payment_noise_words() -%}
+    {{ return(['bgc', 'csh', 'chq', 'wre', 'tfr', 'fpi', 'fpo', 'money', 'payment', 'donation']) }}
+{%- endmacro %}
+
+
+{#- Every prefix of two or more letters of the noise words: what is left of one at a cut. -#}
+{% macro truncated_noise_words() -%}
+    {%- set prefixes = [] -%}
+    {%- for word in payment_noise_words() -%}
+        {%- for length in range(2, word | length + 1) -%}
+            {%- if word[:length] not in prefixes -%}{%- do prefixes.append(word[:length]) -%}{%- endif -%}
+        {%- endfor -%}
+    {%- endfor -%}
+    {{ return(prefixes) }}
+{%- endmacro %}
+
+
 {% macro normalise_name(name) -%}
-    {%- set legal_forms = legal_form_words() | join('|') -%}
+    {%- set noise_words = (legal_form_words() + payment_noise_words()) | join('|') -%}
+    {%- set cut_noise_words = truncated_noise_words() | join('|') -%}
     {%- set cleaned -%}
         btrim(regexp_replace(
             regexp_replace(
@@ -43,11 +65,15 @@
             '\s+', ' ', 'g'
         ))
     {%- endset -%}
-    {%- set without_legal_forms -%}
+    {#- a cut noise word only counts at the end and never as the first word ("Don Pedro") -#}
+    {%- set without_noise -%}
         btrim(regexp_replace(
-            regexp_replace(' ' || {{ cleaned }} || ' ', ' (?:{{ legal_forms }})(?= )', '', 'g'),
+            regexp_replace(
+                regexp_replace(' ' || {{ cleaned }} || ' ', ' (?:{{ noise_words }})(?= )', '', 'g'),
+                '(?<=\S) (?:{{ cut_noise_words }}) $', ' '
+            ),
             '\s+', ' ', 'g'
         ))
     {%- endset -%}
-    nullif(coalesce(nullif({{ without_legal_forms }}, ''), {{ cleaned }}), '')
+    nullif(coalesce(nullif({{ without_noise }}, ''), {{ cleaned }}), '')
 {%- endmacro %}

@@ -32,3 +32,17 @@ def bank_to_ledger(data_dir: Path, limit: int | None, as_json: bool) -> None:
     except RuntimeError as error:
         raise click.ClickException(str(error)) from error
     click.echo(json.dumps(report.as_json()) if as_json else report.as_text())
+
+
+@evaluate.command("generated")
+@click.option("--seed", type=int, default=7, show_default=True, help="The sandbox generator's seed.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
+def generated(seed: int, as_json: bool) -> None:
+    """The sandbox generator's data: Qonto invoices against vendors, Square charges against invoices."""
+    from ledgerlink.evaluation.generated import evaluate_generated
+
+    try:
+        figures = evaluate_generated(seed)
+    except RuntimeError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(json.dumps(figures) if as_json else json.dumps(figures, indent=2))

@@ -118,7 +118,8 @@ def evaluate_bank_to_ledger(data_dir: Path, limit: int | None = None) -> Evaluat
     build_scoring_models(settings, address)
     built_seconds = time.perf_counter() - started
     with connect(address) as conn:
-        decisions = route_and_read(conn, WORKSPACE_ID, run_id)
+        scoring: dict[str, float] = {}
+        decisions = route_and_read(conn, WORKSPACE_ID, run_id, scoring)
         seconds = time.perf_counter() - started
         # ground truth enters only now, after every decision is written
         truth = {row["origin_id"]: row["destination_id"] for row in _labels(data_dir)}
@@ -132,6 +133,7 @@ def evaluate_bank_to_ledger(data_dir: Path, limit: int | None = None) -> Evaluat
         "dbt": round(built_seconds - landed_seconds, 2),
         "score_and_route": round(seconds - built_seconds, 2),
     }
+    extra["scoring"] = scoring
     return summarise("bank-to-ledger", decisions, truth, seconds, extra)
 
 

@@ -103,8 +103,10 @@ def build_scoring_models(settings: Settings, address: ServerAddress) -> None:
         raise RuntimeError(f"dbt build failed:\n{result.stdout[-4000:]}\n{result.stderr[-2000:]}")
 
 
-def route_and_read(conn: psycopg.Connection, workspace_id: str, run_id: str) -> list[Decision]:
-    route_workspace(conn, workspace_id, run_id, datetime.now(UTC))
+def route_and_read(
+    conn: psycopg.Connection, workspace_id: str, run_id: str, timings: dict[str, float] | None = None
+) -> list[Decision]:
+    route_workspace(conn, workspace_id, run_id, datetime.now(UTC), timings)
     conn.commit()
     rows = conn.execute(
         "select source_record_id, route, score::float8,"

@@ -1,7 +1,8 @@
 """Matching: score candidate pairs from ``marts.match_features`` and route each source record.
 It knows nothing of email: an auto-link only leaves an outbox row behind."""
 
+from ledgerlink.matching.model import MODEL_FAMILY
 from ledgerlink.matching.routing import route_workspace
-from ledgerlink.matching.scorer import MODEL_VERSION, score_records
+from ledgerlink.matching.scorer import score_batch
 
-__all__ = ["MODEL_VERSION", "route_workspace", "score_records"]
+__all__ = ["MODEL_FAMILY", "route_workspace", "score_batch"]

@@ -1,35 +1,80 @@
-"""Routing: turn scores into decisions in ``ops.routing_decisions``, and for each auto-link an
-outbox row in the same transaction, so a decision and its delivery never part."""
+"""Routing: train the workspace's match model, score its undecided records, turn the scores into
+decisions in ``ops.routing_decisions`` and, for each auto-link, an outbox row in the same
+transaction, so a decision and its delivery never part.
+
+A record auto-links only when three things hold: the probability that its top candidate is right
+reaches the workspace's auto-link threshold, the top candidate leads the runner-up by at least
+:data:`MIN_LEAD_BITS`, and the one-to-one assignment gives it the entry. Otherwise it waits in
+review (at or above the review threshold, or when a gate held it back) or is refused.
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
 import psycopg
-from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 from ledgerlink.delivery.outbox import DeliveredRecord, MatchedEntry, enqueue_document
-from ledgerlink.matching.scorer import MODEL_VERSION, MatchPair, ScoredRecord, score_records
+from ledgerlink.matching.assignment import Claim, assign
+from ledgerlink.matching.scorer import (
+    PAIR_COLUMNS,
+    PairBatch,
+    ScoredRecord,
+    TrainedModels,
+    labels_for,
+    prepare,
+    score,
+    train,
+)
 from ledgerlink.workspaces import Workspace, load_workspace
 
-_UNDECIDED_PAIRS = """
-    select f.workspace_id, f.source, f.source_record_id, f.source_payload_sha256,
-           f.record_counterparty_name, f.record_counterparty_name_normalised, f.record_amount_minor,
-           f.record_currency, f.record_occurred_on, f.record_reference,
-           f.candidate_type, f.candidate_id, f.candidate_name, f.candidate_name_normalised,
-           f.candidate_amount_minor, f.candidate_currency, f.candidate_entry_on, f.candidate_reference,
-           f.amount_diff_minor, f.date_lag_days, f.is_currency_match, f.is_reference_match
+#: Two candidates whose match weights differ by less than this are too close to call without a
+#: person, whatever the probability says (2^3: the top one is 8 times as likely).
+MIN_LEAD_BITS = 3.0
+#: EM samples records with this seed, so a rerun over the same data trains the same model.
+TRAINING_SEED = 20_240_601
+
+# Undecided records (new, or changed since their decision) to route, and records a reviewer
+# labelled, to learn from.
+_PAIRS = f"""
+    select {", ".join(f"f.{name}" for name in PAIR_COLUMNS)}
     from marts.match_features as f
     left join ops.routing_decisions as d
         on d.workspace_id = f.workspace_id
         and d.source = f.source
         and d.source_record_id = f.source_record_id
         and d.source_payload_sha256 = f.source_payload_sha256
-    where f.workspace_id = %s and d.decision_id is null
-    order by f.source, f.source_record_id, f.candidate_id
+    where f.workspace_id = %(workspace_id)s
+        and (d.decision_id is null
+            or (f.source, f.source_record_id) in (
+                select source, source_record_id from ops.review_actions where workspace_id = %(workspace_id)s))
+"""  # noqa: S608 - fixed column names
+_DECIDED = """
+    select source, source_record_id, source_payload_sha256
+    from ops.routing_decisions
+    where workspace_id = %s
+"""
+
+# A reviewer's latest word on a record: accept and pin name the right entry, refuse says none is.
+_VERDICTS = """
+    select distinct on (source, source_record_id) source, source_record_id, action, candidate_id
+    from ops.review_actions
+    where workspace_id = %s
+    order by source, source_record_id, acted_at desc, action_id desc
+"""
+
+# What earlier auto-links already took from each open invoice.
+_CLAIMED = """
+    select top_candidate_id, sum((explanation ->> 'claimed_amount_minor')::bigint),
+           bool_and(explanation ? 'claimed_amount_minor')
+    from ops.routing_decisions
+    where workspace_id = %s and route = 'auto_link' and top_candidate_type = 'invoice'
+    group by top_candidate_id
 """
 
 
@@ -39,61 +84,147 @@ class RoutedRecord:
     route: str
 
 
-def route_for(score: float, workspace: Workspace) -> str:
-    if Decimal(str(score)) >= workspace.auto_link_threshold:
+def route_for(scored: ScoredRecord, workspace: Workspace) -> str:
+    """The route a score earns at the workspace's thresholds, before the one-to-one assignment."""
+    probability = Decimal(str(round(scored.score, 4)))
+    if probability >= workspace.auto_link_threshold:
+        if scored.lead_bits is not None and scored.lead_bits < MIN_LEAD_BITS:
+            scored.explanation["held_back"] = f"runner-up within {MIN_LEAD_BITS:g} bits of the top candidate"
+            return "review"
         return "auto_link"
-    if Decimal(str(score)) >= workspace.review_threshold:
+    if probability >= workspace.review_threshold:
         return "review"
     return "refused"
 
 
-def _one_invoice_one_charge(conn: psycopg.Connection, workspace_id: str, routed: list[RoutedRecord]) -> None:
-    """Two charges never auto-link to one invoice: the weaker claim goes to review."""
-    taken = {
-        row[0]
-        for row in conn.execute(
-            "select top_candidate_id from ops.routing_decisions"
-            " where workspace_id = %s and route = 'auto_link' and top_candidate_type = 'invoice'",
-            (workspace_id,),
-        )
+def score_workspace(
+    conn: psycopg.Connection,
+    workspace_id: str,
+    seed: int = TRAINING_SEED,
+    timings: dict[str, float] | None = None,
+) -> tuple[list[ScoredRecord], TrainedModels]:
+    """Train on the workspace's undecided and labelled records and score the undecided ones.
+    ``timings``, when given, receives the seconds each step took and the pairs scored."""
+    clock = _Clock(timings)
+    batch = PairBatch.from_warehouse(conn, _PAIRS, {"workspace_id": workspace_id})
+    verdicts = {
+        (source, record_id): (candidate_id if action in ("accept", "pin") else None)
+        for source, record_id, action, candidate_id in conn.execute(_VERDICTS, (workspace_id,))
     }
-    for index in sorted(range(len(routed)), key=lambda i: -routed[i].scored.score):
-        record = routed[index]
-        if record.route != "auto_link" or not record.scored.ranked:
-            continue
-        top = record.scored.ranked[0]
-        if top.candidate_type != "invoice":
-            continue
-        if top.candidate_id in taken:
-            record.scored.explanation["one_to_one"] = "invoice already claimed by another charge"
-            routed[index] = RoutedRecord(record.scored, "review")
-        else:
-            taken.add(top.candidate_id)
+    clock.lap("read_seconds")
+    prepared = prepare(batch)
+    clock.lap("compare_seconds")
+    models = train(prepared, labels_for(prepared, verdicts), seed)
+    clock.lap("train_seconds")
+    decided = set(conn.execute(_DECIDED, (workspace_id,)).fetchall())
+    scored = [
+        s
+        for s in score(prepared, models)
+        if (s.record.source, s.record.source_record_id, s.record.source_payload_sha256) not in decided
+    ]
+    clock.lap("score_seconds")
+    if timings is not None:
+        timings["pairs"] = len(batch)
+        compare_and_score = timings["compare_seconds"] + timings["score_seconds"]
+        timings["pairs_per_second"] = round(len(batch) / max(compare_and_score, 1e-9))
+    return scored, models
+
+
+class _Clock:
+    def __init__(self, timings: dict[str, float] | None) -> None:
+        self.timings = timings
+        self.last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        if self.timings is not None:
+            self.timings[name] = round(now - self.last, 3)
+        self.last = now
 
 
 def route_workspace(
-    conn: psycopg.Connection, workspace_id: str, run_id: str, decided_at: datetime
+    conn: psycopg.Connection,
+    workspace_id: str,
+    run_id: str,
+    decided_at: datetime,
+    timings: dict[str, float] | None = None,
 ) -> dict[str, int]:
     """Score and route every record of the workspace not yet decided for its current content.
-    Rerunning over the same input changes nothing. Returns counts by route."""
+    Rerunning over the same input changes nothing. Returns counts by route; ``timings``, when
+    given, receives where the time went."""
     workspace = load_workspace(conn, workspace_id)
     with conn.transaction():
-        with conn.cursor(row_factory=class_row(MatchPair)) as cursor:
-            pairs = cursor.execute(_UNDECIDED_PAIRS, (workspace_id,)).fetchall()
-        routed = [RoutedRecord(scored, route_for(scored.score, workspace)) for scored in score_records(pairs)]
-        _one_invoice_one_charge(conn, workspace_id, routed)
+        scored, models = score_workspace(conn, workspace_id, timings=timings)
+        _save_models(conn, workspace_id, models, run_id, decided_at)
+        routed = _assign_one_to_one(
+            conn, workspace_id, [RoutedRecord(s, route_for(s, workspace)) for s in scored]
+        )
         counts = {"auto_link": 0, "review": 0, "refused": 0}
         for record in routed:
-            _write_decision(conn, workspace, record, run_id, decided_at)
+            _write_decision(conn, workspace, record, models.version, run_id, decided_at)
             counts[record.route] += 1
     return counts
 
 
-def _write_decision(
-    conn: psycopg.Connection, workspace: Workspace, record: RoutedRecord, run_id: str, decided_at: datetime
+def _assign_one_to_one(
+    conn: psycopg.Connection, workspace_id: str, routed: Sequence[RoutedRecord]
+) -> list[RoutedRecord]:
+    already = {
+        candidate_id: (int(amount) if amount is not None and complete else None)
+        for candidate_id, amount, complete in conn.execute(_CLAIMED, (workspace_id,))
+    }
+    claims = [
+        Claim(
+            index,
+            record.scored.score,
+            record.scored.ranked[0].candidate_type,
+            record.scored.ranked[0].candidate_id,
+            record.scored.record.amount_minor,
+            record.scored.ranked[0].amount_minor,
+        )
+        for index, record in enumerate(routed)
+        if record.route == "auto_link" and record.scored.ranked
+    ]
+    refused = assign(claims, already)
+    result = []
+    for index, record in enumerate(routed):
+        if index in refused:
+            record.scored.explanation["one_to_one"] = refused[index]
+            result.append(RoutedRecord(record.scored, "review"))
+        else:
+            result.append(record)
+    return result
+
+
+def _save_models(
+    conn: psycopg.Connection, workspace_id: str, models: TrainedModels, run_id: str, trained_at: datetime
 ) -> None:
-    pair = record.scored.first_pair
-    top = record.scored.ranked[0] if record.scored.ranked else None
+    for candidate_type, model in models.by_candidate_type.items():
+        conn.execute(
+            """
+            insert into ops.match_models (workspace_id, candidate_type, model_version, parameters,
+                trained_at, trained_by_run)
+            values (%s, %s, %s, %s, %s, %s)
+            on conflict (workspace_id, candidate_type, model_version) do nothing
+            """,
+            (workspace_id, candidate_type, model.version, Jsonb(model.as_json()), trained_at, run_id),
+        )
+
+
+def _write_decision(
+    conn: psycopg.Connection,
+    workspace: Workspace,
+    routed: RoutedRecord,
+    model_version: str,
+    run_id: str,
+    decided_at: datetime,
+) -> None:
+    scored = routed.scored
+    record = scored.record
+    top = scored.ranked[0] if scored.ranked else None
+    explanation = dict(scored.explanation)
+    if routed.route == "auto_link" and top is not None and top.candidate_type == "invoice":
+        explanation["claimed_amount_minor"] = record.amount_minor
     row = conn.execute(
         """
         insert into ops.routing_decisions (
@@ -112,41 +243,39 @@ def _write_decision(
         returning decision_id
         """,
         (
-            pair.workspace_id,
-            pair.source,
-            pair.source_record_id,
-            pair.source_payload_sha256,
-            record.route,
-            round(record.scored.score, 4),
+            record.workspace_id,
+            record.source,
+            record.source_record_id,
+            record.source_payload_sha256,
+            routed.route,
+            round(scored.score, 4),
             workspace.auto_link_threshold,
             workspace.review_threshold,
             top.candidate_type if top else None,
             top.candidate_id if top else None,
-            Jsonb([candidate.as_json() for candidate in record.scored.ranked]),
-            Jsonb(record.scored.explanation),
-            MODEL_VERSION,
+            Jsonb([candidate.as_json() for candidate in scored.ranked]),
+            Jsonb(explanation),
+            model_version,
             decided_at,
             run_id,
         ),
     ).fetchone()
-    if row is None or record.route != "auto_link" or top is None:
+    if row is None or routed.route != "auto_link" or top is None:
         return
     enqueue_document(
         conn,
         workspace,
         decision_id=row[0],
         record=DeliveredRecord(
-            source=pair.source,
-            source_record_id=pair.source_record_id,
-            source_payload_sha256=pair.source_payload_sha256,
-            counterparty_name=pair.record_counterparty_name,
-            amount_minor=pair.record_amount_minor,
-            currency=pair.record_currency,
-            occurred_on=pair.record_occurred_on,
-            reference=pair.record_reference,
+            source=record.source,
+            source_record_id=record.source_record_id,
+            source_payload_sha256=record.source_payload_sha256,
+            counterparty_name=record.counterparty_name,
+            amount_minor=record.amount_minor,
+            currency=record.currency,
+            occurred_on=record.occurred_on,
+            reference=record.reference,
         ),
-        match=MatchedEntry(
-            top.candidate_type, top.candidate_id, top.candidate_name, round(record.scored.score, 4)
-        ),
+        match=MatchedEntry(top.candidate_type, top.candidate_id, top.candidate_name, round(scored.score, 4)),
         enqueued_at=decided_at,
     )

@@ -1,66 +1,28 @@
-"""A first honest scorer: a weighted sum of name similarity (rapidfuzz), amount, date lag,
-currency and reference agreement, with a penalty when the runner-up is close.
+"""Score candidate pairs from ``marts.match_features``: comparison levels (:mod:`.features`), a
+Fellegi-Sunter model fitted by EM (:mod:`.model`), and per source record the calibrated
+probability that its top candidate is the right one, with the lead over the runner-up and each
+feature's contribution kept as the explanation a reviewer sees.
 
-Each feature's contribution is kept, so a reviewer sees why a record scored as it did.
+Everything is column-wise: pairs arrive as :class:`PairBatch` columns, never one object per pair.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Any
 
 import numpy as np
-from rapidfuzz import fuzz, process
 
-MODEL_VERSION = "weighted-sum-v1"
+from ledgerlink.matching.batch import PAIR_COLUMNS, LedgerEntry, PairBatch, SourceRecord
+from ledgerlink.matching.features import COMPARISONS, PairColumns, PairLevels, compare
+from ledgerlink.matching.model import CandidateSets, MatchModel, RecordLabel, fit, posterior
+
 TOP_CANDIDATES_KEPT = 5
-#: A runner-up closer than this to the top candidate makes the match ambiguous.
-AMBIGUITY_MARGIN = 0.10
-AMOUNT_TOLERANCE = 0.05  # relative difference at which the amount stops counting
-PAYMENT_LAG_DAYS = 60  # a payment this long after the invoice date no longer counts as timely
+#: Random record-entry pairs ``u`` is estimated from, per kind of ledger entry.
+RANDOM_PAIRS = 200_000
 
-# Weights per candidate type: vendors carry no amount or date, invoices do.
-WEIGHTS: dict[str, dict[str, float]] = {
-    "vendor": {"name_similarity": 0.9, "currency_match": 0.1},
-    "invoice": {
-        "name_similarity": 0.40,
-        "amount_agreement": 0.30,
-        "date_agreement": 0.15,
-        "currency_match": 0.05,
-        "reference_match": 0.10,
-    },
-}
-
-
-@dataclass(frozen=True)
-class MatchPair:
-    """One row of ``marts.match_features``; candidate fields are None when blocking found none."""
-
-    workspace_id: str
-    source: str
-    source_record_id: str
-    source_payload_sha256: str
-    record_counterparty_name: str | None
-    record_counterparty_name_normalised: str | None
-    record_amount_minor: int | None
-    record_currency: str | None
-    record_occurred_on: date | None
-    record_reference: str | None
-    candidate_type: str | None
-    candidate_id: str | None
-    candidate_name: str | None
-    candidate_name_normalised: str | None
-    candidate_amount_minor: int | None
-    candidate_currency: str | None
-    candidate_entry_on: date | None
-    candidate_reference: str | None
-    amount_diff_minor: int | None
-    date_lag_days: int | None
-    is_currency_match: bool | None
-    is_reference_match: bool | None
+__all__ = ["PAIR_COLUMNS", "PairBatch", "ScoredCandidate", "ScoredRecord", "SourceRecord", "score_batch"]
 
 
 @dataclass(frozen=True)
@@ -69,7 +31,8 @@ class ScoredCandidate:
     candidate_id: str
     candidate_name: str | None
     score: float
-    contributions: dict[str, float]
+    match_weight: float
+    amount_minor: int | None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -77,89 +40,271 @@ class ScoredCandidate:
             "candidate_id": self.candidate_id,
             "candidate_name": self.candidate_name,
             "score": round(self.score, 4),
+            "match_weight": round(self.match_weight, 2),
         }
 
 
 @dataclass(frozen=True)
 class ScoredRecord:
-    """A source record with its ranked candidates and the score of the top one."""
+    """A source record with its ranked candidates; ``score`` is the probability that the first
+    is the right one, ``lead_bits`` how much more weight it has than the runner-up."""
 
-    first_pair: MatchPair
+    record: SourceRecord
     score: float
     ranked: list[ScoredCandidate]
+    lead_bits: float | None = None
     explanation: dict[str, Any] = field(default_factory=dict)
 
 
-def _name_similarity(pairs: Sequence[MatchPair]) -> np.ndarray:
-    records = [pair.record_counterparty_name_normalised or "" for pair in pairs]
-    candidates = [pair.candidate_name_normalised or "" for pair in pairs]
-    similarity = process.cpdist(records, candidates, scorer=fuzz.token_set_ratio, workers=-1) / 100.0
-    missing = np.array([not a or not b for a, b in zip(records, candidates, strict=True)])
-    return np.where(missing, 0.0, similarity)
+def _floats(values: list[Any]) -> np.ndarray:
+    return np.array([np.nan if v is None else float(v) for v in values], dtype=float)
 
 
-def _amount_agreement(pairs: Sequence[MatchPair]) -> np.ndarray:
-    diff = np.array(
-        [abs(p.amount_diff_minor) if p.amount_diff_minor is not None else -1 for p in pairs], float
+def _days(values: list[Any]) -> np.ndarray:
+    return np.array([np.nan if v is None else v.toordinal() for v in values], dtype=float)
+
+
+@dataclass(frozen=True)
+class PreparedPairs:
+    """A batch's pairs compared and grouped by record."""
+
+    batch: PairBatch
+    levels: PairLevels
+    sets: CandidateSets
+    candidate_type: np.ndarray  # per pair
+
+    @property
+    def records(self) -> list[SourceRecord]:
+        return self.batch.records
+
+
+def prepare(batch: PairBatch) -> PreparedPairs:
+    record_names = np.array([r.counterparty_name_normalised for r in batch.records], dtype=object)
+    entry_names = np.array([e.candidate_name_normalised for e in batch.entries], dtype=object)
+    entry_amount = _floats([e.amount_minor for e in batch.entries])
+    record_amount = _floats([r.amount_minor for r in batch.records])
+    entry_type = np.array([e.candidate_type for e in batch.entries], dtype=object)
+    columns = PairColumns(
+        record_names=list(record_names[batch.record_index]),
+        candidate_names=list(entry_names[batch.entry_index]),
+        amount_diff_minor=batch.amount_diff_minor,
+        candidate_amount_minor=entry_amount[batch.entry_index],
+        date_lag_days=batch.date_lag_days,
+        is_currency_match=batch.is_currency_match,
+        is_reference_match=batch.is_reference_match,
     )
-    base = np.array([max(abs(p.candidate_amount_minor or 0), 1) for p in pairs], float)
-    agreement = np.clip(1.0 - (diff / base) / AMOUNT_TOLERANCE, 0.0, 1.0)
-    return np.where(diff < 0, 0.0, agreement)
+    candidate_type = entry_type[batch.entry_index]
+    # only an open invoice has a balance that limits what can be matched to it
+    is_invoice = candidate_type == "invoice"
+    sets = CandidateSets.from_record_index(
+        batch.record_index,
+        batch.entry_index,
+        np.where(is_invoice, record_amount[batch.record_index], np.nan),
+        np.where(is_invoice, entry_amount[batch.entry_index], np.nan),
+    )
+    return PreparedPairs(batch, compare(columns), sets, candidate_type)
 
 
-def _date_agreement(pairs: Sequence[MatchPair]) -> np.ndarray:
-    # One-sided: a payment comes after its invoice; a few days early is tolerated (back-dated invoices).
-    lag = np.array([p.date_lag_days if p.date_lag_days is not None else 10_000 for p in pairs], float)
-    timely = np.clip(1.0 - lag / PAYMENT_LAG_DAYS, 0.0, 1.0)
-    return np.where(lag < -3, 0.0, np.where(lag < 0, 0.8, timely))
-
-
-def _pair_contributions(pairs: Sequence[MatchPair]) -> list[dict[str, float]]:
-    features = {
-        "name_similarity": _name_similarity(pairs),
-        "amount_agreement": _amount_agreement(pairs),
-        "date_agreement": _date_agreement(pairs),
-        "currency_match": np.array([1.0 if p.is_currency_match else 0.0 for p in pairs]),
-        "reference_match": np.array([1.0 if p.is_reference_match else 0.0 for p in pairs]),
-    }
-    contributions = []
-    for index, pair in enumerate(pairs):
-        weights = WEIGHTS.get(pair.candidate_type or "", {})
-        contributions.append(
-            {name: weight * float(features[name][index]) for name, weight in weights.items()}
-        )
-    return contributions
-
-
-def score_records(pairs: Sequence[MatchPair]) -> list[ScoredRecord]:
-    """Score every pair and gather them per source record, best candidate first. A record whose
-    only row has no candidate scores 0."""
-    contributions = _pair_contributions(pairs)
-    by_record: dict[tuple[str, str, str], list[tuple[MatchPair, ScoredCandidate]]] = defaultdict(list)
-    for pair, parts in zip(pairs, contributions, strict=True):
-        key = (pair.workspace_id, pair.source, pair.source_record_id)
-        by_record.setdefault(key, [])
-        if pair.candidate_id is not None and pair.candidate_type is not None:
-            candidate = ScoredCandidate(
-                pair.candidate_type, pair.candidate_id, pair.candidate_name, sum(parts.values()), parts
-            )
-            by_record[key].append((pair, candidate))
-    first_pair = {(p.workspace_id, p.source, p.source_record_id): p for p in reversed(pairs)}
-
-    scored = []
-    for key, entries in by_record.items():
-        ranked = sorted((candidate for _, candidate in entries), key=lambda c: (-c.score, c.candidate_id))
-        if not ranked:
-            scored.append(ScoredRecord(first_pair[key], 0.0, [], {"reason": "no candidate in the ledger"}))
+def labels_for(
+    prepared: PreparedPairs, verdicts: Mapping[tuple[str, str], str | None]
+) -> dict[int, RecordLabel]:
+    """Reviewer verdicts ((source, record id) -> the right candidate id, or None when no candidate
+    is) as labels on the prepared records. A verdict naming an entry blocking did not offer is
+    left out: the model cannot learn from a pair it never compares."""
+    batch = prepared.batch
+    labels: dict[int, RecordLabel] = {}
+    for index, record in enumerate(batch.records):
+        key = (record.source, record.source_record_id)
+        if key not in verdicts:
             continue
-        top = ranked[0]
-        runner_up = ranked[1].score if len(ranked) > 1 else 0.0
-        penalty = max(0.0, AMBIGUITY_MARGIN - (top.score - runner_up))
+        start = int(np.searchsorted(batch.record_index, index, side="left"))
+        stop = int(np.searchsorted(batch.record_index, index, side="right"))
+        if start == stop:
+            continue
+        chosen = verdicts[key]
+        if chosen is None:
+            labels[index] = RecordLabel(None)
+            continue
+        for pair in range(start, stop):
+            if batch.entries[int(batch.entry_index[pair])].candidate_id == chosen:
+                labels[index] = RecordLabel(pair)
+                break
+    return labels
+
+
+@dataclass(frozen=True)
+class TrainedModels:
+    """One model per kind of ledger entry: vendors (names only) and invoices (amounts and dates too)."""
+
+    by_candidate_type: dict[str, MatchModel]
+
+    @property
+    def version(self) -> str:
+        return "+".join(f"{kind}:{model.version}" for kind, model in sorted(self.by_candidate_type.items()))
+
+
+def train(
+    prepared: PreparedPairs,
+    labels: Mapping[int, RecordLabel] | None = None,
+    seed: int = 0,
+) -> TrainedModels:
+    """Fit one model per candidate type: ``u`` from random record-entry pairs, ``m`` by EM, refined
+    by ``labels`` where there are any. Same batch, labels and seed give the same models."""
+    labels = labels or {}
+    models = {}
+    types = prepared.candidate_type
+    rng = np.random.default_rng(seed)
+    for kind in sorted(set(types.tolist())):
+        subset = _subset(prepared, types == kind)
+        kind_labels = _relabel(labels, subset)
+        ledger_entries = len(np.unique(subset.sets.candidate_index))
+        random_levels = compare(random_pairs(prepared, subset, rng))
+        models[kind] = fit(subset.levels, subset.sets, random_levels, ledger_entries, kind_labels, seed=seed)
+    return TrainedModels(models)
+
+
+def random_pairs(
+    prepared: PreparedPairs,
+    subset: _Subset,
+    rng: np.random.Generator,
+    count: int = RANDOM_PAIRS,
+) -> PairColumns:
+    """Records paired with ledger entries at random (each record and each entry equally likely):
+    what the features look like between a record and an entry that is not its own. References
+    agree here only when equal but for case (random pairs almost never share one)."""
+    batch = prepared.batch
+    record_positions = batch.record_index[subset.pairs[subset.sets.starts]]
+    entry_positions = np.unique(batch.entry_index[subset.pairs])
+    records = [batch.records[int(i)] for i in record_positions[rng.integers(0, len(record_positions), count)]]
+    entries = [batch.entries[int(i)] for i in entry_positions[rng.integers(0, len(entry_positions), count)]]
+
+    def agree(a: str | None, b: str | None) -> float:
+        return np.nan if a is None or b is None else float(a.lower() == b.lower())
+
+    entry_amount = _floats([e.amount_minor for e in entries])
+    return PairColumns(
+        record_names=[r.counterparty_name_normalised for r in records],
+        candidate_names=[e.candidate_name_normalised for e in entries],
+        amount_diff_minor=_floats([r.amount_minor for r in records]) - entry_amount,
+        candidate_amount_minor=entry_amount,
+        date_lag_days=_days([r.occurred_on for r in records]) - _days([e.entry_on for e in entries]),
+        is_currency_match=np.array(
+            [agree(r.currency, e.currency) for r, e in zip(records, entries, strict=True)], dtype=float
+        ),
+        is_reference_match=np.array(
+            [agree(r.reference, e.reference) for r, e in zip(records, entries, strict=True)], dtype=float
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class _Subset:
+    levels: PairLevels
+    sets: CandidateSets
+    records: np.ndarray  # subset record position -> prepared record position
+    pairs: np.ndarray  # subset pair position -> prepared pair position
+
+
+def _subset(prepared: PreparedPairs, mask: np.ndarray) -> _Subset:
+    pairs = np.flatnonzero(mask)
+    record_of_pair = prepared.sets.record_index[pairs]
+    records, local = np.unique(record_of_pair, return_inverse=True)
+    sets = prepared.sets
+    levels = prepared.levels
+    return _Subset(
+        PairLevels(
+            {name: level[pairs] for name, level in levels.levels.items()},
+            levels.name_similarity[pairs],
+            levels.token_overlap[pairs],
+            levels.shared_name_bits[pairs],
+        ),
+        CandidateSets.from_record_index(
+            local, sets.candidate_index[pairs], sets.record_amount[pairs], sets.candidate_balance[pairs]
+        ),
+        records,
+        pairs,
+    )
+
+
+def _relabel(labels: Mapping[int, RecordLabel], subset: _Subset) -> dict[int, RecordLabel]:
+    local_record = {int(r): i for i, r in enumerate(subset.records)}
+    local_pair = {int(p): i for i, p in enumerate(subset.pairs)}
+    relabelled = {}
+    for record, label in labels.items():
+        if record not in local_record:
+            continue
+        if label.pair_index is None:
+            relabelled[local_record[record]] = RecordLabel(None)
+        elif label.pair_index in local_pair:
+            relabelled[local_record[record]] = RecordLabel(local_pair[label.pair_index])
+    return relabelled
+
+
+def score(prepared: PreparedPairs, models: TrainedModels) -> list[ScoredRecord]:
+    """Every record of the batch, scored: records without candidates score 0."""
+    batch = prepared.batch
+    types = prepared.candidate_type
+    count = len(prepared.sets.record_index)
+    probability = np.zeros(count)
+    weight = np.zeros(count)
+    contributions = {name: np.zeros(count) for name in (cmp.name for cmp in COMPARISONS)}
+    for kind, model in models.by_candidate_type.items():
+        subset = _subset(prepared, types == kind)
+        if not len(subset.pairs):
+            continue
+        parts = model.contributions(subset.levels)
+        raw_weight = np.sum(np.stack(list(parts.values())), axis=0)
+        p, adjusted = posterior(model, subset.sets, raw_weight)
+        probability[subset.pairs] = p
+        weight[subset.pairs] = adjusted
+        for name, values in parts.items():
+            contributions[name][subset.pairs] = values
+    level_names = {cmp.name: cmp.levels for cmp in COMPARISONS}
+
+    order = np.lexsort((-probability, prepared.sets.record_index))
+    sorted_records = prepared.sets.record_index[order]
+    bounds = np.searchsorted(sorted_records, np.arange(len(prepared.records) + 1))
+    scored = []
+    for index, record in enumerate(prepared.records):
+        ranked_pairs = order[bounds[index] : bounds[index + 1]]
+        if not len(ranked_pairs):
+            scored.append(ScoredRecord(record, 0.0, [], None, {"reason": "no candidate in the ledger"}))
+            continue
+        ranked = []
+        for pair in ranked_pairs[:TOP_CANDIDATES_KEPT]:
+            entry: LedgerEntry = batch.entries[int(batch.entry_index[pair])]
+            ranked.append(
+                ScoredCandidate(
+                    entry.candidate_type,
+                    entry.candidate_id,
+                    entry.candidate_name,
+                    float(probability[pair]),
+                    float(weight[pair]),
+                    entry.amount_minor,
+                )
+            )
+        top = ranked_pairs[0]
+        lead = float(weight[top] - weight[ranked_pairs[1]]) if len(ranked_pairs) > 1 else None
         explanation = {
-            "contributions": {name: round(value, 4) for name, value in top.contributions.items()},
-            "ambiguity_penalty": round(penalty, 4),
-            "runner_up_score": round(runner_up, 4),
+            "contributions": {name: round(float(values[top]), 3) for name, values in contributions.items()},
+            "levels": {
+                name: level_names[name][int(prepared.levels.levels[name][top])] for name in level_names
+            },
+            "match_weight": round(float(weight[top]), 3),
+            "name_similarity": round(float(prepared.levels.name_similarity[top]), 3),
+            "token_overlap": round(float(prepared.levels.token_overlap[top]), 3),
+            "no_match_probability": round(float(1.0 - probability[ranked_pairs].sum()), 4),
+            "lead_bits": None if lead is None else round(lead, 2),
+            "candidates_compared": int(len(ranked_pairs)),
         }
-        score = float(np.clip(top.score - penalty, 0.0, 1.0))
-        scored.append(ScoredRecord(first_pair[key], score, ranked[:TOP_CANDIDATES_KEPT], explanation))
+        scored.append(ScoredRecord(record, float(probability[top]), ranked, lead, explanation))
     return scored
+
+
+def score_batch(
+    batch: PairBatch, verdicts: Mapping[tuple[str, str], str | None] | None = None, seed: int = 0
+) -> tuple[list[ScoredRecord], TrainedModels]:
+    """Train on the batch (unsupervised, refined by reviewer ``verdicts``) and score it."""
+    prepared = prepare(batch)
+    models = train(prepared, labels_for(prepared, verdicts or {}), seed)
+    return score(prepared, models), models

@@ -17,6 +17,9 @@
       ledger with similar amounts), only the var('blocking_max_amount_candidates_per_record')
       closest are kept: relative amount difference over the tolerance plus days apart over the
       window before the payment, both in 0..1.
+    - Initials key: an amount-matched invoice whose name starts with the same two initials as the
+      record's is always kept, beyond that cap. Names of initials only ("J M L") have no token
+      long enough for a name key, so without this their entry could be crowded out by the cap.
 -#}
 {%- set amount_tolerance = var('blocking_amount_tolerance') -%}
 {%- set stop_tokens = ['the', 'and', 'les', 'des', 'der', 'die', 'das', 'und', 'von', 'van', 'for', 'pour'] -%}
@@ -44,7 +47,8 @@ ledger_entries as (
         candidate_name_normalised,
         amount_minor,
         currency,
-        entry_on
+        entry_on,
+        {{ name_initials('candidate_name_normalised') }} as initials_key
     from {{ ref('int_ledger_entries_unioned') }}
 ),
 
@@ -58,6 +62,7 @@ reconcilable_records as (
         amount_minor,
         currency,
         occurred_on,
+        {{ name_initials('counterparty_name_normalised') }} as initials_key,
         case source
             when 'qonto' then 'vendor'
             when 'square' then 'invoice'
@@ -156,6 +161,7 @@ record_amount_bands as (
         amount_minor,
         currency,
         occurred_on,
+        initials_key,
         floor(ln(amount_minor::double precision) / ln(1 + {{ amount_tolerance }}))::integer
         + generate_series(
             -2,
@@ -177,6 +183,7 @@ ledger_amount_bands as (
         amount_minor,
         currency,
         entry_on,
+        initials_key,
         floor(ln(amount_minor::double precision) / ln(1 + {{ amount_tolerance }}))::integer as amount_band
     from ledger_entries
     where
@@ -193,6 +200,7 @@ amount_matched_pairs as (
         record_amount_bands.source_record_id,
         ledger_amount_bands.candidate_type,
         ledger_amount_bands.candidate_id,
+        coalesce(record_amount_bands.initials_key = ledger_amount_bands.initials_key, false) as is_initials_match,
         abs(record_amount_bands.amount_minor - ledger_amount_bands.amount_minor)::numeric
         / ledger_amount_bands.amount_minor / {{ amount_tolerance }}
         + abs(record_amount_bands.occurred_on - ledger_amount_bands.entry_on)::numeric
@@ -219,6 +227,7 @@ amount_ranked_pairs as (
         source_record_id,
         candidate_type,
         candidate_id,
+        is_initials_match,
         row_number() over (
             partition by workspace_id, source, source_record_id
             order by amount_date_distance asc, candidate_id asc
@@ -234,7 +243,9 @@ amount_blocked_pairs as (
         candidate_type,
         candidate_id
     from amount_ranked_pairs
-    where closeness_rank <= {{ var('blocking_max_amount_candidates_per_record') }}
+    where
+        closeness_rank <= {{ var('blocking_max_amount_candidates_per_record') }}
+        or is_initials_match
 ),
 
 blocked_pairs as (

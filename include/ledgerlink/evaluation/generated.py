@@ -1,0 +1,95 @@
+"""The sandbox generator's data through the pipeline: Qonto supplier invoices against QuickBooks
+vendors, Square charges against open QuickBooks invoices, landed in ``raw.*`` exactly as the
+sandbox APIs serve them. ``ground_truth.json`` is read here, after the decisions are made, and
+never reaches the matcher."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from ledgerlink.evaluation.pipeline import (
+    blocking_recall,
+    build_scoring_models,
+    land,
+    new_run_id,
+    prepare_warehouse,
+    reset_workspace,
+    route_and_read,
+)
+from ledgerlink.evaluation.report import summarise
+from ledgerlink.warehouse import connect
+from ledgerlink.warehouse.landing import SourceRecord
+from ledgerlink.workspaces import Workspace
+
+WORKSPACE_ID = "bench-generated"
+_QUICKBOOKS_TABLES = {"Vendor": "qbo_vendors", "Customer": "qbo_customers", "Invoice": "qbo_invoices"}
+
+
+def _records(payloads: list[dict[str, Any]], key: str = "id") -> list[SourceRecord]:
+    return [SourceRecord(str(payload[key]), payload, None) for payload in payloads]
+
+
+def evaluate_generated(seed: int) -> dict[str, Any]:
+    """Generate the sandbox's data for ``seed``, run it through landing, dbt, the scorer and
+    routing, and compare the decisions with the generator's ground truth, per source."""
+    from ledgerlink.sandbox.fixtures import load_fixtures
+    from ledgerlink.sandbox.generator import generate_fixtures
+
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="ledgerlink-generated-") as folder:
+        fixtures = load_fixtures(generate_fixtures(Path(folder) / "fixtures", seed))
+    settings, address = prepare_warehouse()
+    workspace = Workspace(
+        workspace_id=WORKSPACE_ID,
+        display_name=f"Benchmark: generated data, seed {seed}",
+        email_in_address="bench-generated@qbodocs.invalid",
+        home_currency=fixtures.manifest.get("home_currency", "EUR"),
+        is_active=False,
+    )
+    run_id = new_run_id(f"generated-{seed}")
+    records = {
+        "qonto_supplier_invoices": _records(fixtures.qonto_supplier_invoices),
+        "square_payments": _records(fixtures.square_payments),
+        "square_customers": _records(fixtures.square_customers),
+        **{
+            table: _records(fixtures.quickbooks.get(entity, []), "Id")
+            for entity, table in _QUICKBOOKS_TABLES.items()
+        },
+    }
+    with connect(address) as conn:
+        reset_workspace(conn, workspace)
+        land(conn, WORKSPACE_ID, run_id, records)
+    build_scoring_models(settings, address)
+    with connect(address) as conn:
+        decisions = route_and_read(conn, WORKSPACE_ID, run_id)
+        seconds = time.perf_counter() - started
+        truth_by_source = {
+            "qonto": {record: vendor for record, vendor in fixtures.ground_truth["qonto"].items() if vendor},
+            "square": {
+                record: truth["invoice_id"]
+                for record, truth in fixtures.ground_truth["square"].items()
+                if truth.get("invoice_id")
+            },
+        }
+        recall = {
+            source: blocking_recall(conn, WORKSPACE_ID, truth) for source, truth in truth_by_source.items()
+        }
+    by_source = {}
+    for source, ids in (
+        ("qonto", fixtures.ground_truth["qonto"]),
+        ("square", fixtures.ground_truth["square"]),
+    ):
+        chosen = [decision for decision in decisions if decision.source_record_id in ids]
+        report = summarise(f"generated-{source}", chosen, truth_by_source[source], seconds, recall[source])
+        by_source[source] = report.as_json()
+    everything = summarise(
+        f"generated (seed {seed})",
+        decisions,
+        {**truth_by_source["qonto"], **truth_by_source["square"]},
+        seconds,
+        {"seed": seed},
+    ).as_json()
+    return {**everything, "by_source": by_source}

@@ -1,0 +1,298 @@
+"""A Fellegi-Sunter match model: ``u`` from random pairs, ``m`` by EM over whole candidate sets.
+
+Each source record has at most one true entry in the ledger. The model says how likely each
+comparison level is for the true entry (``m``) and for a random ledger entry (``u``, estimated
+from random record-entry pairs, as Splink does, so that the features are independent among
+non-matches). A pair's match weight is the sum over comparisons of ``log2(m / u)``; with a prior
+that spreads a record's entry uniformly over the ``N`` ledger entries, a record's blocked
+candidates compete for it:
+
+    P(candidate j is the record's entry) = 2^w_j / (sum_k 2^w_k + N * no_match_odds)
+
+Entries blocking left out are taken to weigh nothing. Because the candidates share one
+denominator, a near-equal runner-up takes probability away from the top candidate. EM
+alternates between that posterior (E) and re-estimating ``m`` and ``no_match_odds`` from it (M);
+reviewer labels clamp the posterior of the records they cover, so labels refine what EM learned.
+
+On the ledger side, an open invoice can take only as much as its balance: the posterior is
+balanced so the expected amount claimed from an invoice never exceeds its balance (a few rounds
+of Sinkhorn scaling with an upper bound). Two full payments cannot both be likely matches of one
+invoice; two partial payments that fit its balance can.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ledgerlink.matching.features import COMPARISONS, NAME, PairLevels
+
+MODEL_FAMILY = "fellegi-sunter-em-v2"
+#: Records EM learns from; all labelled records are always among them.
+EM_SAMPLE_RECORDS = 8_000
+EM_ITERATIONS = 30
+#: Fees and FX: an invoice can take this much more than its balance.
+BALANCE_TOLERANCE = 0.10
+_BALANCING_ROUNDS = 4
+_PSEUDO_PAIRS = 1.0
+
+
+@dataclass(frozen=True)
+class RecordLabel:
+    """A reviewer's verdict on a record: the index of the right pair, or None when no candidate is."""
+
+    pair_index: int | None
+
+
+@dataclass(frozen=True)
+class CandidateSets:
+    """Pairs grouped by source record: pairs of one record are contiguous and ``starts`` gives
+    where each record's pairs begin."""
+
+    record_index: np.ndarray  # per pair
+    starts: np.ndarray  # per record
+    candidate_index: np.ndarray  # per pair: which ledger entry, for the balance constraint
+    record_amount: np.ndarray  # per pair: the record's amount (nan when unknown)
+    candidate_balance: np.ndarray  # per pair: the entry's open balance (nan: no balance to respect)
+
+    @property
+    def sizes(self) -> np.ndarray:
+        return np.diff(np.append(self.starts, len(self.record_index)))
+
+    @classmethod
+    def from_record_index(
+        cls,
+        record_index: np.ndarray,
+        candidate_index: np.ndarray,
+        record_amount: np.ndarray,
+        candidate_balance: np.ndarray,
+    ) -> CandidateSets:
+        if len(record_index) and np.any(np.diff(record_index) < 0):
+            raise ValueError("pairs must be ordered by record")
+        starts = (
+            np.flatnonzero(np.r_[True, np.diff(record_index) != 0]) if len(record_index) else np.zeros(0, int)
+        )
+        return cls(record_index, starts, candidate_index, record_amount, candidate_balance)
+
+
+@dataclass(frozen=True)
+class MatchModel:
+    """Per comparison, the probability of each level among true (``m``) and other (``u``) pairs."""
+
+    m: dict[str, list[float]]
+    u: dict[str, list[float]]
+    no_match_odds: float
+    ledger_entries: int
+    trained: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def version(self) -> str:
+        digest = hashlib.sha256(json.dumps(self.parameters(), sort_keys=True).encode()).hexdigest()
+        return f"{MODEL_FAMILY}-{digest[:12]}"
+
+    def parameters(self) -> dict[str, Any]:
+        return {
+            "m": {name: [round(p, 8) for p in values] for name, values in self.m.items()},
+            "u": {name: [round(p, 8) for p in values] for name, values in self.u.items()},
+            "no_match_odds": round(self.no_match_odds, 12),
+            "ledger_entries": self.ledger_entries,
+        }
+
+    def as_json(self) -> dict[str, Any]:
+        return {"family": MODEL_FAMILY, "version": self.version, **self.parameters(), "trained": self.trained}
+
+    def level_bits(self) -> dict[str, np.ndarray]:
+        """log2(m/u) per comparison level; the "missing" level weighs nothing."""
+        bits = {}
+        for comparison in COMPARISONS:
+            m, u = np.array(self.m[comparison.name]), np.array(self.u[comparison.name])
+            with np.errstate(divide="ignore"):
+                weights = np.where((m > 0) & (u > 0), np.log2(m / np.where(u > 0, u, 1.0)), 0.0)
+            weights[0] = 0.0
+            bits[comparison.name] = weights
+        return bits
+
+    def contributions(self, levels: PairLevels) -> dict[str, np.ndarray]:
+        """Each feature's match weight in bits, per pair; their sum is the pair's match weight."""
+        bits = self.level_bits()
+        return {name: bits[name][levels.levels[name]] for name in bits}
+
+    def match_weight(self, levels: PairLevels) -> np.ndarray:
+        parts = self.contributions(levels)
+        return np.sum(np.stack(list(parts.values())), axis=0) if parts else np.zeros(0)
+
+
+def initial_model(random_levels: PairLevels, ledger_entries: int) -> MatchModel:
+    """A deterministic start for EM: ``u`` as observed among random pairs (fixed from here on), and
+    a true entry that favours the higher levels."""
+    m, u = {}, {}
+    for comparison in COMPARISONS:
+        count = len(comparison.levels)
+        observed = np.bincount(random_levels.levels[comparison.name], minlength=count).astype(float)
+        u[comparison.name] = list((observed + _PSEUDO_PAIRS / count) / (observed.sum() + _PSEUDO_PAIRS))
+        favour = np.exp(np.arange(count, dtype=float))
+        m[comparison.name] = list(favour / favour.sum())
+    return MatchModel(m, u, 0.1, ledger_entries)
+
+
+def posterior(
+    model: MatchModel,
+    sets: CandidateSets,
+    weights: np.ndarray,
+    balance_rounds: int = _BALANCING_ROUNDS,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The probability that each pair is its record's entry, and the match weights (bits) after
+    balancing: an entry claimed beyond its balance scales down the weight of every claim on it."""
+    log_weight = weights * np.log(2.0)
+    log_none = np.full(len(sets.starts), np.log(max(model.ledger_entries * model.no_match_odds, 1e-300)))
+    claims = sets.record_amount
+    capacity = sets.candidate_balance * (1.0 + BALANCE_TOLERANCE)
+    constrained = ~np.isnan(claims) & ~np.isnan(capacity) & (capacity > 0)
+    scale = np.zeros(int(sets.candidate_index.max()) + 1 if len(sets.candidate_index) else 0)
+    adjusted = log_weight
+    probability = np.zeros_like(log_weight)
+    for round_number in range(balance_rounds + 1):
+        adjusted = log_weight + scale[sets.candidate_index]
+        probability = _row_softmax(adjusted, sets, log_none)
+        if round_number == balance_rounds or not constrained.any():
+            break
+        claimed = np.bincount(
+            sets.candidate_index[constrained],
+            weights=(probability * claims)[constrained],
+            minlength=len(scale),
+        )
+        limit = np.bincount(
+            sets.candidate_index[constrained], weights=capacity[constrained], minlength=len(scale)
+        ) / np.maximum(np.bincount(sets.candidate_index[constrained], minlength=len(scale)), 1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = np.where(claimed > 0, np.log(limit / claimed), 0.0)
+        scale = np.minimum(0.0, scale + np.nan_to_num(step, nan=0.0, posinf=0.0, neginf=0.0))
+    return probability, adjusted / np.log(2.0)
+
+
+def _row_softmax(log_weight: np.ndarray, sets: CandidateSets, log_none: np.ndarray) -> np.ndarray:
+    top = np.maximum(np.maximum.reduceat(log_weight, sets.starts), log_none)
+    exp = np.exp(log_weight - top[sets.record_index])
+    total = np.add.reduceat(exp, sets.starts) + np.exp(log_none - top)
+    return exp / total[sets.record_index]
+
+
+def fit(
+    levels: PairLevels,
+    sets: CandidateSets,
+    random_levels: PairLevels,
+    ledger_entries: int,
+    labels: Mapping[int, RecordLabel] | None = None,
+    seed: int = 0,
+    sample_records: int = EM_SAMPLE_RECORDS,
+    iterations: int = EM_ITERATIONS,
+) -> MatchModel:
+    """Estimate ``u`` from ``random_levels`` (random record-entry pairs) and ``m`` by EM on a seeded
+    sample of records (every labelled record included). ``labels`` maps a record's position in ``sets`` to its verdict. Same data, labels and seed give
+    the same model."""
+    labels = labels or {}
+    records = len(sets.starts)
+    rng = np.random.default_rng(seed)
+    labelled = np.array(sorted(labels), dtype=int)
+    unlabelled = np.setdiff1d(np.arange(records), labelled)
+    take = max(sample_records - len(labelled), 0)
+    chosen = np.sort(np.r_[labelled, rng.permutation(unlabelled)[:take]]).astype(int)
+    in_sample = np.zeros(records, dtype=bool)
+    in_sample[chosen] = True
+    pair_mask = in_sample[sets.record_index]
+    sample_levels = PairLevels(
+        {name: level[pair_mask] for name, level in levels.levels.items()},
+        levels.name_similarity[pair_mask],
+        levels.token_overlap[pair_mask],
+        levels.shared_name_bits[pair_mask],
+    )
+    position = np.cumsum(in_sample) - 1  # record -> its index in the sample
+    sample_sets = CandidateSets.from_record_index(
+        position[sets.record_index[pair_mask]],
+        sets.candidate_index[pair_mask],
+        sets.record_amount[pair_mask],
+        sets.candidate_balance[pair_mask],
+    )
+    clamp_pairs, clamp_values = _clamped(labels, sets, pair_mask)
+    clamped_records = np.array([position[record] for record in labels], dtype=int)
+    refused = np.array([position[r] for r, label in labels.items() if label.pair_index is None], dtype=int)
+
+    model = initial_model(random_levels, ledger_entries)
+    for _ in range(iterations):
+        weights = model.match_weight(sample_levels)
+        # EM sees a sample, so the balance between records is not enforced while learning
+        responsibility, _ = posterior(model, sample_sets, weights, balance_rounds=0)
+        responsibility[clamp_pairs] = clamp_values
+        model = _maximise(sample_levels, sample_sets, responsibility, clamped_records, refused, model)
+    return MatchModel(
+        model.m,
+        model.u,
+        model.no_match_odds,
+        model.ledger_entries,
+        trained={
+            "seed": seed,
+            "records": int(len(chosen)),
+            "pairs": int(pair_mask.sum()),
+            "labels": len(labels),
+            "iterations": iterations,
+            "random_pairs": len(random_levels.name_similarity),
+        },
+    )
+
+
+def _clamped(
+    labels: Mapping[int, RecordLabel], sets: CandidateSets, pair_mask: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pair positions (in the sample) whose responsibility labels fix, and the fixed values."""
+    positions, values = [], []
+    sample_position = np.cumsum(pair_mask) - 1
+    sizes = sets.sizes
+    for record, label in labels.items():
+        start = int(sets.starts[record])
+        for pair in range(start, start + int(sizes[record])):
+            positions.append(sample_position[pair])
+            values.append(1.0 if label.pair_index == pair else 0.0)
+    return np.array(positions, dtype=int), np.array(values, dtype=float)
+
+
+def _maximise(
+    levels: PairLevels,
+    sets: CandidateSets,
+    responsibility: np.ndarray,
+    clamped_records: np.ndarray,
+    refused: np.ndarray,
+    previous: MatchModel,
+) -> MatchModel:
+    m = {}
+    for comparison in COMPARISONS:
+        level = levels.levels[comparison.name]
+        count = len(comparison.levels)
+        # one pseudo-pair spread like the data, so a level never seen has no m and weighs nothing
+        seen = np.bincount(level, minlength=count) / max(len(level), 1)
+        true_mass = np.bincount(level, weights=responsibility, minlength=count) + _PSEUDO_PAIRS * seen
+        m[comparison.name] = list(true_mass / true_mass.sum())
+    # the odds that a record's entry is not among its candidates at all
+    matched = np.add.reduceat(responsibility, sets.starts) if len(sets.starts) else np.zeros(0)
+    if len(clamped_records):
+        matched = matched.copy()
+        matched[refused] = 0.0
+    none = np.clip(1.0 - matched, 1e-6, 1.0)
+    prior_none = float(none.mean()) if len(none) else 0.5
+    no_match_odds = prior_none / max(1.0 - prior_none, 1e-6)
+    return MatchModel(m, previous.u, no_match_odds, previous.ledger_entries)
+
+
+__all__ = [
+    "NAME",
+    "CandidateSets",
+    "MatchModel",
+    "RecordLabel",
+    "fit",
+    "initial_model",
+    "posterior",
+]
