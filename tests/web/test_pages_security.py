@@ -31,6 +31,10 @@ def test_every_page_refuses_an_anonymous_request(airflow_server: AirflowServer, 
             assert anonymous.get(path).status_code == 401, path
         refused = anonymous.post(f"/ledgerlink/decisions/{decision_id}/actions", data={"choice": "refuse"})
         assert refused.status_code == 401
+        # a person's browser is sent to Airflow's login page, and back afterwards
+        browser = anonymous.get("/ledgerlink/queue", headers={"accept": "text/html"})
+        assert browser.status_code == 303
+        assert browser.headers["location"].startswith("/auth/login?next=")
     with httpx.Client(
         base_url=airflow_server.base_url, timeout=30, cookies={"_token": "not-a-jwt"}
     ) as forged:

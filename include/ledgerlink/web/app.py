@@ -17,9 +17,11 @@ from typing import Annotated, Any, Literal
 
 import jinja2
 from fastapi import FastAPI, Form, HTTPException, Query, Request, status
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledgerlink.blobstore import BlobStore
 from ledgerlink.delivery.documents import DocumentUnavailable, qonto_attachment, render_square_receipt
@@ -94,6 +96,20 @@ def create_app() -> FastAPI:
             response.headers.setdefault(header, value)
         return response
 
+    @app.exception_handler(StarletteHTTPException)
+    async def login_for_browsers(request: Request, error: StarletteHTTPException) -> Response:
+        # a person opening a page without a session goes to Airflow's login, then comes back
+        if (
+            error.status_code == 401
+            and request.method == "GET"
+            and "text/html" in request.headers.get("accept", "")
+        ):
+            from airflow.api_fastapi.app import get_auth_manager
+
+            login = get_auth_manager().get_url_login(next_url=str(request.url))
+            return RedirectResponse(login, status.HTTP_303_SEE_OTHER)
+        return await http_exception_handler(request, error)
+
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.get("/", include_in_schema=False)
@@ -110,6 +126,7 @@ def create_app() -> FastAPI:
         sort: queries.QueueSort = "score",
         direction: queries.SortDirection = "desc",
         page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+        done: int | None = None,
     ) -> HTMLResponse:
         page_of_items = queries.review_queue_page(
             conn,
@@ -121,7 +138,7 @@ def create_app() -> FastAPI:
             page_size=QUEUE_PAGE_SIZE,
         )
         filters = {"workspace": workspace or "", "source": source, "sort": sort, "direction": direction}
-        return _render(request, "queue.html.j2", reviewer, queue=page_of_items, filters=filters)
+        return _render(request, "queue.html.j2", reviewer, queue=page_of_items, filters=filters, done=done)
 
     @app.get("/decisions/{decision_id}", response_class=HTMLResponse)
     def review_page(
@@ -180,7 +197,7 @@ def create_app() -> FastAPI:
             )
         except ReviewRefused as refusal:
             return _review_page(request, reviewer, conn, decision_id, "", error=str(refusal))
-        following = queries.next_in_queue(conn, reviewer.workspace_ids, decision_id)
+        following = queries.next_in_queue(conn, [found.workspace_id], decision_id)
         target = (
             request.url_for("review_page", decision_id=following).include_query_params(done=decision_id)
             if following is not None

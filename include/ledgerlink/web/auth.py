@@ -50,6 +50,10 @@ class Reviewer:
     def workspace_ids(self) -> list[str]:
         return [workspace.workspace_id for workspace in self.workspaces]
 
+    @property
+    def workspace_names(self) -> dict[str, str]:
+        return {workspace.workspace_id: workspace.display_name for workspace in self.workspaces}
+
     def may_see(self, workspace_id: str) -> bool:
         return workspace_id in self.workspace_ids
 
