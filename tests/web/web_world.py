@@ -29,7 +29,7 @@ import pytest
 from fpdf import FPDF
 
 from ledgerlink.blobstore import BlobStore
-from ledgerlink.evaluation.pipeline import build_scoring_models, land
+from ledgerlink.evaluation.pipeline import land
 from ledgerlink.matching import route_workspace
 from ledgerlink.settings import Settings
 from ledgerlink.warehouse import ServerAddress, connect
@@ -144,7 +144,8 @@ def _supplier_invoice_pdf(supplier: str, number: str, amount: str) -> bytes:
     return bytes(pdf.output())
 
 
-def _dbt_run_reporting(settings: Settings, address: ServerAddress) -> None:
+def _dbt_run(settings: Settings, address: ServerAddress, selection: str) -> None:
+    """``dbt run`` of the selection (the models; their dbt tests run in tests/dbt)."""
     from ledgerlink.cli.environment import airflow_environment
 
     work_dir = settings.state_dir / "web-tests-dbt"
@@ -157,7 +158,7 @@ def _dbt_run_reporting(settings: Settings, address: ServerAddress) -> None:
         str(Path(sys.executable).parent / "dbt"),
         "run",
         "--select",
-        "path:models/staging/ops path:models/marts/reporting",
+        selection,
         "--project-dir",
         str(settings.dbt_project_dir),
         "--profiles-dir",
@@ -286,13 +287,13 @@ def world(prepared: tuple[Settings, ServerAddress]) -> World:
         conn.commit()
         _benchmark_decisions(conn, workspace_benchmark, BENCHMARK_QUEUE_SIZE)
         conn.commit()
-    build_scoring_models(settings, warehouse)
+    _dbt_run(settings, warehouse, "+match_features")
     decided_at = datetime(2026, 11, 2, tzinfo=UTC)
     with connect(warehouse) as conn:
         for workspace_id in (workspace_a, workspace_b):
             route_workspace(conn, workspace_id, "web-test", decided_at)
         conn.commit()
-        _dbt_run_reporting(settings, warehouse)
+        _dbt_run(settings, warehouse, "path:models/staging/ops path:models/marts/reporting")
 
         def decisions(workspace_id: str, route: str) -> list[int]:
             rows = conn.execute(
