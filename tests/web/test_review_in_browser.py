@@ -54,6 +54,12 @@ def test_a_reviewer_pins_a_candidate_and_the_next_run_delivers_it(
     warehouse = prepared[1]
     page = browser.new_page(viewport={"width": 1440, "height": 1000})
     _log_in(page, airflow_server, "alice")
+    # the pages are part of the Airflow UI: its navigation opens them in place
+    page.goto(f"{airflow_server.base_url}/plugin/ledgerlink-review-queue")
+    embedded = page.frame_locator("iframe").locator("h1")
+    expect(embedded).to_contain_text("Review queue", timeout=30_000)
+    page.screenshot(path=artifacts / "00-airflow-ui-review-queue.png")
+    page.goto(f"{airflow_server.base_url}/ledgerlink/queue")
     page.select_option("select[name=workspace]", world.workspace_a)
     page.locator("form.filters button").click()
     expect(page.locator("tr.queue-row")).to_have_count(len(world.review_decisions_a))
