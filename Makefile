@@ -9,7 +9,7 @@ UV := $(BOOTSTRAP)/bin/uv
 VENV := .venv
 SYNCED := $(VENV)/.synced
 
-.PHONY: run test lint env airflow compose-cli clean-state
+.PHONY: run test lint env airflow compose-cli browser clean-state
 
 run: $(SYNCED)
 	$(VENV)/bin/ledgerlink run
@@ -27,6 +27,13 @@ airflow: $(SYNCED)
 	$(VENV)/bin/ledgerlink airflow standalone
 
 env: $(SYNCED)
+
+# The browser tests drive Debian's Chromium through Playwright; Playwright never downloads one.
+CHROMIUM ?= /usr/bin/chromium
+browser: $(CHROMIUM)
+
+$(CHROMIUM):
+	apt-get install -y chromium || (apt-get update && apt-get install -y chromium)
 
 $(UV):
 	$(PYTHON) -m venv $(BOOTSTRAP)

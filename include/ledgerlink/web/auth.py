@@ -1,0 +1,99 @@
+"""Who is asking and what they may touch.
+
+Authentication is Airflow's own: :func:`airflow.api_fastapi.core_api.security.get_user` reads the
+JWT from the Airflow session cookie (or a bearer token) and refuses a request without a valid one.
+A plugin app mounted into Airflow inherits no authentication, so every route of the pages
+depends on :func:`current_reviewer`.
+
+Authorisation is per workspace (``ops.workspace_members``): a user sees and acts on the
+workspaces they are a member of and nothing else, whatever their Airflow role.
+
+State-changing requests carry a CSRF token bound to the user's credential: an HMAC, keyed with
+Airflow's JWT secret (shared by every api-server worker), of the token that authenticated them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+import psycopg
+from airflow.api_fastapi.auth.managers.base_auth_manager import COOKIE_NAME_JWT_TOKEN
+from airflow.api_fastapi.core_api.security import GetUserDep
+from fastapi import Depends, Form, HTTPException, Request, status
+
+from ledgerlink.warehouse import connect, resolve_server
+from ledgerlink.web import queries
+
+CSRF_FIELD = "csrf_token"
+
+
+def warehouse_connection() -> Iterator[psycopg.Connection]:
+    """A warehouse connection for one request."""
+    with connect(resolve_server()) as conn:
+        yield conn
+
+
+WarehouseDep = Annotated[psycopg.Connection, Depends(warehouse_connection)]
+
+
+@dataclass(frozen=True)
+class Reviewer:
+    username: str
+    workspaces: list[queries.WorkspaceRef]
+    csrf_token: str
+
+    @property
+    def workspace_ids(self) -> list[str]:
+        return [workspace.workspace_id for workspace in self.workspaces]
+
+    @property
+    def workspace_names(self) -> dict[str, str]:
+        return {workspace.workspace_id: workspace.display_name for workspace in self.workspaces}
+
+    def may_see(self, workspace_id: str) -> bool:
+        return workspace_id in self.workspace_ids
+
+
+def _presented_credential(request: Request) -> str:
+    authorization = request.headers.get("authorization", "")
+    if authorization.lower().startswith("bearer "):
+        return authorization[7:].strip()
+    return request.cookies.get(COOKIE_NAME_JWT_TOKEN, "")
+
+
+def _csrf_key() -> bytes:
+    from airflow.configuration import conf
+
+    return conf.get("api_auth", "jwt_secret").encode()
+
+
+def csrf_token_for(username: str, credential: str) -> str:
+    message = f"ledgerlink-csrf\x00{username}\x00{credential}".encode()
+    return hmac.new(_csrf_key(), message, hashlib.sha256).hexdigest()
+
+
+def current_reviewer(request: Request, user: GetUserDep, conn: WarehouseDep) -> Reviewer:
+    """The authenticated Airflow user with the workspaces they may work on."""
+    username = user.get_name()
+    return Reviewer(
+        username=username,
+        workspaces=queries.member_workspaces(conn, username),
+        csrf_token=csrf_token_for(username, _presented_credential(request)),
+    )
+
+
+ReviewerDep = Annotated[Reviewer, Depends(current_reviewer)]
+
+
+def checked_csrf(reviewer: ReviewerDep, csrf_token: Annotated[str, Form()] = "") -> Reviewer:
+    """The reviewer, once the form's CSRF token proves the request came from their own page."""
+    if not csrf_token or not hmac.compare_digest(csrf_token, reviewer.csrf_token):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "The form is stale or forged; reload the page.")
+    return reviewer
+
+
+CsrfCheckedReviewerDep = Annotated[Reviewer, Depends(checked_csrf)]

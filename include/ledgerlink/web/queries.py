@@ -1,0 +1,390 @@
+"""Every read the pages make, in one place: when a table or mart changes shape, this module is
+the one to change. Each function takes the workspaces the user may see and never returns a row
+of another; every value reaches SQL as a parameter.
+
+What the pages read: ``marts.review_queue`` (the queue), ``marts.match_features`` (a record's
+fields as decided), ``intermediate.int_ledger_entries_unioned`` (the ledger a reviewer searches),
+``ops.routing_decisions``, ``ops.review_actions``, ``ops.delivery_outbox`` /
+``ops.delivery_attempts``, ``ops.incidents``, ``ops.source_credentials``, ``ops.sync_markers``
+and the raw tables of the sources.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import class_row, dict_row
+
+QueueSort = Literal["score", "amount", "age"]
+SortDirection = Literal["asc", "desc"]
+
+#: the raw table holding each source's records, version by version
+RAW_RECORD_TABLES = {"qonto": "qonto_supplier_invoices", "square": "square_payments"}
+
+# Sort keys end with the decision id, so the order is total and pages never overlap.
+_QUEUE_ORDER = {
+    ("score", "desc"): "q.score desc, q.decision_id desc",
+    ("score", "asc"): "q.score asc, q.decision_id asc",
+    ("amount", "desc"): "q.amount_minor desc nulls last, q.decision_id desc",
+    ("amount", "asc"): "q.amount_minor asc nulls last, q.decision_id asc",
+    ("age", "desc"): "q.occurred_on asc nulls last, q.decision_id asc",
+    ("age", "asc"): "q.occurred_on desc nulls last, q.decision_id desc",
+}
+
+
+@dataclass(frozen=True)
+class WorkspaceRef:
+    workspace_id: str
+    display_name: str
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    decision_id: int
+    workspace_id: str
+    source: str
+    source_record_id: str
+    score: Decimal
+    top_candidate_type: str | None
+    top_candidate_id: str | None
+    top_candidate_name: str | None
+    counterparty_name: str | None
+    amount_minor: int | None
+    currency: str | None
+    occurred_on: date | None
+    reference: str | None
+    decided_at: datetime
+
+
+@dataclass(frozen=True)
+class QueuePage:
+    items: list[QueueItem]
+    total: int
+    page: int
+    page_size: int
+
+    @property
+    def page_count(self) -> int:
+        return max(1, -(-self.total // self.page_size))
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A routing decision with the record fields it was made on (None when the record changed
+    since: the next run decides again)."""
+
+    decision_id: int
+    workspace_id: str
+    source: str
+    source_record_id: str
+    source_payload_sha256: str
+    route: str
+    score: Decimal
+    auto_link_threshold: Decimal
+    review_threshold: Decimal
+    top_candidate_type: str | None
+    top_candidate_id: str | None
+    candidates: list[dict[str, Any]]
+    explanation: dict[str, Any]
+    model_version: str
+    decided_at: datetime
+    decided_by_run: str
+    counterparty_name: str | None
+    amount_minor: int | None
+    currency: str | None
+    occurred_on: date | None
+    reference: str | None
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    candidate_type: str
+    candidate_id: str
+    candidate_name: str | None
+    amount_minor: int | None
+    currency: str | None
+    entry_on: date | None
+    reference: str | None
+
+
+def member_workspaces(conn: psycopg.Connection, username: str) -> list[WorkspaceRef]:
+    """The workspaces ``username`` is a member of, by name."""
+    with conn.cursor(row_factory=class_row(WorkspaceRef)) as cursor:
+        return cursor.execute(
+            """
+            select w.workspace_id, w.display_name
+            from ops.workspace_members as m
+            join ops.workspaces as w on w.workspace_id = m.workspace_id
+            where m.username = %s
+            order by w.display_name, w.workspace_id
+            """,
+            (username,),
+        ).fetchall()
+
+
+def review_queue_page(
+    conn: psycopg.Connection,
+    workspace_ids: Sequence[str],
+    *,
+    source: str | None,
+    sort: QueueSort,
+    direction: SortDirection,
+    page: int,
+    page_size: int,
+) -> QueuePage:
+    """One page of the records waiting for review in these workspaces, without those a reviewer
+    already accepted, pinned or refused in their current content."""
+    order = sql.SQL(_QUEUE_ORDER[(sort, direction)])  # one of the fixed strings above
+    where = sql.SQL(
+        """
+        q.workspace_id = any(%(workspaces)s)
+        and (%(source)s::text is null or q.source = %(source)s)
+        and not q.is_record_changed_since_decision
+        and not exists (
+            select from ops.review_actions as a
+            where a.decision_id = q.decision_id
+                and a.source_payload_sha256 = q.source_payload_sha256
+        )
+        """
+    )
+    parameters = {
+        "workspaces": list(workspace_ids),
+        "source": source,
+        "limit": page_size,
+        "offset": (page - 1) * page_size,
+    }
+    total_row = conn.execute(
+        sql.SQL("select count(*) from marts.review_queue as q where {}").format(where), parameters
+    ).fetchone()
+    with conn.cursor(row_factory=class_row(QueueItem)) as cursor:
+        items = cursor.execute(
+            sql.SQL(
+                """
+                select q.decision_id, q.workspace_id, q.source, q.source_record_id, q.score,
+                    q.top_candidate_type, q.top_candidate_id, q.top_candidate_name,
+                    q.counterparty_name, q.amount_minor, q.currency, q.occurred_on, q.reference,
+                    q.decided_at
+                from marts.review_queue as q
+                where {}
+                order by {}
+                limit %(limit)s offset %(offset)s
+                """
+            ).format(where, order),
+            parameters,
+        ).fetchall()
+    return QueuePage(items, total_row[0] if total_row else 0, page, page_size)
+
+
+def next_in_queue(
+    conn: psycopg.Connection, workspace_ids: Sequence[str], after_decision_id: int
+) -> int | None:
+    """The next record waiting for review, by score, other than ``after_decision_id``."""
+    page = review_queue_page(
+        conn, workspace_ids, source=None, sort="score", direction="desc", page=1, page_size=2
+    )
+    return next((item.decision_id for item in page.items if item.decision_id != after_decision_id), None)
+
+
+def decision(conn: psycopg.Connection, workspace_ids: Sequence[str], decision_id: int) -> Decision | None:
+    """The decision, if it belongs to one of these workspaces, with its record's fields."""
+    with conn.cursor(row_factory=class_row(Decision)) as cursor:
+        return cursor.execute(
+            """
+            select d.decision_id, d.workspace_id, d.source, d.source_record_id, d.source_payload_sha256,
+                d.route, d.score, d.auto_link_threshold, d.review_threshold, d.top_candidate_type,
+                d.top_candidate_id, d.candidates, d.explanation, d.model_version, d.decided_at,
+                d.decided_by_run, r.record_counterparty_name as counterparty_name,
+                r.record_amount_minor as amount_minor, r.record_currency as currency,
+                r.record_occurred_on as occurred_on, r.record_reference as reference
+            from ops.routing_decisions as d
+            left join lateral (
+                select f.record_counterparty_name, f.record_amount_minor, f.record_currency,
+                    f.record_occurred_on, f.record_reference
+                from marts.match_features as f
+                where f.workspace_id = d.workspace_id and f.source = d.source
+                    and f.source_record_id = d.source_record_id
+                    and f.source_payload_sha256 = d.source_payload_sha256
+                limit 1
+            ) as r on true
+            where d.decision_id = %s and d.workspace_id = any(%s)
+            """,
+            (decision_id, list(workspace_ids)),
+        ).fetchone()
+
+
+def decision_id_for_record(
+    conn: psycopg.Connection,
+    workspace_ids: Sequence[str],
+    workspace_id: str,
+    source: str,
+    source_record_id: str,
+) -> int | None:
+    row = conn.execute(
+        "select decision_id from ops.routing_decisions"
+        " where workspace_id = %s and workspace_id = any(%s) and source = %s and source_record_id = %s",
+        (workspace_id, list(workspace_ids), source, source_record_id),
+    ).fetchone()
+    return row[0] if row else None
+
+
+def ledger_entry(
+    conn: psycopg.Connection, workspace_id: str, candidate_type: str, candidate_id: str
+) -> LedgerEntry | None:
+    """One QuickBooks entry a record can be linked to (an active vendor or an open invoice)."""
+    with conn.cursor(row_factory=class_row(LedgerEntry)) as cursor:
+        return cursor.execute(
+            """
+            select candidate_type, candidate_id, candidate_name, amount_minor, currency, entry_on, reference
+            from intermediate.int_ledger_entries_unioned
+            where workspace_id = %s and candidate_type = %s and candidate_id = %s
+            """,
+            (workspace_id, candidate_type, candidate_id),
+        ).fetchone()
+
+
+def search_ledger(
+    conn: psycopg.Connection, workspace_id: str, text: str, limit: int = 20
+) -> list[LedgerEntry]:
+    """Ledger entries whose name, reference or id contains ``text`` (case-insensitive)."""
+    pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    with conn.cursor(row_factory=class_row(LedgerEntry)) as cursor:
+        return cursor.execute(
+            """
+            select candidate_type, candidate_id, candidate_name, amount_minor, currency, entry_on, reference
+            from intermediate.int_ledger_entries_unioned
+            where workspace_id = %s
+                and (candidate_name ilike %s or reference ilike %s or candidate_id = %s)
+            order by candidate_type, candidate_name, candidate_id
+            limit %s
+            """,
+            (workspace_id, pattern, pattern, text, limit),
+        ).fetchall()
+
+
+def review_actions(conn: psycopg.Connection, decision_id: int) -> list[dict[str, Any]]:
+    with conn.cursor(row_factory=dict_row) as cursor:
+        return cursor.execute(
+            "select action, candidate_type, candidate_id, actor, acted_at, note, source_payload_sha256"
+            " from ops.review_actions where decision_id = %s order by acted_at, action_id",
+            (decision_id,),
+        ).fetchall()
+
+
+def qonto_attachment_exists(conn: psycopg.Connection, workspace_id: str, source_record_id: str) -> bool:
+    row = conn.execute(
+        "select exists (select from raw.qonto_supplier_invoices as i join raw.qonto_attachments as a"
+        " on a.workspace_id = i.workspace_id and a.source_record_id = i.payload ->> 'attachment_id'"
+        " where i.workspace_id = %s and i.source_record_id = %s)",
+        (workspace_id, source_record_id),
+    ).fetchone()
+    return bool(row and row[0])
+
+
+@dataclass(frozen=True)
+class AuditTrail:
+    landed_versions: list[dict[str, Any]]
+    decision: dict[str, Any] | None
+    review_actions: list[dict[str, Any]]
+    deliveries: list[dict[str, Any]]
+    attempts: list[dict[str, Any]]
+
+
+def audit_trail(
+    conn: psycopg.Connection, workspace_id: str, source: str, source_record_id: str
+) -> AuditTrail | None:
+    """Everything that happened to one source record, oldest first; None for an unknown source."""
+    table = RAW_RECORD_TABLES.get(source)
+    if table is None:
+        return None
+    key = (workspace_id, source_record_id)
+    with conn.cursor(row_factory=dict_row) as cursor:
+        landed = cursor.execute(
+            sql.SQL(
+                "select payload, payload_sha256, source_updated_at, landed_at, landed_by_run"
+                " from raw.{} where workspace_id = %s and source_record_id = %s order by landed_at, payload_sha256"
+            ).format(sql.Identifier(table)),
+            key,
+        ).fetchall()
+        decision_row = cursor.execute(
+            "select decision_id, source_payload_sha256, route, score, top_candidate_type, top_candidate_id,"
+            " candidates, explanation, model_version, decided_at, decided_by_run"
+            " from ops.routing_decisions where workspace_id = %s and source = %s and source_record_id = %s",
+            (workspace_id, source, source_record_id),
+        ).fetchone()
+        actions = cursor.execute(
+            "select action, candidate_type, candidate_id, actor, acted_at, note, source_payload_sha256"
+            " from ops.review_actions where workspace_id = %s and source = %s and source_record_id = %s"
+            " order by acted_at, action_id",
+            (workspace_id, source, source_record_id),
+        ).fetchall()
+        deliveries = cursor.execute(
+            "select outbox_id, source_payload_sha256, message_id, recipient, status, attempt_count,"
+            " last_error, created_at, sent_at, document from ops.delivery_outbox"
+            " where workspace_id = %s and source = %s and source_record_id = %s order by created_at, outbox_id",
+            (workspace_id, source, source_record_id),
+        ).fetchall()
+        attempts = cursor.execute(
+            "select t.outbox_id, o.message_id, t.attempted_at, t.attempted_by_run, t.outcome, t.smtp_code,"
+            " t.detail from ops.delivery_attempts as t join ops.delivery_outbox as o using (outbox_id)"
+            " where o.workspace_id = %s and o.source = %s and o.source_record_id = %s"
+            " order by t.attempted_at, t.attempt_id",
+            (workspace_id, source, source_record_id),
+        ).fetchall()
+    return AuditTrail(landed, decision_row, actions, deliveries, attempts)
+
+
+@dataclass(frozen=True)
+class IntegrationStatus:
+    connections: list[dict[str, Any]]
+    open_incidents: list[dict[str, Any]]
+    deliveries_by_state: list[dict[str, Any]]
+    failed_deliveries: list[dict[str, Any]]
+
+
+def integration_status(conn: psycopg.Connection, workspace_ids: Sequence[str]) -> IntegrationStatus:
+    """Connection health per workspace and source, open incidents, deliveries by state and every
+    failed delivery with its reason."""
+    workspaces = (list(workspace_ids),)
+    with conn.cursor(row_factory=dict_row) as cursor:
+        connections = cursor.execute(
+            """
+            select c.workspace_id, c.source, c.status, c.updated_at, c.access_token_expires_at,
+                (select max(m.marker_at) from ops.sync_markers as m
+                 where m.workspace_id = c.workspace_id and m.source = c.source) as synced_until
+            from ops.source_credentials as c
+            where c.workspace_id = any(%s)
+            order by c.workspace_id, c.source
+            """,
+            workspaces,
+        ).fetchall()
+        incidents = cursor.execute(
+            "select incident_id, workspace_id, channel, kind, detail, opened_at, last_seen_at, occurrences,"
+            " owner_notified_at from ops.incidents where workspace_id = any(%s) and resolved_at is null"
+            " order by opened_at",
+            workspaces,
+        ).fetchall()
+        by_state = cursor.execute(
+            "select workspace_id, source, status, count(*) as documents from ops.delivery_outbox"
+            " where workspace_id = any(%s) group by workspace_id, source, status"
+            " order by workspace_id, source, status",
+            workspaces,
+        ).fetchall()
+        failed = cursor.execute(
+            """
+            select o.outbox_id, o.workspace_id, o.source, o.source_record_id, o.message_id, o.recipient,
+                o.attempt_count, o.last_error, o.created_at,
+                (select max(t.attempted_at) from ops.delivery_attempts as t
+                 where t.outbox_id = o.outbox_id) as last_attempt_at
+            from ops.delivery_outbox as o
+            where o.workspace_id = any(%s) and o.status = 'failed'
+            order by o.created_at, o.outbox_id
+            """,
+            workspaces,
+        ).fetchall()
+    return IntegrationStatus(connections, incidents, by_state, failed)
