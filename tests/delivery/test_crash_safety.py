@@ -5,13 +5,13 @@ with the same Message-ID and flagged ``possible_duplicate``.
 The fault proxy holds the sender at the boundary (it withholds a reply); for "after 250, before
 the commit" the test holds the outbox row lock so the sender's commit waits.
 
-| boundary                                | copies in the mailbox | flagged |
-|-----------------------------------------|-----------------------|---------|
-| before the outbox commit                | 1                     | no      |
-| after the outbox commit, before DATA    | 1                     | no      |
-| after DATA, before the 250 (accepted)   | 2, same Message-ID    | yes     |  (Square and Qonto)
-| after DATA, before the 250 (not taken)  | 1                     | yes     |
-| after the 250, before the commit        | 2, same Message-ID    | yes     |
+| boundary                                        | copies in the mailbox | flagged |
+|-------------------------------------------------|-----------------------|---------|
+| before the outbox commit                        | 1                     | no      |
+| after the outbox commit, before DATA            | 1                     | no      |
+| after DATA, before the 250 (accepted; Sq + Qo)  | 2, same Message-ID    | yes     |
+| after DATA, before the 250 (not taken)          | 1                     | yes     |
+| after the 250, before the commit                | 2, same Message-ID    | yes     |
 """
 
 from __future__ import annotations
