@@ -5,13 +5,13 @@ with the same Message-ID and flagged ``possible_duplicate``.
 The fault proxy holds the sender at the boundary (it withholds a reply); for "after 250, before
 the commit" the test holds the outbox row lock so the sender's commit waits.
 
-| boundary                                | copies in the mailbox | flagged |
-|-----------------------------------------|-----------------------|---------|
-| before the outbox commit                | 1                     | no      |
-| after the outbox commit, before DATA    | 1                     | no      |
-| after DATA, before the 250 (accepted)   | 2, same Message-ID    | yes     |
-| after DATA, before the 250 (not taken)  | 1                     | yes     |
-| after the 250, before the commit        | 2, same Message-ID    | yes     |
+| boundary                                        | copies in the mailbox | flagged |
+|-------------------------------------------------|-----------------------|---------|
+| before the outbox commit                        | 1                     | no      |
+| after the outbox commit, before DATA            | 1                     | no      |
+| after DATA, before the 250 (accepted; Sq + Qo)  | 2, same Message-ID    | yes     |
+| after DATA, before the 250 (not taken)          | 1                     | yes     |
+| after the 250, before the commit                | 2, same Message-ID    | yes     |
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from delivery_rig import DeliveryRig, decide, outbox_rows, square_record
+from delivery_rig import DeliveryRig, decide, land_qonto_invoice, outbox_rows, square_record
 
 from ledgerlink.delivery.sender import RetryPolicy, deliver_pending
 
@@ -148,11 +148,19 @@ def test_killed_after_the_outbox_commit_before_data(conn: psycopg.Connection, ri
     assert outcomes == ["interrupted", "sent"]
 
 
-@pytest.mark.parametrize("server_accepted", [True, False], ids=["accepted-unseen", "never-accepted"])
+@pytest.mark.parametrize(
+    ("server_accepted", "source"),
+    [(True, "square"), (True, "qonto"), (False, "square")],
+    ids=["accepted-unseen", "accepted-unseen-qonto", "never-accepted"],
+)
 def test_killed_after_data_before_the_250(
-    conn: psycopg.Connection, rig: DeliveryRig, server_accepted: bool
+    conn: psycopg.Connection, rig: DeliveryRig, server_accepted: bool, source: str
 ) -> None:
-    decide(conn, rig.workspace, square_record("C3"))
+    if source == "qonto":  # its document is read from the warehouse before the send path
+        record = land_qonto_invoice(conn, rig.workspace, rig.blobs, "C3", "facture.pdf", b"%PDF-1.4 facture")
+    else:
+        record = square_record("C3")
+    decide(conn, rig.workspace, record)
     conn.commit()
     hold = rig.proxy.plan.add("END_OF_DATA", "relay_then_hold" if server_accepted else "hold")
     process, backend = _deliver_in_subprocess(rig)

@@ -142,9 +142,13 @@ def deliver_pending(
             try:
                 attachment = document_for(conn, blobs, _load_row(conn, outbox_id), workspace.display_name)
             except DocumentRefused as refusal:
+                conn.rollback()
                 _reject_without_sending(conn, outbox_id, run_id, str(refusal))
                 counts["rejected"] += 1
                 continue
+            # End the read so each step of the send path below commits on its own (a
+            # conn.transaction() inside an open transaction would only be a savepoint).
+            conn.commit()
             result = _deliver_one(conn, outbox_id, smtp, attachment, run_id, retry, deadline, sleep)
             if result.outcome == "auth_refused":
                 counts["auth_refused"] += 1
