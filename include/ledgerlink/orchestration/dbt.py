@@ -18,7 +18,7 @@ from ledgerlink.settings import load_settings
 
 #: The models the scorer needs, then the marts built from its decisions.
 MATCH_FEATURE_SELECTORS = ["path:models/staging", "path:models/intermediate", "path:models/marts/scoring"]
-REPORTING_SELECTORS = ["path:models/marts/reporting"]
+REPORTING_SELECTORS = ["path:models/marts/reporting", "path:models/marts/delivery"]
 
 
 def manifest_path(project_dir: Path) -> Path:
