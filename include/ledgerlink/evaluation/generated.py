@@ -45,7 +45,7 @@ def evaluate_generated(seed: int) -> dict[str, Any]:
     workspace = Workspace(
         workspace_id=WORKSPACE_ID,
         display_name=f"Benchmark: generated data, seed {seed}",
-        email_in_address="bench-generated@qbodocs.invalid",
+        email_in_address="bench-generated@qbodocs.com",
         home_currency=fixtures.manifest.get("home_currency", "EUR"),
         is_active=False,
     )
