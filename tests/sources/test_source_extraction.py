@@ -21,6 +21,7 @@ from ledgerlink.extraction import (
     extract_qonto,
     extract_quickbooks,
     extract_square,
+    retry_rejections,
 )
 from ledgerlink.incidents import open_incidents
 from ledgerlink.mail import SmtpEndpoint
@@ -141,6 +142,34 @@ def test_a_response_that_never_parses_is_kept_and_read_again_next_run(
         summary = extract_square(conn, workspace_id, _square(source_sandbox), _window("malformed-2"))
         assert summary["payments"] == len(_payments(fixtures_root))
         assert read_marker(conn, workspace_id, "square", "payments") == WINDOW_END
+        assert open_rejections(conn, workspace_id, "square") == [], "read in full: the rejection is closed"
+
+
+def test_a_fixed_rejection_lands_on_retry(
+    warehouse, source_sandbox, faults, new_workspace, fixtures_root
+) -> None:  # noqa: ANN001
+    workspace_id = new_workspace()
+    template = _payments(fixtures_root)[0]
+    fixable = {**template, "id": "FIX-ME", "amount_money": {"amount": 990, "currency": "EURO"}}
+    hopeless = {**template, "id": "NO-HOPE", "updated_at": None}
+    faults.add(
+        "square", "/v2/payments", Fault(status=200, body=json.dumps({"payments": [fixable, hopeless]}))
+    )
+    with connect(warehouse) as conn:
+        extract_square(conn, workspace_id, _square(source_sandbox), _window("fix-1"))
+        assert len(open_rejections(conn, workspace_id, "square")) == 2
+        # A person corrects the currency in the quarantined payload, then retries.
+        with conn.transaction():
+            conn.execute(
+                "update ops.rejected_records set raw_payload = replace(raw_payload, '\"EURO\"', '\"EUR\"')"
+                " where workspace_id = %s and source_record_id = 'FIX-ME'",
+                (workspace_id,),
+            )
+        assert retry_rejections(conn, workspace_id, "fix-2") == {"landed": 1, "still_rejected": 1}
+        [left] = open_rejections(conn, workspace_id, "square")
+        assert left["source_record_id"] == "NO-HOPE" and left["attempts"] == 2
+        assert _count(conn, "select count(*) from raw.square_payments where workspace_id = %s"
+                      " and source_record_id = 'FIX-ME'", workspace_id) == 1  # fmt: skip
 
 
 @pytest.mark.parametrize("source", ["qonto", "square", "quickbooks"])
