@@ -16,9 +16,10 @@ Around that transaction (:func:`_guarded`):
 * a success resolves the source's open incidents.
 
 Bad records do not stop a read: each goes to ``ops.rejected_records`` with its raw payload and the
-reason, and the rest of the page lands. A response that is not JSON even after retries is
-quarantined whole and the entity's marker stays put, so the next run reads it again. Counts per
-entity (received = landed new + landed already + rejected) go to ``ops.extraction_counts``.
+reason, and the rest of the page lands. A response that is not JSON even after retries, or a
+QuickBooks ``Fault``, is quarantined whole and that entity's marker stays put, so the next run
+reads it again; other entities go on. Counts per entity (received = landed new + landed already +
+rejected) go to ``ops.extraction_counts``.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from ledgerlink.incidents import NEEDS_REAUTH as NEEDS_REAUTH_INCIDENT
 from ledgerlink.incidents import notify_owner_once, open_incident, open_incidents, resolve_incidents
 from ledgerlink.mail import SmtpEndpoint
 from ledgerlink.sources import validation
-from ledgerlink.sources.http import AuthenticationFailed, MalformedResponse, RetryPolicy
+from ledgerlink.sources.http import AuthenticationFailed, RetryPolicy, UnreadableResponse
 from ledgerlink.sources.oauth import OAuthClient, refresher
 from ledgerlink.sources.qonto import QontoClient
 from ledgerlink.sources.quickbooks import QuickBooksClient
@@ -125,7 +126,7 @@ class EntityCounts:
     landed_new: int = 0
     landed_already: int = 0
     rejected: int = 0
-    malformed_responses: int = 0
+    unreadable_responses: int = 0
 
 
 def _parse_timestamp(value: Any) -> datetime | None:
@@ -218,8 +219,8 @@ def _land_since_marker(
             accepted = _land_page(conn, workspace_id, window.run_id, spec, page, counts)
             if on_page is not None:
                 on_page(accepted)
-    except MalformedResponse as error:
-        reason = f"malformed response: {error}"
+    except UnreadableResponse as error:
+        reason = f"unreadable response: {error}"
         reject_records(
             conn,
             workspace_id,
@@ -227,7 +228,7 @@ def _land_since_marker(
             window.run_id,
             [Rejection(spec.entity, None, error.raw_body, reason)],
         )
-        counts.malformed_responses += 1
+        counts.unreadable_responses += 1
         logger.error("workspace %s, %s %s: %s; marker kept", workspace_id, spec.source, spec.entity, reason)
     else:
         advance_marker(conn, workspace_id, spec.source, spec.entity, window.window_end, window.run_id)
@@ -235,7 +236,7 @@ def _land_since_marker(
         conn.execute(
             "update ops.rejected_records set retry_state = 'landed', resolved_at = now()"
             " where workspace_id = %s and source = %s and entity = %s and retry_state = 'open'"
-            " and source_record_id is null and reason like 'malformed response%%'",
+            " and source_record_id is null and reason like 'unreadable response%%'",
             (workspace_id, spec.source, spec.entity),
         )
     _record_counts(conn, workspace_id, spec, window.run_id, counts)
@@ -248,12 +249,12 @@ def _record_counts(
     conn.execute(
         """
         insert into ops.extraction_counts (workspace_id, source, entity, run_id, received, landed_new,
-                                           landed_already, rejected, malformed_responses)
+                                           landed_already, rejected, unreadable_responses)
         values (%s, %s, %s, %s, %s, %s, %s, %s, %s)
         on conflict (workspace_id, source, entity, run_id) do update set
             received = excluded.received, landed_new = excluded.landed_new,
             landed_already = excluded.landed_already, rejected = excluded.rejected,
-            malformed_responses = excluded.malformed_responses, recorded_at = now()
+            unreadable_responses = excluded.unreadable_responses, recorded_at = now()
         """,
         (
             workspace_id,
@@ -264,7 +265,7 @@ def _record_counts(
             counts.landed_new,
             counts.landed_already,
             counts.rejected,
-            counts.malformed_responses,
+            counts.unreadable_responses,
         ),
     )
 
@@ -276,8 +277,8 @@ def _summary(counts: dict[str, EntityCounts]) -> dict[str, int]:
         summary[name] = entity_counts.landed_new
         if entity_counts.rejected:
             summary[f"{name}_rejected"] = entity_counts.rejected
-        if entity_counts.malformed_responses:
-            summary[f"{name}_malformed_responses"] = entity_counts.malformed_responses
+        if entity_counts.unreadable_responses:
+            summary[f"{name}_unreadable_responses"] = entity_counts.unreadable_responses
     return summary
 
 

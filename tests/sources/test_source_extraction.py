@@ -130,9 +130,9 @@ def test_a_response_that_never_parses_is_kept_and_read_again_next_run(
     faults.add("square", "/v2/payments", Fault(truncate=True), times=None)
     with connect(warehouse) as conn:
         summary = extract_square(conn, workspace_id, _square(source_sandbox), _window("malformed-1"))
-        assert summary["payments_malformed_responses"] == 1
+        assert summary["payments_unreadable_responses"] == 1
         [rejection] = open_rejections(conn, workspace_id, "square")
-        assert rejection["reason"].startswith("malformed response") and rejection["raw_payload"].startswith(
+        assert rejection["reason"].startswith("unreadable response") and rejection["raw_payload"].startswith(
             "{"
         )
         assert read_marker(conn, workspace_id, "square", "payments") is None, "the marker stayed put"
@@ -309,3 +309,23 @@ def test_quickbooks_extraction_only_ever_sends_get(warehouse, source_sandbox, fa
         )
     methods = {method for service, method, _ in faults.requests if service == "quickbooks"}
     assert methods == {"GET"}
+
+
+def test_a_quickbooks_fault_on_one_entity_keeps_its_marker_and_the_rest_lands(
+    warehouse,
+    source_sandbox,
+    faults,
+    new_workspace,  # noqa: ANN001
+) -> None:
+    workspace_id = new_workspace()
+    fault = '{"Fault":{"Error":[{"Message":"x","Detail":"y","code":"4001","element":""}],"type":"ValidationFault"}}'
+    # The first query of the run is Vendor's.
+    faults.add("quickbooks", "/v3/company/", Fault(status=200, body=fault))
+    access = SourceAccess(source_sandbox.quickbooks_base_url, retry_policy=FAST_RETRIES)
+    with connect(warehouse) as conn:
+        summary = extract_quickbooks(conn, workspace_id, access, _window("qbo-fault"))
+        assert summary["qbo_vendors_unreadable_responses"] == 1 and summary["qbo_invoices"] > 0
+        assert read_marker(conn, workspace_id, "quickbooks", "Vendor") is None
+        assert read_marker(conn, workspace_id, "quickbooks", "Invoice") == WINDOW_END
+        [rejection] = open_rejections(conn, workspace_id, "quickbooks")
+        assert "ValidationFault" in rejection["raw_payload"]

@@ -45,13 +45,17 @@ class AuthenticationFailed(SourceError):
     Never retried; the connection needs a person to reconnect it."""
 
 
-class MalformedResponse(SourceError):
-    """A response body that is not the JSON object the endpoint promises, even after retries.
-    ``raw_body`` keeps the text exactly as received, for the rejection table."""
+class UnreadableResponse(SourceError):
+    """A response ledgerlink cannot read records from. ``raw_body`` keeps the text exactly as
+    received, for the rejection table; the read stops there and is tried again next run."""
 
     def __init__(self, message: str, raw_body: str) -> None:
         super().__init__(message)
         self.raw_body = raw_body
+
+
+class MalformedResponse(UnreadableResponse):
+    """A response body that is not the JSON object the endpoint promises, even after retries."""
 
 
 @dataclass(frozen=True)
