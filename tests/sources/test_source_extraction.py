@@ -10,6 +10,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from source_retry_policy import FAST_RETRIES
 
@@ -27,7 +28,7 @@ from ledgerlink.incidents import open_incidents
 from ledgerlink.mail import SmtpEndpoint
 from ledgerlink.sandbox.email_in import start_email_in
 from ledgerlink.sandbox.faults import Fault
-from ledgerlink.sources.oauth import QONTO_SCOPES, OAuthClient, refresher
+from ledgerlink.sources.oauth import QONTO_SCOPES, OAuthClient, refresher, square_token
 from ledgerlink.warehouse import connect
 from ledgerlink.warehouse.landing import open_rejections
 from ledgerlink.warehouse.sync_markers import read_marker
@@ -329,3 +330,45 @@ def test_a_quickbooks_fault_on_one_entity_keeps_its_marker_and_the_rest_lands(
         assert read_marker(conn, workspace_id, "quickbooks", "Invoice") == WINDOW_END
         [rejection] = open_rejections(conn, workspace_id, "quickbooks")
         assert "ValidationFault" in rejection["raw_payload"]
+
+
+def test_a_square_token_refused_as_expired_is_refreshed_once_and_the_run_goes_on(
+    warehouse,
+    source_sandbox,
+    faults,
+    new_workspace,  # noqa: ANN001
+) -> None:
+    from ledgerlink.sandbox import load_fixtures
+    from ledgerlink.sandbox.square import square_oauth_client
+    from ledgerlink.sources.oauth import SQUARE_SCOPES
+
+    workspace_id = new_workspace()
+    client_id, client_secret = square_oauth_client(load_fixtures(source_sandbox.fixtures_dir))
+    base = source_sandbox.square_base_url
+    oauth = OAuthClient(
+        f"{base}/oauth2/authorize", f"{base}/oauth2/token", client_id, client_secret, SQUARE_SCOPES
+    )
+    redirect_uri = "http://127.0.0.1:9/callback"
+    location = httpx.get(
+        f"{base}/oauth2/authorize", params={"client_id": client_id, "redirect_uri": redirect_uri}
+    ).headers["location"]
+    issued = square_token(oauth, {"grant_type": "authorization_code", "code": httpx.URL(location).params["code"],
+                                  "redirect_uri": redirect_uri})  # fmt: skip
+    with connect(warehouse) as conn:
+        with conn.transaction():
+            store_token(
+                conn, workspace_id, "square", issued.access_token, issued.refresh_token, issued.expires_at
+            )
+        faults.clear()
+        faults.add("square", "/v2/customers", Fault(auth="expired"))
+        summary = extract_square(
+            conn,
+            workspace_id,
+            SourceAccess(base, oauth=oauth, retry_policy=FAST_RETRIES),
+            _window("sq-expired"),
+        )
+        assert "needs_reauth" not in summary and summary["payments"] > 0
+        assert [r[2] for r in faults.requests].count("/oauth2/token") == 1
+        token = load_token(conn, workspace_id, "square")
+        assert token.access_token != issued.access_token and token.refresh_token == issued.refresh_token
+        assert connection_status(conn, workspace_id, "square") == "connected"
