@@ -6,6 +6,7 @@ runs while broken, a reconnect resolving it, Qonto's rotating refresh serialised
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -180,8 +181,10 @@ def test_a_refused_token_marks_needs_reauth_once_and_later_runs_skip(
     faults,
     new_workspace,
     tmp_path,
-    source,  # noqa: ANN001
+    source,
+    caplog,  # noqa: ANN001
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     workspace_id = new_workspace(owner_email=OWNER)
     inbox = start_email_in(tmp_path / "owner", OWNER)
     notifier = SmtpEndpoint("127.0.0.1", inbox.port, sender="ledgerlink@example.com")
@@ -220,6 +223,8 @@ def test_a_refused_token_marks_needs_reauth_once_and_later_runs_skip(
             assert "needs_reauth" not in summary and sum(summary.values()) > 0
             assert open_incidents(conn, workspace_id, source) == []
             assert len(inbox.mailbox.messages()) == 1
+        assert tokens[source] not in caplog.text, "tokens never reach the logs"
+        assert tokens[source] not in inbox.mailbox.messages()[0].read_text()
     finally:
         inbox.stop()
 
