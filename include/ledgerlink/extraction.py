@@ -37,6 +37,7 @@ import psycopg
 from ledgerlink.blobstore import BlobStore
 from ledgerlink.credentials import (
     NEEDS_REAUTH,
+    NotConnected,
     SourceToken,
     connection_status,
     fresh_token,
@@ -295,7 +296,7 @@ def _guarded(
     with conn.transaction():
         status = connection_status(conn, workspace_id, source)
     if status is None:
-        raise LookupError(f"workspace {workspace_id!r} has no {source} connection; run `ledgerlink connect`")
+        raise NotConnected(f"workspace {workspace_id!r} has no {source} connection; run `ledgerlink connect`")
     if status == NEEDS_REAUTH:
         logger.warning("workspace %s: %s needs to be reconnected; not calling it", workspace_id, source)
         if access.notifier is not None:

@@ -39,8 +39,11 @@ class ExtractSourceOperator(BaseOperator):
         self.workspace_id = workspace_id
 
     def execute(self, context: Any) -> dict[str, int]:
+        from airflow.sdk.exceptions import AirflowFailException
+
         from ledgerlink import extraction
         from ledgerlink.blobstore import BlobStore
+        from ledgerlink.credentials import NotConnected
         from ledgerlink.orchestration.connections import notifier_endpoint, source_access
         from ledgerlink.orchestration.runtime import extraction_window
         from ledgerlink.settings import load_settings
@@ -49,15 +52,18 @@ class ExtractSourceOperator(BaseOperator):
         access = source_access(SOURCE_CONN_IDS[self.source], self.source, notifier_endpoint())
         window = extraction_window(context)
         with connect() as conn:
-            if self.source == "qonto":
-                blobs = BlobStore(load_settings().blob_dir)
-                landed = extraction.extract_qonto(conn, self.workspace_id, access, window, blobs)
-            elif self.source == "square":
-                landed = extraction.extract_square(conn, self.workspace_id, access, window)
-            else:
-                landed = extraction.extract_quickbooks(conn, self.workspace_id, access, window)
-        # A broken connection is recorded, announced once and skipped: the task succeeds, so
-        # Airflow's retries do not hammer a source that refuses the token.
+            try:
+                if self.source == "qonto":
+                    blobs = BlobStore(load_settings().blob_dir)
+                    landed = extraction.extract_qonto(conn, self.workspace_id, access, window, blobs)
+                elif self.source == "square":
+                    landed = extraction.extract_square(conn, self.workspace_id, access, window)
+                else:
+                    landed = extraction.extract_quickbooks(conn, self.workspace_id, access, window)
+            except NotConnected as error:
+                raise AirflowFailException(str(error)) from error  # never connected: retrying cannot help
+        # A connection that broke (refused token) is recorded, announced once and skipped: the task
+        # succeeds, so Airflow's retries do not hammer a source that refuses the token.
         self.log.info("workspace %s, %s: landed %s", self.workspace_id, self.source, landed)
         return landed
 
