@@ -377,3 +377,17 @@ def test_a_square_token_refused_as_expired_is_refreshed_once_and_the_run_goes_on
         token = load_token(conn, workspace_id, "square")
         assert token.access_token != issued.access_token and token.refresh_token == issued.refresh_token
         assert connection_status(conn, workspace_id, "square") == "connected"
+
+
+def test_a_workspace_never_connected_is_refused_without_a_call(
+    warehouse, source_sandbox, faults, new_workspace
+) -> None:  # noqa: ANN001
+    from ledgerlink.credentials import NotConnected
+
+    workspace_id = new_workspace()
+    with connect(warehouse) as conn:
+        with conn.transaction():
+            conn.execute("delete from ops.source_credentials where workspace_id = %s", (workspace_id,))
+        with pytest.raises(NotConnected):
+            extract_square(conn, workspace_id, _square(source_sandbox), _window("never"))
+    assert [r for r in faults.requests if r[0] == "square"] == []
