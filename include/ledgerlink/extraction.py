@@ -16,13 +16,15 @@ Around that transaction (:func:`_guarded`):
 * a success resolves the source's open incidents.
 
 Bad records do not stop a read: each goes to ``ops.rejected_records`` with its raw payload and the
-reason, and the rest of the page lands. A response that is not JSON even after retries is
-quarantined whole and the entity's marker stays put, so the next run reads it again. Counts per
-entity (received = landed new + landed already + rejected) go to ``ops.extraction_counts``.
+reason, and the rest of the page lands. A response that is not JSON even after retries, or a
+QuickBooks ``Fault``, is quarantined whole and that entity's marker stays put, so the next run
+reads it again; other entities go on. Counts per entity (received = landed new + landed already +
+rejected) go to ``ops.extraction_counts``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -45,7 +47,7 @@ from ledgerlink.incidents import NEEDS_REAUTH as NEEDS_REAUTH_INCIDENT
 from ledgerlink.incidents import notify_owner_once, open_incident, open_incidents, resolve_incidents
 from ledgerlink.mail import SmtpEndpoint
 from ledgerlink.sources import validation
-from ledgerlink.sources.http import AuthenticationFailed, MalformedResponse, RetryPolicy
+from ledgerlink.sources.http import AuthenticationFailed, RetryPolicy, UnreadableResponse
 from ledgerlink.sources.oauth import OAuthClient, refresher
 from ledgerlink.sources.qonto import QontoClient
 from ledgerlink.sources.quickbooks import QuickBooksClient
@@ -125,7 +127,7 @@ class EntityCounts:
     landed_new: int = 0
     landed_already: int = 0
     rejected: int = 0
-    malformed_responses: int = 0
+    unreadable_responses: int = 0
 
 
 def _parse_timestamp(value: Any) -> datetime | None:
@@ -218,8 +220,8 @@ def _land_since_marker(
             accepted = _land_page(conn, workspace_id, window.run_id, spec, page, counts)
             if on_page is not None:
                 on_page(accepted)
-    except MalformedResponse as error:
-        reason = f"malformed response: {error}"
+    except UnreadableResponse as error:
+        reason = f"unreadable response: {error}"
         reject_records(
             conn,
             workspace_id,
@@ -227,10 +229,17 @@ def _land_since_marker(
             window.run_id,
             [Rejection(spec.entity, None, error.raw_body, reason)],
         )
-        counts.malformed_responses += 1
+        counts.unreadable_responses += 1
         logger.error("workspace %s, %s %s: %s; marker kept", workspace_id, spec.source, spec.entity, reason)
     else:
         advance_marker(conn, workspace_id, spec.source, spec.entity, window.window_end, window.run_id)
+        # The responses that could not be read before have now been read in full.
+        conn.execute(
+            "update ops.rejected_records set retry_state = 'landed', resolved_at = now()"
+            " where workspace_id = %s and source = %s and entity = %s and retry_state = 'open'"
+            " and source_record_id is null and reason like 'unreadable response%%'",
+            (workspace_id, spec.source, spec.entity),
+        )
     _record_counts(conn, workspace_id, spec, window.run_id, counts)
     return counts
 
@@ -241,12 +250,12 @@ def _record_counts(
     conn.execute(
         """
         insert into ops.extraction_counts (workspace_id, source, entity, run_id, received, landed_new,
-                                           landed_already, rejected, malformed_responses)
+                                           landed_already, rejected, unreadable_responses)
         values (%s, %s, %s, %s, %s, %s, %s, %s, %s)
         on conflict (workspace_id, source, entity, run_id) do update set
             received = excluded.received, landed_new = excluded.landed_new,
             landed_already = excluded.landed_already, rejected = excluded.rejected,
-            malformed_responses = excluded.malformed_responses, recorded_at = now()
+            unreadable_responses = excluded.unreadable_responses, recorded_at = now()
         """,
         (
             workspace_id,
@@ -257,7 +266,7 @@ def _record_counts(
             counts.landed_new,
             counts.landed_already,
             counts.rejected,
-            counts.malformed_responses,
+            counts.unreadable_responses,
         ),
     )
 
@@ -269,8 +278,8 @@ def _summary(counts: dict[str, EntityCounts]) -> dict[str, int]:
         summary[name] = entity_counts.landed_new
         if entity_counts.rejected:
             summary[f"{name}_rejected"] = entity_counts.rejected
-        if entity_counts.malformed_responses:
-            summary[f"{name}_malformed_responses"] = entity_counts.malformed_responses
+        if entity_counts.unreadable_responses:
+            summary[f"{name}_unreadable_responses"] = entity_counts.unreadable_responses
     return summary
 
 
@@ -349,6 +358,65 @@ def _needs_reauth(
         notify_owner_once(conn, incident, notifier)
 
 
+def _entity_specs() -> dict[tuple[str, str], _Entity]:
+    specs = [
+        _Entity("qonto", "supplier_invoices", "qonto_supplier_invoices", validation.qonto_supplier_invoice),
+        _Entity("square", "customers", "square_customers", validation.square_customer),
+        _Entity("square", "payments", "square_payments", validation.square_payment),
+        *(
+            _Entity(
+                "quickbooks",
+                entity,
+                target.table,
+                validation.quickbooks_entity if entity != "ExchangeRate" else validation.quickbooks_rate,
+                record_id=target.record_id,
+                updated_at=_quickbooks_updated_at,
+            )
+            for entity, target in QUICKBOOKS_ENTITIES.items()
+        ),
+    ]
+    return {(spec.source, spec.entity): spec for spec in specs}
+
+
+def retry_rejections(conn: psycopg.Connection, workspace_id: str, run_id: str) -> dict[str, int]:
+    """Retry the workspace's open record rejections (after a person fixed a raw payload, or
+    ledgerlink learnt to read it): each that now passes validation lands and is closed; the
+    rest stay open with one more attempt. Whole responses are retried by the next read instead."""
+    specs = _entity_specs()
+    outcome = {"landed": 0, "still_rejected": 0}
+    with conn.transaction():
+        rows = conn.execute(
+            "select rejection_id, source, entity, raw_payload from ops.rejected_records"
+            " where workspace_id = %s and retry_state = 'open' order by rejection_id for update skip locked",
+            (workspace_id,),
+        ).fetchall()
+        for rejection_id, source, entity, raw_payload in rows:
+            spec = specs.get((source, entity))
+            if spec is None:
+                continue
+            try:
+                record = json.loads(raw_payload)
+            except ValueError:
+                record = raw_payload
+            reason = validation.rejection_reason(record, spec.validator)
+            if reason is not None:
+                conn.execute(
+                    "update ops.rejected_records set attempts = attempts + 1, reason = %s, rejected_by_run = %s"
+                    " where rejection_id = %s",
+                    (reason, run_id, rejection_id),
+                )
+                outcome["still_rejected"] += 1
+                continue
+            landed = SourceRecord(spec.record_id(record), record, _parse_timestamp(spec.updated_at(record)))
+            land_records(conn, spec.table, workspace_id, run_id, [landed])
+            conn.execute(
+                "update ops.rejected_records set retry_state = 'landed', resolved_at = now() where rejection_id = %s",
+                (rejection_id,),
+            )
+            outcome["landed"] += 1
+    return outcome
+
+
 def _as_access(access: SourceAccess | str) -> SourceAccess:
     return access if isinstance(access, SourceAccess) else SourceAccess(base_url=access)
 
@@ -363,7 +431,7 @@ def extract_qonto(
     """Land supplier invoices changed since the marker, and download each new attachment at once
     (its URL expires after 30 minutes) into the blob store."""
     access = _as_access(access)
-    spec = _Entity("qonto", "supplier_invoices", "qonto_supplier_invoices", validation.qonto_supplier_invoice)
+    spec = _entity_specs()[("qonto", "supplier_invoices")]
 
     def read(token: SourceToken) -> dict[str, int]:
         attachments = 0
@@ -433,8 +501,8 @@ def extract_square(
     with conn.transaction():
         location_id = load_workspace(conn, workspace_id).square_location_id
         process_pending_events(conn, workspace_id, window.run_id)
-    customers_spec = _Entity("square", "customers", "square_customers", validation.square_customer)
-    payments_spec = _Entity("square", "payments", "square_payments", validation.square_payment)
+    customers_spec = _entity_specs()[("square", "customers")]
+    payments_spec = _entity_specs()[("square", "payments")]
 
     def read(token: SourceToken) -> dict[str, int]:
         with SquareClient(access.base_url, token.access_token, **access.client_kwargs()) as client:
@@ -467,20 +535,15 @@ def extract_quickbooks(
     if not realm_id:
         raise ValueError(f"workspace {workspace_id!r} has no QuickBooks realm id")
 
+    specs = _entity_specs()
+
     def read(token: SourceToken) -> dict[str, int]:
         counts: dict[str, EntityCounts] = {}
         with QuickBooksClient(
             access.base_url, token.access_token, realm_id, **access.client_kwargs()
         ) as client:
             for entity, target in QUICKBOOKS_ENTITIES.items():
-                spec = _Entity(
-                    "quickbooks",
-                    entity,
-                    target.table,
-                    validation.quickbooks_entity if entity != "ExchangeRate" else validation.quickbooks_rate,
-                    record_id=target.record_id,
-                    updated_at=_quickbooks_updated_at,
-                )
+                spec = specs[("quickbooks", entity)]
                 counts[target.table] = _land_since_marker(
                     conn, workspace_id, window, spec, partial(client.entity_pages, entity)
                 )

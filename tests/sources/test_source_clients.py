@@ -238,3 +238,32 @@ def test_real_endpoints_need_tls_1_3() -> None:
     context = tls_context()
     assert context.minimum_version == ssl.TLSVersion.TLSv1_3
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+
+
+@pytest.mark.parametrize(
+    ("service", "body"),
+    [
+        (
+            "qonto",
+            '{"errors":[{"code":"forbidden","detail":"missing required oauth scope: attachment.read"}]}',
+        ),
+        (
+            "square",
+            '{"errors":[{"category":"AUTHENTICATION_ERROR","code":"INSUFFICIENT_SCOPES","detail":"x"}]}',
+        ),
+    ],
+)
+def test_a_missing_scope_is_an_auth_failure(source_sandbox, faults, service, body) -> None:  # noqa: ANN001
+    client, prefix = _clients(source_sandbox, retry_policy=FAST_RETRIES)[service]
+    faults.add(service, prefix, Fault(status=403, body=body))
+    with client, pytest.raises(AuthenticationFailed):
+        _first_page(service, client)
+    assert _calls(faults, service, prefix) == 1
+
+
+def test_another_403_is_an_error_but_not_an_auth_failure(source_sandbox, faults) -> None:  # noqa: ANN001
+    client, prefix = _clients(source_sandbox, retry_policy=FAST_RETRIES)["qonto"]
+    faults.add("qonto", prefix, Fault(status=403, body='{"errors":[{"code":"forbidden","detail":"plan"}]}'))
+    with client, pytest.raises(SourceError) as raised:
+        _first_page("qonto", client)
+    assert not isinstance(raised.value, AuthenticationFailed)

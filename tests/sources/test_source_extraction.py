@@ -6,10 +6,12 @@ runs while broken, a reconnect resolving it, Qonto's rotating refresh serialised
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from source_retry_policy import FAST_RETRIES
 
@@ -21,12 +23,13 @@ from ledgerlink.extraction import (
     extract_qonto,
     extract_quickbooks,
     extract_square,
+    retry_rejections,
 )
 from ledgerlink.incidents import open_incidents
 from ledgerlink.mail import SmtpEndpoint
 from ledgerlink.sandbox.email_in import start_email_in
 from ledgerlink.sandbox.faults import Fault
-from ledgerlink.sources.oauth import QONTO_SCOPES, OAuthClient, refresher
+from ledgerlink.sources.oauth import QONTO_SCOPES, OAuthClient, refresher, square_token
 from ledgerlink.warehouse import connect
 from ledgerlink.warehouse.landing import open_rejections
 from ledgerlink.warehouse.sync_markers import read_marker
@@ -129,9 +132,9 @@ def test_a_response_that_never_parses_is_kept_and_read_again_next_run(
     faults.add("square", "/v2/payments", Fault(truncate=True), times=None)
     with connect(warehouse) as conn:
         summary = extract_square(conn, workspace_id, _square(source_sandbox), _window("malformed-1"))
-        assert summary["payments_malformed_responses"] == 1
+        assert summary["payments_unreadable_responses"] == 1
         [rejection] = open_rejections(conn, workspace_id, "square")
-        assert rejection["reason"].startswith("malformed response") and rejection["raw_payload"].startswith(
+        assert rejection["reason"].startswith("unreadable response") and rejection["raw_payload"].startswith(
             "{"
         )
         assert read_marker(conn, workspace_id, "square", "payments") is None, "the marker stayed put"
@@ -141,6 +144,34 @@ def test_a_response_that_never_parses_is_kept_and_read_again_next_run(
         summary = extract_square(conn, workspace_id, _square(source_sandbox), _window("malformed-2"))
         assert summary["payments"] == len(_payments(fixtures_root))
         assert read_marker(conn, workspace_id, "square", "payments") == WINDOW_END
+        assert open_rejections(conn, workspace_id, "square") == [], "read in full: the rejection is closed"
+
+
+def test_a_fixed_rejection_lands_on_retry(
+    warehouse, source_sandbox, faults, new_workspace, fixtures_root
+) -> None:  # noqa: ANN001
+    workspace_id = new_workspace()
+    template = _payments(fixtures_root)[0]
+    fixable = {**template, "id": "FIX-ME", "amount_money": {"amount": 990, "currency": "EURO"}}
+    hopeless = {**template, "id": "NO-HOPE", "updated_at": None}
+    faults.add(
+        "square", "/v2/payments", Fault(status=200, body=json.dumps({"payments": [fixable, hopeless]}))
+    )
+    with connect(warehouse) as conn:
+        extract_square(conn, workspace_id, _square(source_sandbox), _window("fix-1"))
+        assert len(open_rejections(conn, workspace_id, "square")) == 2
+        # A person corrects the currency in the quarantined payload, then retries.
+        with conn.transaction():
+            conn.execute(
+                "update ops.rejected_records set raw_payload = replace(raw_payload, '\"EURO\"', '\"EUR\"')"
+                " where workspace_id = %s and source_record_id = 'FIX-ME'",
+                (workspace_id,),
+            )
+        assert retry_rejections(conn, workspace_id, "fix-2") == {"landed": 1, "still_rejected": 1}
+        [left] = open_rejections(conn, workspace_id, "square")
+        assert left["source_record_id"] == "NO-HOPE" and left["attempts"] == 2
+        assert _count(conn, "select count(*) from raw.square_payments where workspace_id = %s"
+                      " and source_record_id = 'FIX-ME'", workspace_id) == 1  # fmt: skip
 
 
 @pytest.mark.parametrize("source", ["qonto", "square", "quickbooks"])
@@ -150,8 +181,10 @@ def test_a_refused_token_marks_needs_reauth_once_and_later_runs_skip(
     faults,
     new_workspace,
     tmp_path,
-    source,  # noqa: ANN001
+    source,
+    caplog,  # noqa: ANN001
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     workspace_id = new_workspace(owner_email=OWNER)
     inbox = start_email_in(tmp_path / "owner", OWNER)
     notifier = SmtpEndpoint("127.0.0.1", inbox.port, sender="ledgerlink@example.com")
@@ -190,6 +223,8 @@ def test_a_refused_token_marks_needs_reauth_once_and_later_runs_skip(
             assert "needs_reauth" not in summary and sum(summary.values()) > 0
             assert open_incidents(conn, workspace_id, source) == []
             assert len(inbox.mailbox.messages()) == 1
+        assert tokens[source] not in caplog.text, "tokens never reach the logs"
+        assert tokens[source] not in inbox.mailbox.messages()[0].read_text()
     finally:
         inbox.stop()
 
@@ -280,3 +315,79 @@ def test_quickbooks_extraction_only_ever_sends_get(warehouse, source_sandbox, fa
         )
     methods = {method for service, method, _ in faults.requests if service == "quickbooks"}
     assert methods == {"GET"}
+
+
+def test_a_quickbooks_fault_on_one_entity_keeps_its_marker_and_the_rest_lands(
+    warehouse,
+    source_sandbox,
+    faults,
+    new_workspace,  # noqa: ANN001
+) -> None:
+    workspace_id = new_workspace()
+    fault = '{"Fault":{"Error":[{"Message":"x","Detail":"y","code":"4001","element":""}],"type":"ValidationFault"}}'
+    # The first query of the run is Vendor's.
+    faults.add("quickbooks", "/v3/company/", Fault(status=200, body=fault))
+    access = SourceAccess(source_sandbox.quickbooks_base_url, retry_policy=FAST_RETRIES)
+    with connect(warehouse) as conn:
+        summary = extract_quickbooks(conn, workspace_id, access, _window("qbo-fault"))
+        assert summary["qbo_vendors_unreadable_responses"] == 1 and summary["qbo_invoices"] > 0
+        assert read_marker(conn, workspace_id, "quickbooks", "Vendor") is None
+        assert read_marker(conn, workspace_id, "quickbooks", "Invoice") == WINDOW_END
+        [rejection] = open_rejections(conn, workspace_id, "quickbooks")
+        assert "ValidationFault" in rejection["raw_payload"]
+
+
+def test_a_square_token_refused_as_expired_is_refreshed_once_and_the_run_goes_on(
+    warehouse,
+    source_sandbox,
+    faults,
+    new_workspace,  # noqa: ANN001
+) -> None:
+    from ledgerlink.sandbox import load_fixtures
+    from ledgerlink.sandbox.square import square_oauth_client
+    from ledgerlink.sources.oauth import SQUARE_SCOPES
+
+    workspace_id = new_workspace()
+    client_id, client_secret = square_oauth_client(load_fixtures(source_sandbox.fixtures_dir))
+    base = source_sandbox.square_base_url
+    oauth = OAuthClient(
+        f"{base}/oauth2/authorize", f"{base}/oauth2/token", client_id, client_secret, SQUARE_SCOPES
+    )
+    redirect_uri = "http://127.0.0.1:9/callback"
+    location = httpx.get(
+        f"{base}/oauth2/authorize", params={"client_id": client_id, "redirect_uri": redirect_uri}
+    ).headers["location"]
+    issued = square_token(oauth, {"grant_type": "authorization_code", "code": httpx.URL(location).params["code"],
+                                  "redirect_uri": redirect_uri})  # fmt: skip
+    with connect(warehouse) as conn:
+        with conn.transaction():
+            store_token(
+                conn, workspace_id, "square", issued.access_token, issued.refresh_token, issued.expires_at
+            )
+        faults.clear()
+        faults.add("square", "/v2/customers", Fault(auth="expired"))
+        summary = extract_square(
+            conn,
+            workspace_id,
+            SourceAccess(base, oauth=oauth, retry_policy=FAST_RETRIES),
+            _window("sq-expired"),
+        )
+        assert "needs_reauth" not in summary and summary["payments"] > 0
+        assert [r[2] for r in faults.requests].count("/oauth2/token") == 1
+        token = load_token(conn, workspace_id, "square")
+        assert token.access_token != issued.access_token and token.refresh_token == issued.refresh_token
+        assert connection_status(conn, workspace_id, "square") == "connected"
+
+
+def test_a_workspace_never_connected_is_refused_without_a_call(
+    warehouse, source_sandbox, faults, new_workspace
+) -> None:  # noqa: ANN001
+    from ledgerlink.credentials import NotConnected
+
+    workspace_id = new_workspace()
+    with connect(warehouse) as conn:
+        with conn.transaction():
+            conn.execute("delete from ops.source_credentials where workspace_id = %s", (workspace_id,))
+        with pytest.raises(NotConnected):
+            extract_square(conn, workspace_id, _square(source_sandbox), _window("never"))
+    assert [r for r in faults.requests if r[0] == "square"] == []

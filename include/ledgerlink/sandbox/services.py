@@ -20,7 +20,7 @@ from ledgerlink.sandbox.email_in import AcceptancePolicy, start_email_in
 from ledgerlink.sandbox.fixtures import load_fixtures
 from ledgerlink.sandbox.qonto import create_qonto_app
 from ledgerlink.sandbox.quickbooks import create_quickbooks_app
-from ledgerlink.sandbox.square import create_square_app
+from ledgerlink.sandbox.square import create_square_app, square_oauth_client
 
 STARTUP_TIMEOUT_SECONDS = 15.0
 
@@ -51,6 +51,7 @@ class SandboxEndpoints:
     qonto_oauth: dict[str, str]
     square_base_url: str
     square_access_token: str
+    square_oauth: dict[str, str]
     square_location_id: str
     square_webhook_signature_key: str
     square_webhook_notification_url: str
@@ -74,6 +75,7 @@ class SandboxEndpoints:
             "square": {
                 "base_url": self.square_base_url,
                 "access_token": self.square_access_token,
+                "oauth": self.square_oauth,
                 "location_id": self.square_location_id,
                 "webhook_signature_key": self.square_webhook_signature_key,
                 "webhook_notification_url": self.square_webhook_notification_url,
@@ -188,6 +190,7 @@ def run_sandbox(
         )
         stack.callback(email_in.stop)
         oauth = fixtures.qonto_oauth_client
+        square_client_id, square_client_secret = square_oauth_client(fixtures)
         yield SandboxEndpoints(
             workspace_id=fixtures.workspace_id,
             fixtures_dir=fixtures.root,
@@ -195,6 +198,7 @@ def run_sandbox(
             qonto_base_url=servers["qonto"].base_url,
             qonto_access_token=fixtures.access_token("qonto"),
             qonto_oauth={
+                "authorize_url": f"{servers['qonto'].base_url}/oauth2/auth",
                 "token_url": f"{servers['qonto'].base_url}/oauth2/token",
                 "client_id": oauth.client_id,
                 "client_secret": oauth.client_secret,
@@ -202,6 +206,13 @@ def run_sandbox(
             },
             square_base_url=servers["square"].base_url,
             square_access_token=fixtures.access_token("square"),
+            square_oauth={
+                "authorize_url": f"{servers['square'].base_url}/oauth2/authorize",
+                "token_url": f"{servers['square'].base_url}/oauth2/token",
+                "registration_url": f"{servers['square'].base_url}/oauth2/register",
+                "client_id": square_client_id,
+                "client_secret": square_client_secret,
+            },
             square_location_id=fixtures.square_location_id,
             square_webhook_signature_key=str(manifest.get("square_webhook_signature_key", "")),
             square_webhook_notification_url=options.webhook_notification_url,

@@ -11,6 +11,7 @@ Transient failures (429, 5xx, timeouts, dropped connections, a body cut short) a
 from __future__ import annotations
 
 import email.utils
+import json
 import logging
 import random
 import ssl
@@ -45,13 +46,17 @@ class AuthenticationFailed(SourceError):
     Never retried; the connection needs a person to reconnect it."""
 
 
-class MalformedResponse(SourceError):
-    """A response body that is not the JSON object the endpoint promises, even after retries.
-    ``raw_body`` keeps the text exactly as received, for the rejection table."""
+class UnreadableResponse(SourceError):
+    """A response ledgerlink cannot read records from. ``raw_body`` keeps the text exactly as
+    received, for the rejection table; the read stops there and is tried again next run."""
 
     def __init__(self, message: str, raw_body: str) -> None:
         super().__init__(message)
         self.raw_body = raw_body
+
+
+class MalformedResponse(UnreadableResponse):
+    """A response body that is not the JSON object the endpoint promises, even after retries."""
 
 
 @dataclass(frozen=True)
@@ -94,8 +99,10 @@ def _retry_after_seconds(value: str | None) -> float | None:
 
 
 def is_auth_failure(response: httpx.Response) -> bool:
-    """401 from any API, or an OAuth token endpoint's ``invalid_grant`` (a refresh token that
-    expired, was revoked or was already rotated away)."""
+    """401 from any API; an OAuth token endpoint's ``invalid_grant`` (a refresh token that
+    expired, was revoked or was already rotated away); or a 403 for a scope the token lacks
+    (Qonto: "missing required oauth scope", Square: ``INSUFFICIENT_SCOPES``), which only a
+    person reconnecting with the right scopes can fix."""
     if response.status_code == 401:
         return True
     if response.status_code in (400, 403):
@@ -103,7 +110,12 @@ def is_auth_failure(response: httpx.Response) -> bool:
             body = response.json()
         except ValueError:
             return False
-        return isinstance(body, dict) and body.get("error") in ("invalid_grant", "invalid_token")
+        if not isinstance(body, dict):
+            return False
+        if body.get("error") in ("invalid_grant", "invalid_token"):
+            return True
+        text = json.dumps(body.get("errors", "")).lower()
+        return response.status_code == 403 and ("oauth scope" in text or "insufficient_scopes" in text)
     return False
 
 

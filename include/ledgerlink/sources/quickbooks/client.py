@@ -10,6 +10,7 @@ share a semaphore of 10 within the process.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from datetime import datetime
@@ -22,7 +23,7 @@ from ledgerlink.sources.http import (
     AuthenticationFailed,
     MalformedResponse,
     RetryPolicy,
-    SourceError,
+    UnreadableResponse,
 )
 
 MAX_RESULTS = 1000
@@ -43,7 +44,7 @@ def company_slots(realm_id: str) -> threading.BoundedSemaphore:
         return _company_slots.setdefault(realm_id, threading.BoundedSemaphore(MAX_CONCURRENT_PER_COMPANY))
 
 
-class QuickBooksFault(SourceError):
+class QuickBooksFault(UnreadableResponse):
     """A ``Fault`` body, which QuickBooks may send even with status 200."""
 
 
@@ -90,7 +91,8 @@ class QuickBooksClient(ApiClient):
         conditions = []
         if entity in NAME_LISTS:
             conditions.append("Active in (true, false)")
-        if updated_from is not None:
+        # ExchangeRate is filtered by date and currency only; its rates are read whole.
+        if updated_from is not None and entity != "ExchangeRate":
             conditions.append(f"Metadata.LastUpdatedTime >= '{updated_from.isoformat()}'")
         where = f" where {' and '.join(conditions)}" if conditions else ""
         start = 1
@@ -106,7 +108,7 @@ class QuickBooksClient(ApiClient):
             if fault is not None:
                 if isinstance(fault, dict) and fault.get("type") == "AuthenticationFault":
                     raise AuthenticationFailed(f"QuickBooks refused the token: {fault}")
-                raise QuickBooksFault(f"QuickBooks refused {query!r}: {fault}")
+                raise QuickBooksFault(f"QuickBooks refused {query!r}: {fault}", json.dumps(body))
             rows = (body.get("QueryResponse") or {}).get(entity) or []
             if not isinstance(rows, list):
                 raise MalformedResponse(

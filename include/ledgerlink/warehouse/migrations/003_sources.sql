@@ -87,7 +87,7 @@ create table ops.extraction_counts (
     landed_new integer not null,
     landed_already integer not null,
     rejected integer not null,
-    malformed_responses integer not null default 0,
+    unreadable_responses integer not null default 0,
     recorded_at timestamptz not null default now(),
     primary key (workspace_id, source, entity, run_id),
     check (received = landed_new + landed_already + rejected)
