@@ -160,4 +160,5 @@ def test_the_queue_of_another_workspace_is_not_in_the_browser(
     expect(page.locator("main")).not_to_contain_text("Blue Bottle")
     response = page.goto(f"{airflow_server.base_url}/ledgerlink/decisions/{world.review_decisions_a[0]}")
     assert response is not None and response.status == 404
+    expect(page.locator("[role=alert]")).to_contain_text("No such record in your workspaces.")
     page.close()
