@@ -131,12 +131,14 @@ def create_app() -> FastAPI:
         conn: WarehouseDep,
         workspace: str | None = None,
         source: Literal["", "qonto", "square"] = "",
+        show: Literal["review", "refused"] = "review",
         sort: queries.QueueSort = "score",
         direction: queries.SortDirection = "desc",
         page: Annotated[int, Query(ge=1, le=100_000)] = 1,
         done: int | None = None,
     ) -> HTMLResponse:
-        page_of_items = queries.review_queue_page(
+        read_page = queries.refused_records_page if show == "refused" else queries.review_queue_page
+        page_of_items = read_page(
             conn,
             _workspace_filter(reviewer, workspace),
             source=source or None,
@@ -145,7 +147,13 @@ def create_app() -> FastAPI:
             page=page,
             page_size=QUEUE_PAGE_SIZE,
         )
-        filters = {"workspace": workspace or "", "source": source, "sort": sort, "direction": direction}
+        filters = {
+            "workspace": workspace or "",
+            "source": source,
+            "sort": sort,
+            "direction": direction,
+            "show": show,
+        }
         return _render(request, "queue.html.j2", reviewer, queue=page_of_items, filters=filters, done=done)
 
     @app.get("/decisions/{decision_id}", response_class=HTMLResponse)

@@ -181,6 +181,54 @@ def review_queue_page(
     return QueuePage(items, total_row[0] if total_row else 0, page, page_size)
 
 
+def refused_records_page(
+    conn: psycopg.Connection,
+    workspace_ids: Sequence[str],
+    *,
+    source: str | None,
+    sort: QueueSort,
+    direction: SortDirection,
+    page: int,
+    page_size: int,
+) -> QueuePage:
+    """One page of the records the matcher refused and no reviewer has linked since: they keep
+    their candidates and wait for someone to pin the right entry."""
+    order = sql.SQL(_QUEUE_ORDER[(sort, direction)])  # one of the fixed strings above
+    refused = sql.SQL(
+        """
+        select d.decision_id, d.workspace_id, d.source, d.source_record_id, d.score,
+            d.top_candidate_type, d.top_candidate_id, d.candidates -> 0 ->> 'candidate_name' as top_candidate_name,
+            r.counterparty_name, r.amount_minor, r.currency, r.occurred_on, r.reference, d.decided_at
+        from ops.routing_decisions as d
+        left join intermediate.int_source_records_unioned as r
+            on r.workspace_id = d.workspace_id and r.source = d.source
+            and r.source_record_id = d.source_record_id and r.source_payload_sha256 = d.source_payload_sha256
+        where d.route = 'refused' and d.workspace_id = any(%(workspaces)s)
+            and (%(source)s::text is null or d.source = %(source)s)
+            and not exists (
+                select from ops.review_actions as a
+                where a.decision_id = d.decision_id and a.source_payload_sha256 = d.source_payload_sha256
+                    and a.action in ('accept', 'pin')
+            )
+        """
+    )
+    parameters = {
+        "workspaces": list(workspace_ids),
+        "source": source,
+        "limit": page_size,
+        "offset": (page - 1) * page_size,
+    }
+    total_row = conn.execute(sql.SQL("select count(*) from ({}) as q").format(refused), parameters).fetchone()
+    with conn.cursor(row_factory=class_row(QueueItem)) as cursor:
+        items = cursor.execute(
+            sql.SQL("select * from ({}) as q order by {} limit %(limit)s offset %(offset)s").format(
+                refused, order
+            ),
+            parameters,
+        ).fetchall()
+    return QueuePage(items, total_row[0] if total_row else 0, page, page_size)
+
+
 def next_in_queue(
     conn: psycopg.Connection, workspace_ids: Sequence[str], after_decision_id: int
 ) -> int | None:
