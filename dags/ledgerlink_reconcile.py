@@ -9,13 +9,20 @@ email-in address.
 
 Every task is idempotent: rerunning a run, or backfilling a window twice, lands, decides and sends
 nothing twice.
+
+One workspace's failure never stops another's: the shared dbt stage waits for every extraction to
+finish, failed or not, and scoring and delivery run per workspace in a mapped task group, so a
+workspace's delivery waits only for its own scoring. The run still ends failed, so the failure
+is visible and retried.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from airflow.sdk import dag
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.sdk import TriggerRule, dag, task, task_group
+from airflow.sdk.exceptions import AirflowFailException
 
 from ledgerlink.orchestration.dbt import MATCH_FEATURE_SELECTORS, REPORTING_SELECTORS, dbt_task_group
 from ledgerlink.orchestration.operators import (
@@ -32,6 +39,12 @@ DEFAULT_ARGS = {
     "retry_exponential_backoff": 2.0,
     "max_retry_delay": timedelta(minutes=10),
 }
+
+
+@task(trigger_rule=TriggerRule.ONE_FAILED, retries=0)
+def report_failures() -> None:
+    """Runs only when a task of the run failed, and fails the run with it."""
+    raise AirflowFailException("a task of this run failed: see the failed tasks (other workspaces went on)")
 
 
 @dag(
@@ -52,12 +65,25 @@ def ledgerlink_reconcile() -> None:
         )
         for source in ("qonto", "square", "quickbooks")
     ]
+    # dbt builds every workspace at once; a workspace whose extraction failed is built from what
+    # it landed before, and the others go on.
+    extraction_finished = EmptyOperator(task_id="extraction_finished", trigger_rule=TriggerRule.ALL_DONE)
     match_features = dbt_task_group("dbt_match_features", MATCH_FEATURE_SELECTORS)
-    scoring = ScoringOperator.partial(task_id="score_and_route").expand(workspace_id=workspace_ids)
-    reporting_marts = dbt_task_group("dbt_reporting_marts", REPORTING_SELECTORS)
-    delivery = EmailDeliveryOperator.partial(task_id="deliver_documents").expand(workspace_id=workspace_ids)
 
-    extracts >> match_features >> scoring >> [reporting_marts, delivery]
+    @task_group(group_id="reconcile_workspace")
+    def reconcile_workspace(workspace_id: str) -> None:
+        scoring = ScoringOperator(task_id="score_and_route", workspace_id=workspace_id)
+        delivery = EmailDeliveryOperator(task_id="deliver_documents", workspace_id=workspace_id)
+        scoring >> delivery
+
+    per_workspace = reconcile_workspace.expand(workspace_id=workspace_ids)
+    scoring_finished = EmptyOperator(task_id="scoring_finished", trigger_rule=TriggerRule.ALL_DONE)
+    reporting_marts = dbt_task_group("dbt_reporting_marts", REPORTING_SELECTORS)
+
+    extracts >> extraction_finished >> match_features >> per_workspace >> scoring_finished >> reporting_marts
+    # The gates above succeed even when a workspace failed, so without this the run would look
+    # green; any failure anywhere fails the run, after everything else has had its chance.
+    [*extracts, match_features, per_workspace, reporting_marts] >> report_failures()
 
 
 ledgerlink_reconcile()

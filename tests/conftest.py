@@ -18,11 +18,16 @@ from ledgerlink.warehouse import ServerAddress, resolve_server
 _SESSION_STATE: dict[str, Path] = {}
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest's own tmp_path set-up reads --basetemp
 def pytest_configure(config: pytest.Config) -> None:
     if STATE_DIR_VARIABLE in os.environ and os.environ.get("LEDGERLINK_TEST_KEEP_STATE"):
         return
     state_dir = Path(tempfile.mkdtemp(prefix="ledgerlink-test-"))
     _SESSION_STATE["state_dir"] = state_dir
+    if config.option.basetemp is None:
+        # tmp_path folders live in the session's own folder: pytest's shared default keeps only
+        # the three newest sessions' folders, so concurrent sessions would delete each other's.
+        config.option.basetemp = str(state_dir / "tmp")
     os.environ[STATE_DIR_VARIABLE] = str(state_dir)
     os.environ.pop("LEDGERLINK_DATABASE_URL", None)
     from ledgerlink.cli.environment import airflow_environment

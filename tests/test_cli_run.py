@@ -1,5 +1,6 @@
-"""`ledgerlink run --json`, the README's main job, as a user runs it: a subprocess with its own
-state folder, printing one JSON summary; a second run lands and sends nothing."""
+"""ledgerlink's long jobs as a user runs them, each a subprocess with its own state folder:
+`ledgerlink run --json`, the README's main job (a second run lands and sends nothing), and the
+backfill benchmark at smoke scale."""
 
 from __future__ import annotations
 
@@ -59,3 +60,26 @@ def test_run_prints_the_summary_and_a_second_run_changes_nothing(tmp_path) -> No
     assert second["decisions"] == first["decisions"]
     assert second["emails_sent"] == 0
     assert len(list(mailbox.glob("*.eml"))) == first["emails_sent"]
+
+
+def test_backfill_benchmark_at_smoke_scale_prints_every_figure(tmp_path, capsys) -> None:  # noqa: ANN001
+    completed = subprocess.run(
+        [LEDGERLINK, "benchmark", "backfill", "--history", "120", "--window", "25", "--json"],
+        cwd=REPOSITORY_ROOT,
+        env=_clean_environment(tmp_path / "state"),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    figures = json.loads(completed.stdout.strip().splitlines()[-1])
+    with capsys.disabled():
+        print(f"\nbackfill benchmark (smoke scale): {json.dumps(figures)}")
+    stages = {"extract", "dbt_match_features", "score_and_route", "deliver_documents", "dbt_reporting_marts"}
+    assert set(figures["backfill_stages"]) == stages
+    assert set(figures["window_stages"]) == stages
+    assert figures["backfill_seconds"] > 0 and figures["window_seconds"] > 0
+    assert figures["peak_rss_bytes"] == max(item["peak_rss_bytes"] for item in figures["largest_processes"])
+    assert not (tmp_path / "state").exists() or not any((tmp_path / "state").iterdir()), (
+        "the benchmark must leave the caller's state folder alone"
+    )

@@ -35,6 +35,8 @@ def test_every_task_retries_with_exponential_backoff(dag_bag) -> None:  # noqa: 
         assert dag.doc_md, f"{dag.dag_id} has no doc_md"
         assert dag.schedule is not None
         for task in dag.tasks:
+            if task.task_id == "report_failures":
+                continue  # it only reports a failure that already happened; retrying cannot help
             assert task.retries >= 1, f"{task.task_id} does not retry"
             assert task.retry_exponential_backoff, f"{task.task_id} does not back off"
 
@@ -43,10 +45,46 @@ def test_reconcile_dag_runs_every_stage_in_order(dag_bag) -> None:  # noqa: ANN0
     dag = dag_bag.dags["ledgerlink_reconcile"]
     task_ids = set(dag.task_ids)
     assert {"prepare_warehouse", "extract_qonto", "extract_square", "extract_quickbooks"} <= task_ids
-    assert {"score_and_route", "deliver_documents"} <= task_ids
+    scoring = dag.get_task("reconcile_workspace.score_and_route")
+    delivery = dag.get_task("reconcile_workspace.deliver_documents")
     dbt_feature_tasks = {t for t in task_ids if t.startswith("dbt_match_features.")}
     dbt_reporting_tasks = {t for t in task_ids if t.startswith("dbt_reporting_marts.")}
     assert dbt_feature_tasks and dbt_reporting_tasks
-    scoring = dag.get_task("score_and_route")
     assert dbt_feature_tasks & scoring.upstream_task_ids
-    assert "score_and_route" in dag.get_task("deliver_documents").upstream_task_ids
+    # within a workspace's group, delivery waits for its own scoring only (and the fan-out list)
+    assert delivery.upstream_task_ids == {scoring.task_id, "prepare_warehouse"}
+
+
+def test_one_workspace_failing_never_blocks_another(dag_bag) -> None:  # noqa: ANN001
+    """Per-workspace work is one mapped group, and the shared stages after a fan-out wait for every
+    mapped task to finish, failed or not."""
+    from airflow.sdk import TriggerRule
+    from airflow.sdk.definitions.taskgroup import MappedTaskGroup
+
+    dag = dag_bag.dags["ledgerlink_reconcile"]
+    group = dag.task_group_dict["reconcile_workspace"]
+    assert isinstance(group, MappedTaskGroup)
+    for gate_id, fan_out in (
+        ("extraction_finished", "extract_"),
+        ("scoring_finished", "reconcile_workspace."),
+    ):
+        gate = dag.get_task(gate_id)
+        assert gate.trigger_rule == TriggerRule.ALL_DONE
+        assert any(upstream.startswith(fan_out) for upstream in gate.upstream_task_ids)
+
+
+def test_a_failure_anywhere_fails_the_run(dag_bag) -> None:  # noqa: ANN001
+    from airflow.sdk import TriggerRule
+
+    dag = dag_bag.dags["ledgerlink_reconcile"]
+    watcher = dag.get_task("report_failures")
+    assert watcher.trigger_rule == TriggerRule.ONE_FAILED
+    assert watcher.downstream_task_ids == set()
+    upstream = watcher.upstream_task_ids
+    assert {
+        "extract_qonto",
+        "extract_square",
+        "extract_quickbooks",
+        "reconcile_workspace.deliver_documents",
+    } <= upstream
+    assert any(task_id.startswith("dbt_reporting_marts.") for task_id in upstream)

@@ -31,6 +31,11 @@ def token_cipher(settings: Settings | None = None) -> MultiFernet:
     return MultiFernet([Fernet(key) for key in keys])
 
 
+class NotConnected(LookupError):
+    """The workspace has no connection to the source: a person must run ``ledgerlink connect``.
+    Retrying cannot help."""
+
+
 @dataclass(frozen=True)
 class SourceToken:
     access_token: str
@@ -83,7 +88,7 @@ def load_token(
         (workspace_id, source),
     ).fetchone()
     if row is None:
-        raise LookupError(f"workspace {workspace_id!r} has no {source} connection; run `ledgerlink connect`")
+        raise NotConnected(f"workspace {workspace_id!r} has no {source} connection; run `ledgerlink connect`")
     cipher = cipher or token_cipher()
     return SourceToken(
         access_token=cipher.decrypt(bytes(row[0])).decode(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 
@@ -10,6 +11,11 @@ from psycopg.rows import class_row
 
 DEFAULT_AUTO_LINK_THRESHOLD = Decimal("0.85")
 DEFAULT_REVIEW_THRESHOLD = Decimal("0.55")
+#: QuickBooks email-in addresses live on these domains (``apis.md`` §3.1; the second is newer).
+EMAIL_IN_DOMAINS = ("qbodocs.com", "assist.intuit.com")
+_WORKSPACE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 @dataclass(frozen=True)
@@ -25,12 +31,37 @@ class Workspace:
     square_location_id: str | None = None
     is_active: bool = True
 
+    def problems(self) -> list[str]:
+        """What is wrong with these settings, in words a person can act on; empty when valid."""
+        found = []
+        if not _WORKSPACE_ID.match(self.workspace_id):
+            found.append("workspace id: use 1-63 lower-case letters, digits, '-' or '_'")
+        local, _, domain = self.email_in_address.lower().partition("@")
+        if not local or domain not in EMAIL_IN_DOMAINS:
+            found.append(f"email-in address: must end in @{' or @'.join(EMAIL_IN_DOMAINS)}")
+        if self.owner_email is not None and not _EMAIL.match(self.owner_email):
+            found.append("owner email: not an email address")
+        if not _CURRENCY.match(self.home_currency):
+            found.append("home currency: use a three-letter ISO 4217 code such as EUR")
+        for name in ("auto_link_threshold", "review_threshold"):
+            if not Decimal(0) <= getattr(self, name) <= Decimal(1):
+                found.append(f"{name.replace('_', ' ')}: must be between 0 and 1")
+        if self.review_threshold > self.auto_link_threshold:
+            found.append("review threshold: must not exceed the auto-link threshold")
+        return found
+
+
+class InvalidWorkspace(ValueError):
+    """Settings a workspace cannot run with; the message lists every problem."""
+
 
 _COLUMNS = tuple(Workspace.__dataclass_fields__)
 
 
 def save_workspace(conn: psycopg.Connection, workspace: Workspace) -> None:
-    """Create the workspace, or update its settings."""
+    """Create the workspace, or update its settings; refuse invalid settings."""
+    if problems := workspace.problems():
+        raise InvalidWorkspace(f"workspace {workspace.workspace_id!r}: " + "; ".join(problems))
     values = asdict(workspace)
     columns = ", ".join(_COLUMNS)
     placeholders = ", ".join(f"%({name})s" for name in _COLUMNS)
@@ -56,3 +87,19 @@ def load_workspace(conn: psycopg.Connection, workspace_id: str) -> Workspace:
 def active_workspace_ids(conn: psycopg.Connection) -> list[str]:
     rows = conn.execute("select workspace_id from ops.workspaces where is_active order by workspace_id")
     return [row[0] for row in rows]
+
+
+def list_workspaces(conn: psycopg.Connection) -> list[Workspace]:
+    with conn.cursor(row_factory=class_row(Workspace)) as cursor:
+        return cursor.execute(
+            f"select {', '.join(_COLUMNS)} from ops.workspaces order by workspace_id"  # noqa: S608
+        ).fetchall()
+
+
+def set_workspace_active(conn: psycopg.Connection, workspace_id: str, active: bool) -> None:
+    """Enable or disable a workspace. A disabled one keeps all its data; runs skip it."""
+    cursor = conn.execute(
+        "update ops.workspaces set is_active = %s where workspace_id = %s", (active, workspace_id)
+    )
+    if cursor.rowcount == 0:
+        raise LookupError(f"no workspace {workspace_id!r}")

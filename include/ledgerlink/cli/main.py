@@ -92,12 +92,16 @@ def _exec_with_environment(executable: str, args: tuple[str, ...], cwd: str | No
     sys.exit(completed.returncode)
 
 
-def _register_sandbox() -> None:
+def _register_commands() -> None:
+    from ledgerlink.cli.benchmark import benchmark
     from ledgerlink.cli.evaluate import evaluate
     from ledgerlink.cli.sandbox import sandbox
+    from ledgerlink.cli.workspace import workspace
 
     cli.add_command(sandbox)
     cli.add_command(evaluate)
+    cli.add_command(workspace)
+    cli.add_command(benchmark)
 
 
-_register_sandbox()
+_register_commands()

@@ -95,7 +95,7 @@ def evaluate_bank_to_ledger(data_dir: Path, limit: int | None = None) -> Evaluat
     workspace = Workspace(
         workspace_id=WORKSPACE_ID,
         display_name="Benchmark: bank-to-ledger",
-        email_in_address="bench-bank-to-ledger@qbodocs.invalid",
+        email_in_address="bench-bank-to-ledger@qbodocs.com",
         home_currency=CURRENCY,
         is_active=False,
     )

@@ -36,7 +36,7 @@ def smtp_endpoint(conn_id: str = EMAIL_IN_CONN_ID) -> SmtpEndpoint:
 def notifier_endpoint(conn_id: str = NOTIFICATIONS_CONN_ID) -> SmtpEndpoint | None:
     """The SMTP endpoint for owner notices, or ``None`` when no such connection is configured
     (incidents are then recorded and shown, but nobody is emailed)."""
-    from airflow.exceptions import AirflowNotFoundException
+    from airflow.sdk.exceptions import AirflowNotFoundException
 
     try:
         return smtp_endpoint(conn_id)

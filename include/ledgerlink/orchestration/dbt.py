@@ -34,7 +34,7 @@ def dbt_task_group(group_id: str, select: list[str], **kwargs: Any) -> DbtTaskGr
         )
     return DbtTaskGroup(
         group_id=group_id,
-        project_config=ProjectConfig(dbt_project_path=project_dir, manifest_path=manifest),
+        project_config=ProjectConfig(dbt_project_path=project_dir, manifest_path=manifest, install_dbt_deps=False),
         profile_config=ProfileConfig(
             profile_name="ledgerlink", target_name="dev", profiles_yml_filepath=project_dir / "profiles.yml"
         ),
@@ -51,6 +51,5 @@ def dbt_task_group(group_id: str, select: list[str], **kwargs: Any) -> DbtTaskGr
             # server, and Airflow rejects a postgres:// asset URI without a host.
             emit_datasets=False,
         ),
-        operator_args={"install_deps": False},
         **kwargs,
     )

@@ -39,8 +39,11 @@ class ExtractSourceOperator(BaseOperator):
         self.workspace_id = workspace_id
 
     def execute(self, context: Any) -> dict[str, int]:
+        from airflow.sdk.exceptions import AirflowFailException
+
         from ledgerlink import extraction
         from ledgerlink.blobstore import BlobStore
+        from ledgerlink.credentials import NotConnected
         from ledgerlink.orchestration.connections import api_base_url
         from ledgerlink.orchestration.runtime import extraction_window
         from ledgerlink.settings import load_settings
@@ -49,13 +52,16 @@ class ExtractSourceOperator(BaseOperator):
         base_url = api_base_url(SOURCE_CONN_IDS[self.source])
         window = extraction_window(context)
         with connect() as conn:
-            if self.source == "qonto":
-                blobs = BlobStore(load_settings().blob_dir)
-                landed = extraction.extract_qonto(conn, self.workspace_id, base_url, window, blobs)
-            elif self.source == "square":
-                landed = extraction.extract_square(conn, self.workspace_id, base_url, window)
-            else:
-                landed = extraction.extract_quickbooks(conn, self.workspace_id, base_url, window)
+            try:
+                if self.source == "qonto":
+                    blobs = BlobStore(load_settings().blob_dir)
+                    landed = extraction.extract_qonto(conn, self.workspace_id, base_url, window, blobs)
+                elif self.source == "square":
+                    landed = extraction.extract_square(conn, self.workspace_id, base_url, window)
+                else:
+                    landed = extraction.extract_quickbooks(conn, self.workspace_id, base_url, window)
+            except NotConnected as error:
+                raise AirflowFailException(str(error)) from error  # retrying cannot connect it
         self.log.info("workspace %s, %s: landed %s", self.workspace_id, self.source, landed)
         return landed
 

@@ -1,0 +1,107 @@
+"""``ledgerlink workspace``: add, list, enable and disable the companies ledgerlink reconciles.
+
+Each run of ``ledgerlink_reconcile`` fans out over the enabled workspaces. Disabling keeps every
+row of the workspace's data; it only stops new runs from picking it up.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from decimal import Decimal
+
+import click
+import psycopg
+
+from ledgerlink.workspaces import (
+    DEFAULT_AUTO_LINK_THRESHOLD,
+    DEFAULT_REVIEW_THRESHOLD,
+    InvalidWorkspace,
+    Workspace,
+    list_workspaces,
+    save_workspace,
+    set_workspace_active,
+)
+
+
+def _connect() -> psycopg.Connection:
+    """The configured warehouse, migrated (a new install has no tables yet)."""
+    from ledgerlink.settings import load_settings
+    from ledgerlink.warehouse import connect, resolve_server
+    from ledgerlink.warehouse.migrations import migrate
+
+    conn = connect(resolve_server(load_settings()))
+    migrate(conn)
+    return conn
+
+
+@click.group()
+def workspace() -> None:
+    """The companies ledgerlink reconciles, and their settings."""
+
+
+@workspace.command("add")
+@click.argument("workspace_id")
+@click.option("--name", "display_name", required=True, help="The company's name, as people know it.")
+@click.option("--email-in", "email_in_address", required=True, help="Its QuickBooks email-in address.")
+@click.option("--owner-email", help="Who is told when a connection breaks.")
+@click.option("--home-currency", default="EUR", show_default=True, help="ISO 4217 code of its books.")
+@click.option("--auto-link-threshold", type=Decimal, default=DEFAULT_AUTO_LINK_THRESHOLD, show_default=True)
+@click.option("--review-threshold", type=Decimal, default=DEFAULT_REVIEW_THRESHOLD, show_default=True)
+@click.option("--quickbooks-realm-id", help="The QuickBooks company id.")
+@click.option("--square-location-id", help="Only this Square location's payments.")
+def add(workspace_id: str, **settings: object) -> None:
+    """Add a workspace, or change the settings of an existing one (all settings are replaced,
+    and it is enabled)."""
+    candidate = Workspace(workspace_id=workspace_id, **settings)  # type: ignore[arg-type]
+    with _connect() as conn:
+        try:
+            save_workspace(conn, candidate)
+        except InvalidWorkspace as error:
+            raise click.UsageError(str(error)) from error
+    click.echo(f"saved workspace {workspace_id}")
+
+
+@workspace.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per workspace, one per line.")
+def list_(as_json: bool) -> None:
+    """Every workspace with its settings, enabled or not."""
+    with _connect() as conn:
+        workspaces = list_workspaces(conn)
+    if as_json:
+        for item in workspaces:
+            click.echo(json.dumps(asdict(item), default=str))
+        return
+    if not workspaces:
+        click.echo("no workspaces yet: add one with `ledgerlink workspace add`")
+        return
+    click.echo(f"{'workspace':<24} {'state':<9} {'currency':<8} {'auto':>5} {'review':>6}  email-in")
+    for item in workspaces:
+        state = "enabled" if item.is_active else "disabled"
+        click.echo(
+            f"{item.workspace_id:<24} {state:<9} {item.home_currency:<8} "
+            f"{item.auto_link_threshold:>5} {item.review_threshold:>6}  {item.email_in_address}"
+        )
+
+
+@workspace.command("disable")
+@click.argument("workspace_id")
+def disable(workspace_id: str) -> None:
+    """Stop reconciling a workspace; its data stays."""
+    _set_active(workspace_id, False)
+
+
+@workspace.command("enable")
+@click.argument("workspace_id")
+def enable(workspace_id: str) -> None:
+    """Reconcile a disabled workspace again."""
+    _set_active(workspace_id, True)
+
+
+def _set_active(workspace_id: str, active: bool) -> None:
+    with _connect() as conn:
+        try:
+            set_workspace_active(conn, workspace_id, active)
+        except LookupError as error:
+            raise click.UsageError(str(error)) from error
+    click.echo(f"{'enabled' if active else 'disabled'} workspace {workspace_id}")
