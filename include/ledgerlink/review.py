@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 import psycopg
 from psycopg.rows import dict_row
@@ -102,7 +101,7 @@ def take_review_action(
     return ReviewOutcome(action_row[0], is_document_queued=queued)
 
 
-def _locked_decision(conn: psycopg.Connection, workspace_id: str, decision_id: int) -> dict:
+def _locked_decision(conn: psycopg.Connection, workspace_id: str, decision_id: int) -> dict[str, Any]:
     with conn.cursor(row_factory=dict_row) as cursor:
         decision = cursor.execute(
             "select decision_id, source, source_record_id, source_payload_sha256, score, candidates"
@@ -116,7 +115,7 @@ def _locked_decision(conn: psycopg.Connection, workspace_id: str, decision_id: i
 
 def _chosen_entry(
     conn: psycopg.Connection,
-    decision: dict,
+    decision: dict[str, Any],
     choice: ReviewChoice,
     candidate_type: str | None,
     candidate_id: str | None,
@@ -150,19 +149,17 @@ def _chosen_entry(
     if row is None or candidate_type is None or candidate_id is None:
         raise ReviewRefused("no such entry in this workspace's ledger")
     # a pinned entry is the reviewer's certainty, not the model's
-    return MatchedEntry(candidate_type, candidate_id, row[0], float(Decimal(1)))
+    return MatchedEntry(candidate_type, candidate_id, row[0], 1.0)
 
 
-def _record_as_decided(conn: psycopg.Connection, decision: dict) -> DeliveredRecord:
-    """The record's fields in the content that was decided, as ``marts.match_features`` has them."""
+def _record_as_decided(conn: psycopg.Connection, decision: dict[str, Any]) -> DeliveredRecord:
+    """The record's fields in the content that was decided, as the review queue shows them."""
     row = conn.execute(
         """
-        select record_counterparty_name, record_amount_minor, record_currency, record_occurred_on,
-            record_reference
-        from marts.match_features
+        select counterparty_name, amount_minor, currency, occurred_on, reference
+        from intermediate.int_source_records_unioned
         where workspace_id = (select workspace_id from ops.routing_decisions where decision_id = %s)
             and source = %s and source_record_id = %s and source_payload_sha256 = %s
-        limit 1
         """,
         (
             decision["decision_id"],

@@ -42,6 +42,8 @@ def test_a_refused_record_is_pinned_later_and_linked_only_once(
         page = alice.get(f"/ledgerlink/decisions/{mystery}")
         assert "The matcher found no candidate" in page.text
         token = _csrf_token(alice, mystery)
+        refused_list = {"workspace": world.workspace_a, "show": "refused"}
+        assert "Zyxw Holdings" in alice.get("/ledgerlink/queue", params=refused_list).text
         assert _act(alice, mystery, token, choice="accept").status_code == 409  # nothing to accept
         assert (
             _act(
@@ -59,6 +61,7 @@ def test_a_refused_record_is_pinned_later_and_linked_only_once(
         assert "invoice 1003" in search.text
         pinned = _act(alice, mystery, token, choice="pin", candidate_type="invoice", candidate_id="1003")
         assert pinned.status_code == 303
+        assert "Zyxw Holdings" not in alice.get("/ledgerlink/queue", params=refused_list).text
         again = _act(alice, mystery, token, choice="pin", candidate_type="vendor", candidate_id="57")
         assert again.status_code == 409
         assert "already linked" in again.text

@@ -43,6 +43,13 @@ def _log_in(page: Page, server: AirflowServer, username: str) -> None:
     page.wait_for_url("**/ledgerlink/queue")
 
 
+def _screenshot(page: Page, path: Path) -> None:
+    """A full-page screenshot, once the PDF viewer (which draws after load) shows the document."""
+    if page.locator("object#document").count():
+        page.wait_for_timeout(1500)
+    page.screenshot(path=path, full_page=True)
+
+
 def test_a_reviewer_pins_a_candidate_and_the_next_run_delivers_it(
     browser: Browser,
     airflow_server: AirflowServer,
@@ -75,7 +82,7 @@ def test_a_reviewer_pins_a_candidate_and_the_next_run_delivers_it(
     expect(explanation).to_contain_text("Runner-up too close")
     expect(page.locator("ol.candidates li")).to_have_count(2)
     expect(page.locator("ol.candidates li").nth(1)).to_contain_text("Blue Bottle Coffee Roasters")
-    page.screenshot(path=artifacts / "02-review-record-explained.png", full_page=True)
+    _screenshot(page, artifacts / "02-review-record-explained.png")
 
     # the right entry is elsewhere in the ledger: search it with "/" and pin it
     page.keyboard.press("/")
@@ -84,15 +91,14 @@ def test_a_reviewer_pins_a_candidate_and_the_next_run_delivers_it(
     results = page.locator("ul.results li")
     expect(results).to_have_count(1)
     expect(results).to_contain_text("invoice 1003")
-    page.screenshot(path=artifacts / "03-ledger-search.png", full_page=True)
+    _screenshot(page, artifacts / "03-ledger-search.png")
     results.get_by_role("button", name="Pin").click()
 
     # the next record opens, with word that the pinned one is saved
     expect(page.locator(".notice.ok")).to_contain_text("Saved your decision")
     expect(page.locator("h1")).to_contain_text("BOULANGERIE DUPONT")
     expect(page.locator("object#document")).to_have_attribute("type", "application/pdf")
-    page.wait_for_timeout(1500)  # the PDF viewer draws the page after load; the screenshot shows it
-    page.screenshot(path=artifacts / "04-next-record-qonto.png", full_page=True)
+    _screenshot(page, artifacts / "04-next-record-qonto.png")
     # its document is the original attachment from the blob store
     document = page.request.get(page.locator("object#document").get_attribute("data") or "")
     assert document.headers["content-type"] == "application/pdf"
@@ -160,4 +166,5 @@ def test_the_queue_of_another_workspace_is_not_in_the_browser(
     expect(page.locator("main")).not_to_contain_text("Blue Bottle")
     response = page.goto(f"{airflow_server.base_url}/ledgerlink/decisions/{world.review_decisions_a[0]}")
     assert response is not None and response.status == 404
+    expect(page.locator("[role=alert]")).to_contain_text("No such record in your workspaces.")
     page.close()

@@ -50,6 +50,13 @@ _SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 
+_ERROR_TITLES = {
+    401: "Please sign in",
+    403: "Not allowed",
+    404: "Not found",
+    422: "That request is not valid",
+}
+
 _environment = jinja2.Environment(
     loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True, undefined=jinja2.StrictUndefined
 )
@@ -97,18 +104,19 @@ def create_app() -> FastAPI:
         return response
 
     @app.exception_handler(StarletteHTTPException)
-    async def login_for_browsers(request: Request, error: StarletteHTTPException) -> Response:
-        # a person opening a page without a session goes to Airflow's login, then comes back
-        if (
-            error.status_code == 401
-            and request.method == "GET"
-            and "text/html" in request.headers.get("accept", "")
-        ):
+    async def errors_for_people(request: Request, error: StarletteHTTPException) -> Response:
+        """A browser gets a page (without a session: Airflow's login, then back); API clients JSON."""
+        if "text/html" not in request.headers.get("accept", ""):
+            return await http_exception_handler(request, error)
+        if error.status_code == 401 and request.method == "GET":
             from airflow.api_fastapi.app import get_auth_manager
 
             login = get_auth_manager().get_url_login(next_url=str(request.url))
             return RedirectResponse(login, status.HTTP_303_SEE_OTHER)
-        return await http_exception_handler(request, error)
+        title = _ERROR_TITLES.get(error.status_code, "Something went wrong")
+        return templates.TemplateResponse(
+            request, "error.html.j2", {"title": title, "detail": error.detail}, status_code=error.status_code
+        )
 
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
@@ -123,12 +131,14 @@ def create_app() -> FastAPI:
         conn: WarehouseDep,
         workspace: str | None = None,
         source: Literal["", "qonto", "square"] = "",
+        show: Literal["review", "refused"] = "review",
         sort: queries.QueueSort = "score",
         direction: queries.SortDirection = "desc",
         page: Annotated[int, Query(ge=1, le=100_000)] = 1,
         done: int | None = None,
     ) -> HTMLResponse:
-        page_of_items = queries.review_queue_page(
+        read_page = queries.refused_records_page if show == "refused" else queries.review_queue_page
+        page_of_items = read_page(
             conn,
             _workspace_filter(reviewer, workspace),
             source=source or None,
@@ -137,7 +147,13 @@ def create_app() -> FastAPI:
             page=page,
             page_size=QUEUE_PAGE_SIZE,
         )
-        filters = {"workspace": workspace or "", "source": source, "sort": sort, "direction": direction}
+        filters = {
+            "workspace": workspace or "",
+            "source": source,
+            "sort": sort,
+            "direction": direction,
+            "show": show,
+        }
         return _render(request, "queue.html.j2", reviewer, queue=page_of_items, filters=filters, done=done)
 
     @app.get("/decisions/{decision_id}", response_class=HTMLResponse)

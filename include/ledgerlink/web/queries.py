@@ -2,8 +2,9 @@
 the one to change. Each function takes the workspaces the user may see and never returns a row
 of another; every value reaches SQL as a parameter.
 
-What the pages read: ``marts.review_queue`` (the queue), ``marts.match_features`` (a record's
-fields as decided), ``intermediate.int_ledger_entries_unioned`` (the ledger a reviewer searches),
+What the pages read: ``marts.review_queue`` (the queue), ``intermediate.int_source_records_unioned``
+(a record's fields, as the queue mart has them), ``intermediate.int_ledger_entries_unioned`` (the
+ledger a reviewer searches),
 ``ops.routing_decisions``, ``ops.review_actions``, ``ops.delivery_outbox`` /
 ``ops.delivery_attempts``, ``ops.incidents``, ``ops.source_credentials``, ``ops.sync_markers``
 and the raw tables of the sources.
@@ -181,6 +182,54 @@ def review_queue_page(
     return QueuePage(items, total_row[0] if total_row else 0, page, page_size)
 
 
+def refused_records_page(
+    conn: psycopg.Connection,
+    workspace_ids: Sequence[str],
+    *,
+    source: str | None,
+    sort: QueueSort,
+    direction: SortDirection,
+    page: int,
+    page_size: int,
+) -> QueuePage:
+    """One page of the records the matcher refused and no reviewer has linked since: they keep
+    their candidates and wait for someone to pin the right entry."""
+    order = sql.SQL(_QUEUE_ORDER[(sort, direction)])  # one of the fixed strings above
+    refused = sql.SQL(
+        """
+        select d.decision_id, d.workspace_id, d.source, d.source_record_id, d.score,
+            d.top_candidate_type, d.top_candidate_id, d.candidates -> 0 ->> 'candidate_name' as top_candidate_name,
+            r.counterparty_name, r.amount_minor, r.currency, r.occurred_on, r.reference, d.decided_at
+        from ops.routing_decisions as d
+        left join intermediate.int_source_records_unioned as r
+            on r.workspace_id = d.workspace_id and r.source = d.source
+            and r.source_record_id = d.source_record_id and r.source_payload_sha256 = d.source_payload_sha256
+        where d.route = 'refused' and d.workspace_id = any(%(workspaces)s)
+            and (%(source)s::text is null or d.source = %(source)s)
+            and not exists (
+                select from ops.review_actions as a
+                where a.decision_id = d.decision_id and a.source_payload_sha256 = d.source_payload_sha256
+                    and a.action in ('accept', 'pin')
+            )
+        """
+    )
+    parameters = {
+        "workspaces": list(workspace_ids),
+        "source": source,
+        "limit": page_size,
+        "offset": (page - 1) * page_size,
+    }
+    total_row = conn.execute(sql.SQL("select count(*) from ({}) as q").format(refused), parameters).fetchone()
+    with conn.cursor(row_factory=class_row(QueueItem)) as cursor:
+        items = cursor.execute(
+            sql.SQL("select * from ({}) as q order by {} limit %(limit)s offset %(offset)s").format(
+                refused, order
+            ),
+            parameters,
+        ).fetchall()
+    return QueuePage(items, total_row[0] if total_row else 0, page, page_size)
+
+
 def next_in_queue(
     conn: psycopg.Connection, workspace_ids: Sequence[str], after_decision_id: int
 ) -> int | None:
@@ -199,38 +248,16 @@ def decision(conn: psycopg.Connection, workspace_ids: Sequence[str], decision_id
             select d.decision_id, d.workspace_id, d.source, d.source_record_id, d.source_payload_sha256,
                 d.route, d.score, d.auto_link_threshold, d.review_threshold, d.top_candidate_type,
                 d.top_candidate_id, d.candidates, d.explanation, d.model_version, d.decided_at,
-                d.decided_by_run, r.record_counterparty_name as counterparty_name,
-                r.record_amount_minor as amount_minor, r.record_currency as currency,
-                r.record_occurred_on as occurred_on, r.record_reference as reference
+                d.decided_by_run, r.counterparty_name, r.amount_minor, r.currency, r.occurred_on, r.reference
             from ops.routing_decisions as d
-            left join lateral (
-                select f.record_counterparty_name, f.record_amount_minor, f.record_currency,
-                    f.record_occurred_on, f.record_reference
-                from marts.match_features as f
-                where f.workspace_id = d.workspace_id and f.source = d.source
-                    and f.source_record_id = d.source_record_id
-                    and f.source_payload_sha256 = d.source_payload_sha256
-                limit 1
-            ) as r on true
+            left join intermediate.int_source_records_unioned as r
+                on r.workspace_id = d.workspace_id and r.source = d.source
+                and r.source_record_id = d.source_record_id
+                and r.source_payload_sha256 = d.source_payload_sha256
             where d.decision_id = %s and d.workspace_id = any(%s)
             """,
             (decision_id, list(workspace_ids)),
         ).fetchone()
-
-
-def decision_id_for_record(
-    conn: psycopg.Connection,
-    workspace_ids: Sequence[str],
-    workspace_id: str,
-    source: str,
-    source_record_id: str,
-) -> int | None:
-    row = conn.execute(
-        "select decision_id from ops.routing_decisions"
-        " where workspace_id = %s and workspace_id = any(%s) and source = %s and source_record_id = %s",
-        (workspace_id, list(workspace_ids), source, source_record_id),
-    ).fetchone()
-    return row[0] if row else None
 
 
 def ledger_entry(
@@ -274,16 +301,6 @@ def review_actions(conn: psycopg.Connection, decision_id: int) -> list[dict[str,
             " from ops.review_actions where decision_id = %s order by acted_at, action_id",
             (decision_id,),
         ).fetchall()
-
-
-def qonto_attachment_exists(conn: psycopg.Connection, workspace_id: str, source_record_id: str) -> bool:
-    row = conn.execute(
-        "select exists (select from raw.qonto_supplier_invoices as i join raw.qonto_attachments as a"
-        " on a.workspace_id = i.workspace_id and a.source_record_id = i.payload ->> 'attachment_id'"
-        " where i.workspace_id = %s and i.source_record_id = %s)",
-        (workspace_id, source_record_id),
-    ).fetchone()
-    return bool(row and row[0])
 
 
 @dataclass(frozen=True)
