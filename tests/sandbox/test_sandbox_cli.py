@@ -41,11 +41,13 @@ def test_serve_prints_one_json_line_and_stops_on_sigterm(fixtures_dir: Path, tmp
             "square",
             "quickbooks",
             "email_in",
+            "owner_inbox",
             "mailbox",
             "fixtures",
             "workspace_id",
         }
         assert endpoints["email_in"]["address"].endswith("@qbodocs.com")
+        assert endpoints["owner_inbox"]["smtp_port"] != endpoints["email_in"]["smtp_port"]
         assert endpoints["fixtures"] == str(fixtures_dir.resolve())
         qonto = endpoints["qonto"]
         response = httpx.get(

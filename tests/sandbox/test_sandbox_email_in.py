@@ -46,6 +46,33 @@ def test_other_recipients_are_refused(sandbox: SandboxEndpoints) -> None:
     assert set(sandbox.mailbox_dir.glob("*.eml")) == before
 
 
+def test_the_sandbox_email_in_refuses_unregistered_senders_and_other_file_types(
+    sandbox: SandboxEndpoints,
+) -> None:
+    before = set(sandbox.mailbox_dir.glob("*.eml"))
+    with smtplib.SMTP(sandbox.smtp_host, sandbox.smtp_port, timeout=10) as smtp:
+        with pytest.raises(smtplib.SMTPSenderRefused, match="not registered"):
+            smtp.send_message(_message("intruder@example.com", sandbox.email_in_address, "intruder"))
+    word = _message(sandbox.registered_sender, sandbox.email_in_address, "word file")
+    word.get_payload()[1].replace_header("Content-Disposition", 'attachment; filename="bill.docx"')  # type: ignore[index, union-attr]
+    with smtplib.SMTP(sandbox.smtp_host, sandbox.smtp_port, timeout=10) as smtp:
+        with pytest.raises(smtplib.SMTPDataError, match="JPG, PNG, GIF and PDF"):
+            smtp.send_message(word)
+    assert set(sandbox.mailbox_dir.glob("*.eml")) == before
+
+
+def test_the_owner_inbox_takes_notices_for_the_owner_only(sandbox: SandboxEndpoints) -> None:
+    notice = EmailMessage()
+    notice["From"], notice["To"], notice["Subject"] = "ledgerlink@example.com", sandbox.owner_email, "notice"
+    notice.set_content("Qonto needs attention.")
+    with smtplib.SMTP(sandbox.smtp_host, sandbox.owner_smtp_port, timeout=10) as smtp:
+        assert smtp.send_message(notice) == {}
+        with pytest.raises(smtplib.SMTPRecipientsRefused):
+            smtp.send_message(_message("ledgerlink@example.com", sandbox.email_in_address, "wrong door"))
+    assert len(list(sandbox.owner_mailbox_dir.glob("*.eml"))) == 1
+    assert not set(sandbox.mailbox_dir.glob("*.eml")) & set(sandbox.owner_mailbox_dir.glob("*.eml"))
+
+
 def test_file_names_keep_arrival_order_across_restarts(tmp_path: Path) -> None:
     address = "acme-1234@qbodocs.com"
     for round_number in range(2):

@@ -19,6 +19,7 @@ from ledgerlink.cli.setup import prepare, run_logged, venv_executable
 from ledgerlink.credentials import store_token
 from ledgerlink.orchestration.connection_ids import (
     EMAIL_IN_CONN_ID,
+    NOTIFICATIONS_CONN_ID,
     QONTO_CONN_ID,
     QUICKBOOKS_CONN_ID,
     SQUARE_CONN_ID,
@@ -98,6 +99,15 @@ def sandbox_connections(sandbox: dict[str, Any]) -> dict[str, str]:
             connection_variable(SQUARE_CONN_ID, {"conn_type": "http", "host": sandbox["square"]["base_url"]}),
             connection_variable(
                 QUICKBOOKS_CONN_ID, {"conn_type": "http", "host": sandbox["quickbooks"]["base_url"]}
+            ),
+            connection_variable(
+                NOTIFICATIONS_CONN_ID,
+                {
+                    "conn_type": "smtp",
+                    "host": sandbox["owner_inbox"]["smtp_host"],
+                    "port": sandbox["owner_inbox"]["smtp_port"],
+                    "extra": {"from_address": email_in["registered_sender"]},
+                },
             ),
             connection_variable(
                 EMAIL_IN_CONN_ID,

@@ -233,10 +233,12 @@ def start_email_in(
     policy: AcceptancePolicy | None = None,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     credentials: tuple[str, str] | None = None,
+    recipients: frozenset[str] | None = None,
 ) -> EmailInServer:
     """Start the SMTP server in a background thread and return once it answers. Port 0 picks a
     free port. With ``credentials`` the server requires AUTH (plain text on loopback) and answers
-    ``535`` to any other login."""
+    ``535`` to any other login. ``recipients`` replaces the accepted addresses (the email-in
+    address and its twin), e.g. to play a person's inbox."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -246,7 +248,9 @@ def start_email_in(
         sock.close()
         raise
     mailbox = Mailbox(mailbox_dir)
-    handler = EmailInHandler(mailbox, accepted_addresses(email_in_address), policy or AcceptancePolicy())
+    handler = EmailInHandler(
+        mailbox, recipients or accepted_addresses(email_in_address), policy or AcceptancePolicy()
+    )
     auth: dict[str, Any] = {}
     if credentials is not None:
         auth = {

@@ -16,7 +16,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from ledgerlink.sandbox.common import SandboxOptions
-from ledgerlink.sandbox.email_in import AcceptancePolicy, start_email_in
+from ledgerlink.sandbox.email_in import AcceptancePolicy, QuickBooksPolicy, start_email_in
 from ledgerlink.sandbox.fixtures import load_fixtures
 from ledgerlink.sandbox.qonto import create_qonto_app
 from ledgerlink.sandbox.quickbooks import create_quickbooks_app
@@ -62,6 +62,9 @@ class SandboxEndpoints:
     smtp_port: int
     email_in_address: str
     registered_sender: str
+    owner_email: str
+    owner_smtp_port: int
+    owner_mailbox_dir: Path
 
     def as_json(self) -> dict[str, Any]:
         """The endpoints as a JSON-ready dict: ``{"qonto": {...}, "square": {...}, "quickbooks":
@@ -90,6 +93,12 @@ class SandboxEndpoints:
                 "smtp_port": self.smtp_port,
                 "address": self.email_in_address,
                 "registered_sender": self.registered_sender,
+            },
+            "owner_inbox": {
+                "smtp_host": self.smtp_host,
+                "smtp_port": self.owner_smtp_port,
+                "address": self.owner_email,
+                "mailbox": str(self.owner_mailbox_dir),
             },
             "mailbox": str(self.mailbox_dir),
             "fixtures": str(self.fixtures_dir),
@@ -185,10 +194,19 @@ def run_sandbox(
             stack.callback(server.stop)
             server.start()
             servers[name] = server
+        registered_sender = str(manifest.get("registered_sender", ""))
+        if email_policy is None and registered_sender:
+            email_policy = QuickBooksPolicy(frozenset({registered_sender.lower()}))
         email_in = start_email_in(
             mailbox_dir, fixtures.email_in_address, host=host, port=ports.smtp, policy=email_policy
         )
         stack.callback(email_in.stop)
+        # The workspace owner's inbox, where incident notices arrive (any sender, one recipient).
+        owner_email = str(manifest.get("owner_email", ""))
+        owner_inbox = start_email_in(
+            mailbox_dir / "owner-inbox", owner_email, host=host, recipients=frozenset({owner_email.lower()})
+        )
+        stack.callback(owner_inbox.stop)
         oauth = fixtures.qonto_oauth_client
         square_client_id, square_client_secret = square_oauth_client(fixtures)
         yield SandboxEndpoints(
@@ -222,7 +240,10 @@ def run_sandbox(
             smtp_host=_url_host(host).strip("[]"),
             smtp_port=email_in.port,
             email_in_address=fixtures.email_in_address,
-            registered_sender=str(manifest.get("registered_sender", "")),
+            registered_sender=registered_sender,
+            owner_email=owner_email,
+            owner_smtp_port=owner_inbox.port,
+            owner_mailbox_dir=owner_inbox.mailbox.folder,
         )
 
 
