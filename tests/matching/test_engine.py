@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from ledgerlink.matching.features import PairColumns, compare, rarity_weighted_overlap
-from ledgerlink.matching.model import MODEL_FAMILY
+from ledgerlink.matching.model import MODEL_FAMILY, monotone
 from ledgerlink.matching.routing import MIN_LEAD_BITS, route_for
 from ledgerlink.matching.scorer import PairBatch, labels_for, prepare, score, score_batch, train
 from ledgerlink.workspaces import Workspace
@@ -186,3 +186,11 @@ def test_comparison_levels_treat_missing_values_as_no_evidence() -> None:
     nan = np.array([np.nan])
     levels = compare(PairColumns([None], ["acme"], nan, nan, nan, nan, nan))
     assert all(int(level[0]) == 0 for level in levels.levels.values())
+
+
+def test_weights_never_fall_as_agreement_rises() -> None:
+    u = np.array([0.1, 0.5, 0.2, 0.1, 0.1])
+    m = np.array([0.1, 0.01, 0.3, 0.5, 0.09])  # the best level learned less than the one below it
+    bits = np.log2(np.array(monotone(m, u))[1:] / u[1:])
+    assert np.all(np.diff(bits) >= -1e-9)
+    assert sum(monotone(m, u)) == pytest.approx(1.0)

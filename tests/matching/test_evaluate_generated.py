@@ -11,13 +11,12 @@ import pytest
 
 from ledgerlink.evaluation.generated import WORKSPACE_ID, evaluate_generated
 from ledgerlink.matching.model import MODEL_FAMILY
-from ledgerlink.settings import Settings
 from ledgerlink.warehouse import ServerAddress, connect
 
 
 @pytest.mark.timeout(400)
 def test_generated_data_is_routed_with_explanations_the_review_queue_can_show(
-    prepared: tuple[Settings, ServerAddress],
+    warehouse: ServerAddress,
 ) -> None:
     figures: dict[str, Any] = evaluate_generated(seed=7)
     for source in ("qonto", "square"):
@@ -26,7 +25,7 @@ def test_generated_data_is_routed_with_explanations_the_review_queue_can_show(
         assert {"auto_share", "auto_precision", "review_top3_recall", "calibration_max_gap"} <= set(by_source)
     assert figures["auto_precision"] is None or figures["auto_precision"] >= 0.9
 
-    with connect(prepared[1]) as conn:
+    with connect(warehouse) as conn:
         rows = conn.execute(
             "select route, score::float8, candidates, explanation, model_version"
             " from ops.routing_decisions where workspace_id = %s",

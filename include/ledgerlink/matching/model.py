@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from ledgerlink.matching.features import COMPARISONS, NAME, PairLevels
+from ledgerlink.matching.features import AMOUNT, COMPARISONS, NAME, PairLevels
 
 MODEL_FAMILY = "fellegi-sunter-em-v2"
 #: Records EM learns from; all labelled records are always among them.
@@ -40,6 +40,8 @@ EM_ITERATIONS = 30
 BALANCE_TOLERANCE = 0.10
 _BALANCING_ROUNDS = 4
 _PSEUDO_PAIRS = 1.0
+#: Comparisons whose levels are ordered from least to most agreement.
+ORDERED = (NAME, AMOUNT)
 
 
 @dataclass(frozen=True)
@@ -260,6 +262,25 @@ def _clamped(
     return np.array(positions, dtype=int), np.array(values, dtype=float)
 
 
+def monotone(m: np.ndarray, u: np.ndarray) -> list[float]:
+    """``m`` adjusted so that log2(m/u) never falls as agreement rises (pooling adjacent levels
+    that break the order, weighted by their ``m``): with few records EM can otherwise learn that
+    an exactly equal name counts for less than a near one."""
+    blocks: list[tuple[float, float, list[int]]] = []  # (weighted bits, weight, levels)
+    for level in range(1, len(m)):
+        weight = max(float(m[level]), 1e-12)
+        bits = float(np.log2(max(m[level], 1e-300) / max(u[level], 1e-300)))
+        blocks.append((bits * weight, weight, [level]))
+        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] > blocks[-1][0] / blocks[-1][1]:
+            later, earlier = blocks.pop(), blocks.pop()
+            blocks.append((earlier[0] + later[0], earlier[1] + later[1], earlier[2] + later[2]))
+    adjusted = m.astype(float).copy()
+    for total, weight, members in blocks:
+        for level in members:
+            adjusted[level] = u[level] * 2.0 ** (total / weight)
+    return list(adjusted / adjusted.sum())
+
+
 def _maximise(
     levels: PairLevels,
     sets: CandidateSets,
@@ -276,6 +297,8 @@ def _maximise(
         seen = np.bincount(level, minlength=count) / max(len(level), 1)
         true_mass = np.bincount(level, weights=responsibility, minlength=count) + _PSEUDO_PAIRS * seen
         m[comparison.name] = list(true_mass / true_mass.sum())
+        if comparison in ORDERED:
+            m[comparison.name] = monotone(np.array(m[comparison.name]), np.array(previous.u[comparison.name]))
     # the odds that a record's entry is not among its candidates at all
     matched = np.add.reduceat(responsibility, sets.starts) if len(sets.starts) else np.zeros(0)
     if len(clamped_records):

@@ -159,10 +159,10 @@ def route_workspace(
         routed = _assign_one_to_one(
             conn, workspace_id, [RoutedRecord(s, route_for(s, workspace)) for s in scored]
         )
-        counts = {"auto_link": 0, "review": 0, "refused": 0}
-        for record in routed:
-            _write_decision(conn, workspace, record, models.version, run_id, decided_at)
-            counts[record.route] += 1
+        _write_decisions(conn, workspace, routed, models.version, run_id, decided_at)
+    counts = {"auto_link": 0, "review": 0, "refused": 0}
+    for record in routed:
+        counts[record.route] += 1
     return counts
 
 
@@ -211,71 +211,92 @@ def _save_models(
         )
 
 
-def _write_decision(
+_UPSERT_DECISION = """
+    insert into ops.routing_decisions (
+        workspace_id, source, source_record_id, source_payload_sha256, route, score,
+        auto_link_threshold, review_threshold, top_candidate_type, top_candidate_id,
+        candidates, explanation, model_version, decided_at, decided_by_run)
+    values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+    on conflict (workspace_id, source, source_record_id) do update set
+        source_payload_sha256 = excluded.source_payload_sha256, route = excluded.route,
+        score = excluded.score, auto_link_threshold = excluded.auto_link_threshold,
+        review_threshold = excluded.review_threshold, top_candidate_type = excluded.top_candidate_type,
+        top_candidate_id = excluded.top_candidate_id, candidates = excluded.candidates,
+        explanation = excluded.explanation, model_version = excluded.model_version,
+        decided_at = excluded.decided_at, decided_by_run = excluded.decided_by_run
+    where ops.routing_decisions.source_payload_sha256 <> excluded.source_payload_sha256
+    returning decision_id
+"""
+
+
+def _write_decisions(
     conn: psycopg.Connection,
     workspace: Workspace,
-    routed: RoutedRecord,
+    routed: Sequence[RoutedRecord],
     model_version: str,
     run_id: str,
     decided_at: datetime,
 ) -> None:
+    """Upsert every decision in one pipelined batch, then queue each new auto-link's document."""
+    if not routed:
+        return
+    with conn.cursor() as cursor:
+        cursor.executemany(
+            _UPSERT_DECISION,
+            [_decision_row(workspace, record, model_version, run_id, decided_at) for record in routed],
+            returning=True,
+        )
+        decision_ids = [result.fetchone() for result in cursor.results()]
+    for record, decision_id in zip(routed, decision_ids, strict=True):
+        top = record.scored.ranked[0] if record.scored.ranked else None
+        if decision_id is None or record.route != "auto_link" or top is None:
+            continue
+        source = record.scored.record
+        enqueue_document(
+            conn,
+            workspace,
+            decision_id=decision_id[0],
+            record=DeliveredRecord(
+                source=source.source,
+                source_record_id=source.source_record_id,
+                source_payload_sha256=source.source_payload_sha256,
+                counterparty_name=source.counterparty_name,
+                amount_minor=source.amount_minor,
+                currency=source.currency,
+                occurred_on=source.occurred_on,
+                reference=source.reference,
+            ),
+            match=MatchedEntry(
+                top.candidate_type, top.candidate_id, top.candidate_name, round(record.scored.score, 4)
+            ),
+            enqueued_at=decided_at,
+        )
+
+
+def _decision_row(
+    workspace: Workspace, routed: RoutedRecord, model_version: str, run_id: str, decided_at: datetime
+) -> tuple[object, ...]:
     scored = routed.scored
     record = scored.record
     top = scored.ranked[0] if scored.ranked else None
     explanation = dict(scored.explanation)
     if routed.route == "auto_link" and top is not None and top.candidate_type == "invoice":
+        # what this auto-link takes from the invoice's balance, for the next run's assignment
         explanation["claimed_amount_minor"] = record.amount_minor
-    row = conn.execute(
-        """
-        insert into ops.routing_decisions (
-            workspace_id, source, source_record_id, source_payload_sha256, route, score,
-            auto_link_threshold, review_threshold, top_candidate_type, top_candidate_id,
-            candidates, explanation, model_version, decided_at, decided_by_run)
-        values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-        on conflict (workspace_id, source, source_record_id) do update set
-            source_payload_sha256 = excluded.source_payload_sha256, route = excluded.route,
-            score = excluded.score, auto_link_threshold = excluded.auto_link_threshold,
-            review_threshold = excluded.review_threshold, top_candidate_type = excluded.top_candidate_type,
-            top_candidate_id = excluded.top_candidate_id, candidates = excluded.candidates,
-            explanation = excluded.explanation, model_version = excluded.model_version,
-            decided_at = excluded.decided_at, decided_by_run = excluded.decided_by_run
-        where ops.routing_decisions.source_payload_sha256 <> excluded.source_payload_sha256
-        returning decision_id
-        """,
-        (
-            record.workspace_id,
-            record.source,
-            record.source_record_id,
-            record.source_payload_sha256,
-            routed.route,
-            round(scored.score, 4),
-            workspace.auto_link_threshold,
-            workspace.review_threshold,
-            top.candidate_type if top else None,
-            top.candidate_id if top else None,
-            Jsonb([candidate.as_json() for candidate in scored.ranked]),
-            Jsonb(explanation),
-            model_version,
-            decided_at,
-            run_id,
-        ),
-    ).fetchone()
-    if row is None or routed.route != "auto_link" or top is None:
-        return
-    enqueue_document(
-        conn,
-        workspace,
-        decision_id=row[0],
-        record=DeliveredRecord(
-            source=record.source,
-            source_record_id=record.source_record_id,
-            source_payload_sha256=record.source_payload_sha256,
-            counterparty_name=record.counterparty_name,
-            amount_minor=record.amount_minor,
-            currency=record.currency,
-            occurred_on=record.occurred_on,
-            reference=record.reference,
-        ),
-        match=MatchedEntry(top.candidate_type, top.candidate_id, top.candidate_name, round(scored.score, 4)),
-        enqueued_at=decided_at,
+    return (
+        record.workspace_id,
+        record.source,
+        record.source_record_id,
+        record.source_payload_sha256,
+        routed.route,
+        round(scored.score, 4),
+        workspace.auto_link_threshold,
+        workspace.review_threshold,
+        top.candidate_type if top else None,
+        top.candidate_id if top else None,
+        Jsonb([candidate.as_json() for candidate in scored.ranked]),
+        Jsonb(explanation),
+        model_version,
+        decided_at,
+        run_id,
     )
