@@ -533,7 +533,10 @@ def extract_quickbooks(
     with conn.transaction():
         realm_id = load_workspace(conn, workspace_id).quickbooks_realm_id
     if not realm_id:
-        raise ValueError(f"workspace {workspace_id!r} has no QuickBooks realm id")
+        raise NotConnected(
+            f"workspace {workspace_id!r} has no QuickBooks realm id;"
+            " set it with `ledgerlink workspace add … --quickbooks-realm-id`"
+        )
 
     specs = _entity_specs()
 

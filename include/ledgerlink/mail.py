@@ -32,15 +32,19 @@ def header_safe(text: Any) -> str:
 
 @contextmanager
 def smtp_session(endpoint: SmtpEndpoint) -> Iterator[smtplib.SMTP]:
-    """A connected, logged-in SMTP client (STARTTLS when the endpoint asks for it).
+    """A connected, greeted and logged-in SMTP client (STARTTLS when the endpoint asks for it).
 
     Leaving the session says QUIT but never raises on its reply: a message the server already
     accepted must not be reported as failed because the goodbye went wrong, and an error inside
     the session must not be masked by one from QUIT (``smtplib.SMTP.__exit__`` does both)."""
     client = smtplib.SMTP(endpoint.host, endpoint.port, timeout=endpoint.timeout_seconds)
     try:
+        # Greet first: callers may drive MAIL/RCPT/DATA themselves, which, unlike send_message,
+        # do not say EHLO on their own (a server without login then answers 503).
+        client.ehlo_or_helo_if_needed()
         if endpoint.starttls:
             client.starttls()
+            client.ehlo()
         if endpoint.username:
             client.login(endpoint.username, endpoint.password or "")
         yield client
