@@ -31,7 +31,9 @@ def run_with_a_broken_workspace(prepared, tmp_path_factory):  # noqa: ANN001
     fixtures = generate_fixtures(tmp_path_factory.mktemp("fixtures") / "seed", seed=5)
     mailbox = tmp_path_factory.mktemp("mailbox")
     manifest = json.loads((fixtures / "manifest.json").read_text())
-    healthy = manifest["workspace_id"]
+    # its own workspace id: another test's run of the same sandbox workspace leaves sync markers
+    healthy = "isolation-healthy"
+    manifest = {**manifest, "workspace_id": healthy}
     with run_sandbox(fixtures, mailbox, ports=SandboxPorts.ephemeral()) as endpoints:
         sandbox = endpoints.as_json()
         with connect(address) as conn:

@@ -52,16 +52,16 @@ def test_status_shows_what_failed_and_only_to_its_workspace(
             )
         finally:
             email_in.stop()
-    assert counts["failed"] == 1
+    assert counts["rejected"] == 1
     (rejected,) = outbox_rows(warehouse, world.workspace_b)
-    assert rejected["status"] == "failed"
+    assert rejected["status"] == "rejected"
 
     with airflow_server.login("bob") as bob:
         status = bob.get("/ledgerlink/status").text
     assert "auth failed" in status and "Square refused the token (401)" in status
     assert "5.7.1 sender is not registered" in status  # the reason, as the server gave it
     assert f"square {rejected['source_record_id']}" in status  # linked to the record's history
-    assert "state-failed" in status and "connected" in status
+    assert "state-rejected" in status and "connected" in status
     assert "sq-secret-access-token" not in status
     with airflow_server.login("alice") as alice:
         theirs = alice.get("/ledgerlink/status").text

@@ -33,12 +33,13 @@ from ledgerlink.web.auth import CsrfCheckedReviewerDep, Reviewer, ReviewerDep, W
 
 HERE = Path(__file__).parent
 QUEUE_PAGE_SIZE = 50
+#: The matcher's comparisons (``explanation.contributions``, match weights in bits).
 FEATURE_LABELS = {
-    "name_similarity": "Name similarity",
-    "amount_agreement": "Amount agrees",
-    "date_agreement": "Date is timely",
-    "currency_match": "Same currency",
-    "reference_match": "Reference matches",
+    "name": "Name similarity",
+    "amount": "Amount",
+    "date_lag": "Date lag",
+    "currency": "Currency",
+    "reference": "Reference",
 }
 _SECURITY_HEADERS = {
     "Content-Security-Policy": (

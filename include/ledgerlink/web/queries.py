@@ -399,7 +399,7 @@ def integration_status(conn: psycopg.Connection, workspace_ids: Sequence[str]) -
                 (select max(t.attempted_at) from ops.delivery_attempts as t
                  where t.outbox_id = o.outbox_id) as last_attempt_at
             from ops.delivery_outbox as o
-            where o.workspace_id = any(%s) and o.status = 'failed'
+            where o.workspace_id = any(%s) and o.status in ('failed', 'rejected')
             order by o.created_at, o.outbox_id
             """,
             workspaces,
