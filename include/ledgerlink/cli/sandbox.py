@@ -37,6 +37,8 @@ def _seed_dir(seed: int) -> Path:
 @click.option("--customers", default=60, show_default=True, type=click.IntRange(min=4))
 @click.option("--open-invoices", default=30, show_default=True, type=click.IntRange(min=0), help="Open invoices no charge pays.")  # fmt: skip
 @click.option("--paid-invoices", default=30, show_default=True, type=click.IntRange(min=0))
+@click.option("--invoiced-payments", default=None, type=click.IntRange(min=0), help="Charges that pay an invoice (default: about 83%); the rest are counter sales.")  # fmt: skip
+@click.option("--figures", is_flag=True, help="Also print seconds, rows and rows per second (one JSON line on stderr).")  # fmt: skip
 def generate(
     seed: int,
     out_dir: Path | None,
@@ -45,13 +47,17 @@ def generate(
     customers: int,
     open_invoices: int,
     paid_invoices: int,
+    invoiced_payments: int | None,
+    figures: bool,
 ) -> None:
     """Write a deterministic fixture directory and print its path."""
-    from ledgerlink.sandbox.generator import generate_fixtures
+    import json
+
+    from ledgerlink.sandbox.generator import measure_generation
 
     target = out_dir or _seed_dir(seed)
     try:
-        written = generate_fixtures(
+        generation = measure_generation(
             target,
             seed,
             qonto_invoices=qonto_invoices,
@@ -59,10 +65,19 @@ def generate(
             customers=customers,
             open_invoices_without_charge=open_invoices,
             paid_invoices=paid_invoices,
+            invoiced_payments=invoiced_payments,
         )
     except (FileExistsError, NotADirectoryError, ValueError) as error:
         raise click.ClickException(str(error)) from error
-    click.echo(str(written.resolve()))
+    if figures:
+        line = {
+            "seconds": round(generation.seconds, 2),
+            "rows": generation.total_rows,
+            "rows_per_second": round(generation.rows_per_second),
+            "rows_by_file": generation.rows,
+        }
+        click.echo(json.dumps(line), err=True)
+    click.echo(str(generation.out_dir.resolve()))
 
 
 @sandbox.command()

@@ -10,9 +10,11 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 QUICKBOOKS_ENTITIES = ("Vendor", "Customer", "Invoice", "Account")
 
@@ -21,6 +23,55 @@ def write_json(path: Path, document: Any) -> None:
     """Write ``document`` as stable, human-readable JSON (same input, same bytes), atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     write_bytes_atomically(path, (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+
+
+#: Stands in for the streamed part while the envelope around it is laid out.
+_STREAMED = "\u0000streamed\u0000"
+
+# The C encoder (no indent) is an order of magnitude faster than the indenting one.
+_record_encoder = json.JSONEncoder(ensure_ascii=False)
+
+
+@contextmanager
+def _atomic_text(path: Path) -> Iterator[IO[str]]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
+            yield stream
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_json_streaming(path: Path, envelope: Any, records: Iterable[Any]) -> int:
+    """Write ``envelope`` with its one ``STREAMED_LIST`` (or ``STREAMED_OBJECT``) replaced by
+    ``records``, one compact record a line, without holding them; return how many were written.
+
+    ``records`` are values for a list, or ``(key, value)`` pairs for an object. The envelope is laid
+    out as :func:`write_json` lays it out; same records, same bytes; written atomically.
+    """
+    layout = json.dumps(envelope, indent=2, ensure_ascii=False)
+    escaped = json.dumps(_STREAMED)
+    as_object = f"{escaped}: {escaped}" in layout
+    head, tail = layout.split(f"{escaped}: {escaped}" if as_object else escaped)
+    head, indent = head.rsplit("\n", 1)
+    encode = _record_encoder.encode
+    written = 0
+    with _atomic_text(path) as stream:
+        stream.write(head)
+        for record in records:
+            line = f"{encode(record[0])}: {encode(record[1])}" if as_object else encode(record)
+            stream.write(("\n" if written == 0 else ",\n") + indent + line)
+            written += 1
+        stream.write(tail + "\n")
+    return written
+
+
+#: Put it where a listing goes: ``{"payments": STREAMED_LIST}`` or ``{"square": STREAMED_OBJECT}``.
+STREAMED_LIST = [_STREAMED]
+STREAMED_OBJECT = {_STREAMED: _STREAMED}
 
 
 def write_bytes_atomically(path: Path, content: bytes) -> None:

@@ -15,20 +15,30 @@ Every timestamp lies in 2026-01-01..2026-10-31 and comes from the seed, never fr
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import itertools
 import random
 import re
 import shutil
 import string
+import time
 import uuid
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
-from ledgerlink.sandbox.fixtures import write_bytes_atomically, write_json
+from ledgerlink.sandbox.fixtures import (
+    STREAMED_LIST,
+    STREAMED_OBJECT,
+    write_bytes_atomically,
+    write_json,
+    write_json_streaming,
+)
 from ledgerlink.sandbox.names import (
     CUSTOMER_COMPANIES,
     FAMILY_NAMES,
@@ -180,7 +190,18 @@ class _Random:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
 
     def token(self, alphabet: str, length: int) -> str:
-        return "".join(self.rng.choice(alphabet) for _ in range(length))
+        """``length`` characters of ``alphabet``: exactly what ``length`` calls of
+        ``rng.choice(alphabet)`` give, drawn in bulk (this is the generator's hottest path)."""
+        table, rejected = _token_tables(alphabet)
+        drawn = b""
+        while len(drawn) < length:
+            # choice() takes the top bit_length(n) bits of one 32-bit word per try and retries a
+            # value >= n. getrandbits(32 * m) is m such words, least significant first, so the
+            # top byte of each word, translated (rejections deleted), is the same characters.
+            need = length - len(drawn)
+            words = self.rng.getrandbits(32 * need).to_bytes(4 * need, "little")
+            drawn += words[3::4].translate(table, rejected)
+        return drawn.decode("ascii")
 
     def amount(self, low: float, high: float) -> Decimal:
         # Log-uniform: many small bills, a few large ones.
@@ -195,6 +216,24 @@ class _Random:
         progress = Decimal((on - PERIOD_START).days) / Decimal(365)
         noise = Decimal(self.rng.randint(-50, 50)) / Decimal(10000)
         return (low + (high - low) * progress + noise).quantize(Decimal("0.000001"))
+
+
+@functools.cache
+def _token_tables(alphabet: str) -> tuple[bytes, bytes]:
+    """For a byte holding a word's top 8 bits: the character ``choice`` picks, and the rejects."""
+    size = len(alphabet)
+    bits = size.bit_length()
+    if not 0 < size or bits > 8 or not alphabet.isascii():
+        raise ValueError("token alphabets are 1 to 255 ASCII characters")
+    table = bytearray(256)
+    rejected = bytearray()
+    for top_byte in range(256):
+        index = top_byte >> (8 - bits)
+        if index < size:
+            table[top_byte] = ord(alphabet[index])
+        else:
+            rejected.append(top_byte)
+    return bytes(table), bytes(rejected)
 
 
 _ALNUM = string.ascii_letters + string.digits
@@ -298,6 +337,10 @@ def _vendor_record(vendor: _Vendor, r: _Random) -> dict[str, Any]:
     return record
 
 
+#: Distinct first-and-last-name pairs drawn by redrawing; beyond, namesakes get a middle initial.
+_UNIQUE_NAME_DRAWS = len(GIVEN_NAMES) * len(FAMILY_NAMES) // 2
+
+
 def _build_customers(count: int, r: _Random) -> list[_Customer]:
     customers: list[_Customer] = []
     companies = list(CUSTOMER_COMPANIES)
@@ -307,8 +350,17 @@ def _build_customers(count: int, r: _Random) -> list[_Customer]:
     for index in range(count):
         given = r.rng.choice(GIVEN_NAMES)
         family = r.rng.choice(FAMILY_NAMES)
-        while f"{given} {family}" in used_names:
-            given, family = r.rng.choice(GIVEN_NAMES), r.rng.choice(FAMILY_NAMES)
+        if len(used_names) < _UNIQUE_NAME_DRAWS:
+            while f"{given} {family}" in used_names:
+                given, family = r.rng.choice(GIVEN_NAMES), r.rng.choice(FAMILY_NAMES)
+        elif f"{given} {family}" in used_names:
+            # Past half the pairs, redrawing costs more each time (and runs out): a big book has
+            # namesakes, told apart the way people do, with a middle initial.
+            given = f"{given} {r.rng.choice(string.ascii_uppercase)}."
+            namesake = 1
+            while f"{given} {family}" in used_names:  # as QuickBooks users do: "Léa M. Martin 2"
+                namesake += 1
+                family = f"{family.rsplit(' ', 1)[0] if namesake > 2 else family} {namesake}"
         used_names.add(f"{given} {family}")
         if index < company_count:
             core, legal_form = companies[index]
@@ -809,9 +861,26 @@ class _Charge:
     detail: str = ""
 
 
-def _plan_square(count: int, customers: list[_Customer], r: _Random) -> tuple[list[_Charge], list[_Invoice]]:
+def _square_mix(count: int, invoiced: int | None) -> dict[str, float]:
+    """The designed mix, or one where ``invoiced`` charges pay an invoice (clean and noisy in the
+    designed proportion) and the rest are counter sales, besides the usual declines."""
+    if invoiced is None or count == 0:
+        return SQUARE_MIX
+    invoiced_share = invoiced / count
+    designed = SQUARE_MIX["clean"] + SQUARE_MIX["noisy"]
+    return {
+        "clean": invoiced_share * SQUARE_MIX["clean"] / designed,
+        "noisy": invoiced_share * SQUARE_MIX["noisy"] / designed,
+        "failed": SQUARE_MIX["failed"],
+        "no_invoice": 1.0 - invoiced_share - SQUARE_MIX["failed"],
+    }
+
+
+def _plan_square(
+    count: int, customers: list[_Customer], r: _Random, mix: dict[str, float] = SQUARE_MIX
+) -> tuple[list[_Charge], list[_Invoice]]:
     """Decide every charge and the invoices of the ledger around them."""
-    kinds = _allocate(count, SQUARE_MIX, r.rng)
+    kinds = _allocate(count, mix, r.rng)
     with_profile = [c for c in customers if c.square_profile != "absent"]
     clean_profiles = [c for c in customers if c.square_profile == "clean"]
     noisy_profiles = [c for c in customers if c.square_profile == "noisy"]
@@ -1040,6 +1109,47 @@ _COMPANY_NAMES = (
 )
 
 
+def _write_query_response(
+    out_dir: Path, entity: str, count: int, records: Iterable[dict[str, Any]], response_time: str
+) -> int:
+    """A QuickBooks query answer holding every ``entity`` record (the server pages through it)."""
+    envelope = {
+        "QueryResponse": {
+            entity: STREAMED_LIST,
+            "startPosition": 1,
+            "maxResults": count,
+            "totalCount": count,
+        },
+        "time": response_time,
+    }
+    written = write_json_streaming(out_dir / "quickbooks" / f"{entity}.json", envelope, records)
+    assert written == count, f"{entity}: {written} records written, {count} announced"
+    return written
+
+
+def _write_attachments(
+    attachments_dir: Path, documents: list[tuple[dict[str, Any], InvoiceDocument]]
+) -> None:
+    attachments_dir.mkdir(parents=True, exist_ok=True)
+    for record, document in documents:
+        content = render_invoice_pdf(document)
+        attachment_id = record["attachment_id"]
+        write_bytes_atomically(attachments_dir / f"{attachment_id}.pdf", content)
+        write_json(
+            attachments_dir / f"{attachment_id}.json",
+            {
+                "attachment": {
+                    "id": attachment_id,
+                    "file_name": record["file_name"],
+                    "file_size": str(len(content)),
+                    "file_content_type": "application/pdf",
+                    "url": f"https://sandbox.invalid/qonto/attachments/{attachment_id}.pdf",
+                    "created_at": record["created_at"],
+                }
+            },
+        )
+
+
 def _prepare_out_dir(out_dir: Path) -> None:
     if out_dir.exists():
         if not out_dir.is_dir():
@@ -1053,6 +1163,23 @@ def _prepare_out_dir(out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
 
 
+@dataclass(frozen=True)
+class GenerationFigures:
+    """What one generation wrote and how long it took."""
+
+    out_dir: Path
+    seconds: float
+    rows: dict[str, int]  # records per fixture file, e.g. "square/payments.json"
+
+    @property
+    def total_rows(self) -> int:
+        return sum(self.rows.values())
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.total_rows / self.seconds if self.seconds > 0 else 0.0
+
+
 def generate_fixtures(
     out_dir: Path,
     seed: int = 7,
@@ -1062,14 +1189,45 @@ def generate_fixtures(
     customers: int = 60,
     open_invoices_without_charge: int = 30,
     paid_invoices: int = 30,
+    invoiced_payments: int | None = None,
 ) -> Path:
     """Write a complete fixture directory for ``seed`` into ``out_dir`` and return its path.
 
     The same arguments always give byte-identical files. An existing fixture directory at
-    ``out_dir`` is replaced; any other non-empty folder is refused.
+    ``out_dir`` is replaced; any other non-empty folder is refused. ``invoiced_payments`` is how
+    many of the charges pay a QuickBooks invoice (default: the designed mix, about 83%); a big
+    shop sells mostly over the counter, so at scale it keeps the ledger to a realistic size.
     """
+    return measure_generation(
+        out_dir,
+        seed,
+        qonto_invoices=qonto_invoices,
+        square_payments=square_payments,
+        customers=customers,
+        open_invoices_without_charge=open_invoices_without_charge,
+        paid_invoices=paid_invoices,
+        invoiced_payments=invoiced_payments,
+    ).out_dir
+
+
+def measure_generation(
+    out_dir: Path,
+    seed: int = 7,
+    *,
+    qonto_invoices: int = 120,
+    square_payments: int = 150,
+    customers: int = 60,
+    open_invoices_without_charge: int = 30,
+    paid_invoices: int = 30,
+    invoiced_payments: int | None = None,
+) -> GenerationFigures:
+    """:func:`generate_fixtures`, returning how many records each file holds and the seconds taken."""
     if min(qonto_invoices, square_payments, open_invoices_without_charge, paid_invoices) < 0 or customers < 4:
         raise ValueError("sizes must be non-negative, with at least 4 customers")
+    if invoiced_payments is not None and not 0 <= invoiced_payments <= square_payments * 0.98:
+        raise ValueError("invoiced_payments must be between 0 and 98% of square_payments (2% are declined)")
+    started = time.perf_counter()
+    rows: dict[str, int] = {}
     out_dir = Path(out_dir)
     _prepare_out_dir(out_dir)
     r = _Random(seed)
@@ -1122,7 +1280,9 @@ def generate_fixtures(
         for i, c in enumerate(inactive)
     ]
 
-    charges, charged_invoices = _plan_square(square_payments, ledger_customers, r)
+    charges, charged_invoices = _plan_square(
+        square_payments, ledger_customers, r, _square_mix(square_payments, invoiced_payments)
+    )
     all_invoices = charged_invoices + _distractor_invoices(
         ledger_customers, open_invoices_without_charge, paid_invoices, r
     )
@@ -1145,7 +1305,12 @@ def generate_fixtures(
     balances: Counter[str] = Counter()
     for invoice in all_invoices:
         balances[invoice.customer.id] += invoice.balance  # type: ignore[assignment]
-    invoice_records = [_invoice_record(invoice, r) for invoice in all_invoices]
+    response_time = _qbo_response_time(AS_OF)
+    # Records are written as they are made (the draws stay in the same order as ever), so a
+    # million of them never sit in memory at once.
+    rows["quickbooks/Invoice.json"] = _write_query_response(
+        out_dir, "Invoice", len(all_invoices), (_invoice_record(i, r) for i in all_invoices), response_time
+    )
     customer_records = [
         _customer_record(customer, Decimal(balances.get(customer.id, 0)), r)
         for customer in ledger_customers + deleted_customers
@@ -1153,6 +1318,15 @@ def generate_fixtures(
     customer_records.sort(key=lambda record: int(record["Id"]))
     vendor_records = [_vendor_record(vendor, r) for vendor in vendors]
     account_records = _account_records(r)
+    for entity, records in (
+        ("Vendor", vendor_records),
+        ("Customer", customer_records),
+        ("Account", account_records),
+    ):
+        rows[f"quickbooks/{entity}.json"] = _write_query_response(
+            out_dir, entity, len(records), records, response_time
+        )
+    del customer_records, all_invoices
 
     # Square: profiles for ledger customers, plus walk-ins the ledger does not know.
     square_customers: list[dict[str, Any]] = []
@@ -1171,31 +1345,52 @@ def generate_fixtures(
             names = {"given_name": given, "family_name": family}
             square_customers.append(_square_customer_record(charge.square_customer_id, names, email, None, r))
     square_customers.sort(key=lambda record: record["id"])
+    write_json_streaming(
+        out_dir / "square" / "customers.json", {"customers": STREAMED_LIST}, square_customers
+    )
+    del square_customers
 
     charges.sort(key=lambda charge: charge.paid_on)
-    charged = [(charge, _payment_record(charge, location_id, core_name.upper(), r)) for charge in charges]
-    payments = sorted(
-        (payment for _, payment in charged), key=lambda payment: (payment["created_at"], payment["id"])
+    square_truth: dict[str, tuple[str | None, str | None]] = {}
+
+    def payments_in_time_order() -> Iterator[dict[str, Any]]:
+        # A charge's payment is created on the day it is paid, so sorting each day's payments by
+        # (created_at, id) sorts them all; only one day is held at a time.
+        for _, day in itertools.groupby(charges, key=lambda charge: charge.paid_on):
+            charged = [(charge, _payment_record(charge, location_id, core_name.upper(), r)) for charge in day]
+            charged.sort(key=lambda pair: (pair[1]["created_at"], pair[1]["id"]))
+            for charge, payment in charged:
+                square_truth[payment["id"]] = (
+                    charge.invoice.id if charge.invoice is not None else None,
+                    charge.customer.id if charge.customer is not None else None,
+                )
+                yield payment
+
+    write_json_streaming(
+        out_dir / "square" / "payments.json", {"payments": STREAMED_LIST}, payments_in_time_order()
     )
+    charges.clear()  # the plan is spent; free it before the Qonto side
     locations = [
         _location_record(location_id, merchant_id, core_name, manifest["owner_email"], True, r),
         _location_record(
             "L" + r.token(_UPPER_ALNUM, 12), merchant_id, core_name, manifest["owner_email"], False, r
         ),
     ]
+    rows["square/locations.json"] = write_json_streaming(
+        out_dir / "square" / "locations.json", {"locations": STREAMED_LIST}, locations
+    )
 
     supplier_invoices, qonto_truth, documents = _qonto_invoices(
         qonto_invoices, vendors, organization_id, company_name, r
     )
     supplier_invoices.sort(key=lambda record: (record["updated_at"], record["id"]))
 
-    # ---- write ----
     write_json(out_dir / "manifest.json", manifest)
     qonto_dir = out_dir / "qonto"
-    write_json(
+    rows["qonto/supplier_invoices.json"] = write_json_streaming(
         qonto_dir / "supplier_invoices.json",
         {
-            "supplier_invoices": supplier_invoices,
+            "supplier_invoices": STREAMED_LIST,
             "meta": {
                 "current_page": 1,
                 "next_page": None,
@@ -1205,60 +1400,16 @@ def generate_fixtures(
                 "per_page": len(supplier_invoices),
             },
         },
+        supplier_invoices,
     )
-    attachments_dir = qonto_dir / "attachments"
-    attachments_dir.mkdir(parents=True, exist_ok=True)
-    for record, document in documents:
-        content = render_invoice_pdf(document)
-        attachment_id = record["attachment_id"]
-        write_bytes_atomically(attachments_dir / f"{attachment_id}.pdf", content)
-        write_json(
-            attachments_dir / f"{attachment_id}.json",
-            {
-                "attachment": {
-                    "id": attachment_id,
-                    "file_name": record["file_name"],
-                    "file_size": str(len(content)),
-                    "file_content_type": "application/pdf",
-                    "url": f"https://sandbox.invalid/qonto/attachments/{attachment_id}.pdf",
-                    "created_at": record["created_at"],
-                }
-            },
-        )
-    write_json(out_dir / "square" / "payments.json", {"payments": payments})
-    write_json(out_dir / "square" / "customers.json", {"customers": square_customers})
-    write_json(out_dir / "square" / "locations.json", {"locations": locations})
-    response_time = _qbo_response_time(AS_OF)
-    for entity, records in (
-        ("Vendor", vendor_records),
-        ("Customer", customer_records),
-        ("Invoice", invoice_records),
-        ("Account", account_records),
-    ):
-        write_json(
-            out_dir / "quickbooks" / f"{entity}.json",
-            {
-                "QueryResponse": {
-                    entity: records,
-                    "startPosition": 1,
-                    "maxResults": len(records),
-                    "totalCount": len(records),
-                },
-                "time": response_time,
-            },
-        )
-
-    square_truth: dict[str, dict[str, str | None]] = {}
-    for charge, payment in charged:
-        square_truth[payment["id"]] = {
-            "invoice_id": charge.invoice.id if charge.invoice is not None else None,
-            "customer_id": charge.customer.id if charge.customer is not None else None,
-        }
-    write_json(
+    _write_attachments(qonto_dir / "attachments", documents)
+    rows["qonto/attachments"] = len(documents)
+    write_json_streaming(
         out_dir / "ground_truth.json",
-        {
-            "qonto": {key: qonto_truth[key] for key in sorted(qonto_truth)},
-            "square": {key: square_truth[key] for key in sorted(square_truth)},
-        },
+        {"qonto": {key: qonto_truth[key] for key in sorted(qonto_truth)}, "square": STREAMED_OBJECT},
+        (
+            (payment_id, {"invoice_id": invoice_id, "customer_id": customer_id})
+            for payment_id, (invoice_id, customer_id) in sorted(square_truth.items())
+        ),
     )
-    return out_dir
+    return GenerationFigures(out_dir, time.perf_counter() - started, rows)
