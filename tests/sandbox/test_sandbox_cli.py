@@ -15,16 +15,45 @@ from click.testing import CliRunner
 from ledgerlink.cli.sandbox import sandbox
 
 
-def test_generate_writes_a_fixture_directory(tmp_path: Path) -> None:
+def test_generate_writes_a_fixture_directory_and_prints_its_figures(tmp_path: Path) -> None:
     out = tmp_path / "fixtures"
-    result = CliRunner().invoke(
-        sandbox,
-        ["generate", "--seed", "9", "--out", str(out), "--qonto-invoices", "5", "--square-payments", "8"],
-    )
+    command = [
+        "generate",
+        "--seed",
+        "9",
+        "--out",
+        str(out),
+        "--qonto-invoices",
+        "5",
+        "--square-payments",
+        "8",
+    ]
+    result = CliRunner().invoke(sandbox, [*command, "--figures"])
     assert result.exit_code == 0, result.output
-    assert Path(result.output.strip()) == out.resolve()
+    assert Path(result.stdout.strip()) == out.resolve()
+    figures = json.loads(result.stderr)
     assert json.loads((out / "manifest.json").read_text())["seed"] == 9
-    assert len(json.loads((out / "ground_truth.json").read_text())["square"]) == 8
+    truth = json.loads((out / "ground_truth.json").read_text())
+    # eight planned charges, plus the duplicate submissions the generator adds on top
+    assert len(truth["square"]) == 8 + len(truth["square_duplicates"])
+    assert figures["rows_by_file"]["square/payments.json"] == len(truth["square"])
+    assert figures["rows"] == sum(figures["rows_by_file"].values()) and figures["seconds"] > 0
+    assert figures["rows_per_second"] > 0
+
+
+def test_generate_refuses_more_invoiced_charges_than_charges(tmp_path: Path) -> None:
+    command = [
+        "generate",
+        "--out",
+        str(tmp_path / "f"),
+        "--square-payments",
+        "10",
+        "--invoiced-payments",
+        "11",
+    ]
+    result = CliRunner().invoke(sandbox, command)
+    assert result.exit_code != 0 and "invoiced_payments" in result.output
+    assert not (tmp_path / "f" / "manifest.json").exists()
 
 
 def test_serve_prints_one_json_line_and_stops_on_sigterm(fixtures_dir: Path, tmp_path: Path) -> None:

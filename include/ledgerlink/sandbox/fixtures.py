@@ -6,6 +6,7 @@ every file holds what the real API would answer, so the servers only filter, sor
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -114,6 +115,7 @@ class Fixtures:
     square_locations: list[dict[str, Any]]
     quickbooks: dict[str, list[dict[str, Any]]]
     ground_truth: dict[str, Any]
+    square_refunds: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     @property
     def workspace_id(self) -> str:
@@ -167,6 +169,7 @@ def load_fixtures(root: Path) -> Fixtures:
         for entity in QUICKBOOKS_ENTITIES
     }
     ground_truth_path = root / "ground_truth.json"
+    refunds_path = root / "square" / "refunds.json"
     return Fixtures(
         root=root,
         manifest=manifest,
@@ -177,4 +180,6 @@ def load_fixtures(root: Path) -> Fixtures:
         square_locations=_read_json(root / "square" / "locations.json").get("locations", []),
         quickbooks=quickbooks,
         ground_truth=_read_json(ground_truth_path) if ground_truth_path.exists() else {},
+        # older fixture folders, and hand-written ones, may have no refunds
+        square_refunds=_read_json(refunds_path).get("refunds", []) if refunds_path.exists() else [],
     )

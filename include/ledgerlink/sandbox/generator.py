@@ -15,9 +15,13 @@ Every timestamp lies in 2026-01-01..2026-10-31 and comes from the seed, never fr
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import functools
 import hashlib
 import itertools
+import multiprocessing
+import os
 import random
 import re
 import shutil
@@ -26,6 +30,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
@@ -148,8 +153,8 @@ def _minor(value: Decimal, currency: str) -> int:
 
 def _utc(moment: datetime) -> str:
     """RFC 3339 in UTC with milliseconds, the way Qonto and Square write timestamps."""
-    moment = moment.astimezone(UTC)
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}Z"
+    # isoformat is several times faster than strftime, and this runs a few times per record.
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def _pacific(moment: datetime) -> str:
@@ -173,7 +178,7 @@ def _qbo_response_time(moment: datetime) -> str:
 class _Random:
     """Every random choice of one generation, from one seeded source."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int | str) -> None:
         self.rng = random.Random(seed)
 
     def day(self, start: date = PERIOD_START, end: date = PERIOD_END) -> date:
@@ -1097,6 +1102,159 @@ def _location_record(location_id: str, merchant_id: str, name: str, email: str, 
 
 
 # --------------------------------------------------------------------------------------------
+# What real feeds add: duplicate submissions, partial payments, refunds, common price points
+# --------------------------------------------------------------------------------------------
+# These draw from their own seeded streams, so the records above stay what they have always been
+# for a seed and these come on top (about 1% more payments and Qonto invoices).
+
+#: Counter prices that many sales share (one amount, many records).
+PRICE_POINTS = {
+    "EUR": ("4.50", "12.00", "25.00", "49.00"),
+    "GBP": ("10.00", "39.00"),
+    "USD": ("15.00", "49.00"),
+}
+_REFUND_REASONS = ("Returned goods", "Customer request", "Duplicate charge", "Service not provided", "Goodwill gesture")  # fmt: skip
+
+
+def _pick(positions: list[int], share: float, rng: random.Random) -> set[int]:
+    """``share`` of ``positions`` (at least one when there are any), chosen by ``rng``."""
+    if not positions:
+        return set()
+    return set(rng.sample(positions, max(1, round(share * len(positions)))))
+
+
+def _shifted(stamp: str, delta: timedelta) -> str:
+    return _utc(min(AS_OF, datetime.fromisoformat(stamp) + delta))
+
+
+class _SquareRealism:
+    """Partial payments, duplicate submissions, refunds and shared price points on the charges."""
+
+    def __init__(self, seed: int, charges: list[_Charge]) -> None:
+        self.r = _Random(f"{seed}:square-realism")
+        completed = [i for i, charge in enumerate(charges) if charge.status == "COMPLETED"]
+        self.partial = _pick([i for i in completed if charges[i].invoice is not None], 0.02, self.r.rng)
+        self.duplicate = _pick([i for i in completed if charges[i].square_customer_id], 0.01, self.r.rng)
+        self.refunded = _pick(completed, 0.03, self.r.rng)
+        self.refunds: list[dict[str, Any]] = []
+        self.duplicates: dict[str, str] = {}  # duplicate payment id -> the payment it repeats
+
+    def adjust(self, position: int, charge: _Charge) -> None:
+        """Before the payment is made: what the charge really took."""
+        if position in self.partial:  # the customer pays part now, the rest later or never
+            charge.amount = _money(charge.amount * Decimal(self.r.rng.choice(("0.3", "0.4", "0.5"))))
+            charge.detail = "partial payment"
+        elif charge.invoice is None and charge.status == "COMPLETED" and self.r.rng.random() < 0.3:
+            prices = PRICE_POINTS.get(charge.currency)
+            if prices:
+                charge.amount = Decimal(self.r.rng.choice(prices))
+
+    def follow_up(self, position: int, charge: _Charge, payment: dict[str, Any]) -> dict[str, Any] | None:
+        """After the payment is made: its refunds, and a duplicate submission if there is one."""
+        duplicate = None
+        if position in self.duplicate:
+            duplicate = self._duplicate_of(payment)
+            if self.r.rng.random() < 0.75:  # the merchant notices and refunds the second charge
+                self._refund(duplicate, duplicate["amount_money"]["amount"], "Duplicate charge")
+        if position in self.refunded:
+            amount = payment["amount_money"]["amount"]
+            if charge.invoice is None and self.r.rng.random() < 0.6:
+                self._refund(payment, amount, self.r.rng.choice(_REFUND_REASONS))
+            else:
+                share = Decimal(self.r.rng.choice(("0.1", "0.2", "0.25", "0.5")))
+                self._refund(payment, max(1, int(amount * share)), self.r.rng.choice(_REFUND_REASONS))
+        return duplicate
+
+    def _duplicate_of(self, payment: dict[str, Any]) -> dict[str, Any]:
+        """The same card and amount submitted again a minute later (a double click, a retry)."""
+        delay = timedelta(seconds=self.r.rng.randint(20, 120))
+        duplicate = copy.deepcopy(payment)
+        duplicate_id = self.r.token(_ALNUM, 29)
+        duplicate.update(
+            id=duplicate_id,
+            created_at=_shifted(payment["created_at"], delay),
+            updated_at=_shifted(payment["updated_at"], delay),
+            delayed_until=_shifted(payment["delayed_until"], delay),
+            order_id=self.r.token(_ALNUM, 28),
+            version_token=self.r.token(_ALNUM, 45),
+        )
+        timeline = duplicate["card_details"]["card_payment_timeline"]
+        for key in timeline:
+            timeline[key] = _shifted(timeline[key], delay)
+        for fee in duplicate.get("processing_fee", []):
+            fee["effective_at"] = _shifted(fee["effective_at"], delay)
+        duplicate["risk_evaluation"]["created_at"] = _shifted(
+            duplicate["risk_evaluation"]["created_at"], delay
+        )
+        if "receipt_number" in duplicate:
+            duplicate["receipt_number"] = duplicate_id[:4]
+            duplicate["receipt_url"] = f"https://squareup.com/receipt/preview/{duplicate_id}"
+        self.duplicates[duplicate_id] = payment["id"]
+        return duplicate
+
+    def _refund(self, payment: dict[str, Any], amount: int, reason: str) -> None:
+        currency = payment["amount_money"]["currency"]
+        created = min(AS_OF, datetime.fromisoformat(payment["created_at"]) + timedelta(hours=self.r.rng.randint(2, 240)))  # fmt: skip
+        updated = min(AS_OF, created + timedelta(seconds=self.r.rng.randint(2, 40)))
+        refund: dict[str, Any] = {
+            "id": f"{payment['id']}_{self.r.token(_ALNUM, 40)}",
+            "status": "COMPLETED",
+            "location_id": payment["location_id"],
+            "unlinked": False,
+            "destination_type": "CARD",
+            "amount_money": {"amount": amount, "currency": currency},
+            "payment_id": payment["id"],
+            "order_id": payment["order_id"],
+            "reason": reason,
+            "created_at": _utc(created),
+            "updated_at": _utc(updated),
+        }
+        fees = payment.get("processing_fee")
+        if fees:  # Square gives back the fee in proportion to what is refunded
+            returned = -round(fees[0]["amount_money"]["amount"] * amount / payment["amount_money"]["amount"])
+            refund["processing_fee"] = [{"effective_at": _utc(updated), "type": "INITIAL", "amount_money": {"amount": returned, "currency": currency}}]  # fmt: skip
+        self.refunds.append(refund)
+        payment["refunded_money"] = {"amount": amount, "currency": currency}
+        payment["refund_ids"] = [*payment.get("refund_ids", []), refund["id"]]
+        payment["updated_at"] = max(payment["updated_at"], refund["updated_at"])
+
+
+def _add_qonto_duplicates(
+    seed: int,
+    invoices: list[dict[str, Any]],
+    truth: dict[str, str | None],
+    documents: list[tuple[dict[str, Any], InvoiceDocument]],
+) -> dict[str, str]:
+    """The same document submitted twice (forwarded by email and uploaded, say): a second record
+    with its own id and attachment, both flagged ``has_duplicates`` as Qonto flags them. Returns
+    duplicate id -> original id."""
+    r = _Random(f"{seed}:qonto-realism")
+    document_of = {id(record): document for record, document in documents}
+    duplicates: dict[str, str] = {}
+    for position in sorted(_pick(list(range(len(invoices))), 0.01, r.rng)):
+        original = invoices[position]
+        delay = timedelta(minutes=r.rng.randint(2, 600))
+        duplicate = copy.deepcopy(original)
+        duplicate.update(
+            id=r.uuid(),
+            attachment_id=(attachment_id := r.uuid()),
+            display_attachment_id=attachment_id,
+            source_type="file_upload",
+            source="web_upload",
+            has_duplicates=True,
+            created_at=_shifted(original["created_at"], delay),
+            updated_at=_shifted(original["updated_at"], delay),
+            analyzed_at=_shifted(original["analyzed_at"], delay),
+        )
+        original["has_duplicates"] = True
+        invoices.append(duplicate)
+        truth[duplicate["id"]] = truth[original["id"]]
+        documents.append((duplicate, document_of[id(original)]))
+        duplicates[duplicate["id"]] = original["id"]
+    return duplicates
+
+
+# --------------------------------------------------------------------------------------------
 # The whole directory
 # --------------------------------------------------------------------------------------------
 
@@ -1127,12 +1285,30 @@ def _write_query_response(
     return written
 
 
+_PARALLEL_RENDERING_FROM = 2000
+
+
 def _write_attachments(
     attachments_dir: Path, documents: list[tuple[dict[str, Any], InvoiceDocument]]
 ) -> None:
     attachments_dir.mkdir(parents=True, exist_ok=True)
-    for record, document in documents:
-        content = render_invoice_pdf(document)
+    with contextlib.ExitStack() as stack:
+        contents: Iterable[bytes]
+        if len(documents) < _PARALLEL_RENDERING_FROM:
+            contents = map(render_invoice_pdf, (document for _, document in documents))
+        else:  # rendering is most of a big Qonto side's time, and each document stands alone
+            executor = ProcessPoolExecutor(
+                max_workers=os.cpu_count() or 1, mp_context=multiprocessing.get_context("spawn")
+            )
+            stack.enter_context(executor)
+            contents = executor.map(render_invoice_pdf, (d for _, d in documents), chunksize=200)
+        _write_attachment_files(attachments_dir, documents, contents)
+
+
+def _write_attachment_files(
+    attachments_dir: Path, documents: list[tuple[dict[str, Any], InvoiceDocument]], contents: Iterable[bytes]
+) -> None:
+    for (record, _), content in zip(documents, contents, strict=True):
         attachment_id = record["attachment_id"]
         write_bytes_atomically(attachments_dir / f"{attachment_id}.pdf", content)
         write_json(
@@ -1345,31 +1521,48 @@ def measure_generation(
             names = {"given_name": given, "family_name": family}
             square_customers.append(_square_customer_record(charge.square_customer_id, names, email, None, r))
     square_customers.sort(key=lambda record: record["id"])
-    write_json_streaming(
+    rows["square/customers.json"] = write_json_streaming(
         out_dir / "square" / "customers.json", {"customers": STREAMED_LIST}, square_customers
     )
     del square_customers
 
     charges.sort(key=lambda charge: charge.paid_on)
     square_truth: dict[str, tuple[str | None, str | None]] = {}
+    realism = _SquareRealism(seed, charges)
 
     def payments_in_time_order() -> Iterator[dict[str, Any]]:
-        # A charge's payment is created on the day it is paid, so sorting each day's payments by
-        # (created_at, id) sorts them all; only one day is held at a time.
+        # A charge's payment is created on the day it is paid (a duplicate a minute later), so
+        # sorting each day's payments by (created_at, id) sorts them all; one day is held at a time.
+        position = 0
         for _, day in itertools.groupby(charges, key=lambda charge: charge.paid_on):
-            charged = [(charge, _payment_record(charge, location_id, core_name.upper(), r)) for charge in day]
+            charged: list[tuple[_Charge | None, dict[str, Any]]] = []
+            for charge in day:
+                realism.adjust(position, charge)
+                payment = _payment_record(charge, location_id, core_name.upper(), r)
+                charged.append((charge, payment))
+                duplicate = realism.follow_up(position, charge, payment)
+                if duplicate is not None:
+                    charged.append((None, duplicate))
+                    # It pays nothing: the first submission paid the invoice, if there was one.
+                    square_truth[duplicate["id"]] = (None, charge.customer.id if charge.customer else None)
+                position += 1
             charged.sort(key=lambda pair: (pair[1]["created_at"], pair[1]["id"]))
-            for charge, payment in charged:
-                square_truth[payment["id"]] = (
-                    charge.invoice.id if charge.invoice is not None else None,
-                    charge.customer.id if charge.customer is not None else None,
-                )
+            for charge_or_duplicate, payment in charged:
+                if charge_or_duplicate is not None:
+                    square_truth[payment["id"]] = (
+                        charge_or_duplicate.invoice.id if charge_or_duplicate.invoice is not None else None,
+                        charge_or_duplicate.customer.id if charge_or_duplicate.customer is not None else None,
+                    )
                 yield payment
 
-    write_json_streaming(
+    rows["square/payments.json"] = write_json_streaming(
         out_dir / "square" / "payments.json", {"payments": STREAMED_LIST}, payments_in_time_order()
     )
     charges.clear()  # the plan is spent; free it before the Qonto side
+    realism.refunds.sort(key=lambda refund: (refund["created_at"], refund["id"]))
+    rows["square/refunds.json"] = write_json_streaming(
+        out_dir / "square" / "refunds.json", {"refunds": STREAMED_LIST}, realism.refunds
+    )
     locations = [
         _location_record(location_id, merchant_id, core_name, manifest["owner_email"], True, r),
         _location_record(
@@ -1383,6 +1576,7 @@ def measure_generation(
     supplier_invoices, qonto_truth, documents = _qonto_invoices(
         qonto_invoices, vendors, organization_id, company_name, r
     )
+    qonto_duplicates = _add_qonto_duplicates(seed, supplier_invoices, qonto_truth, documents)
     supplier_invoices.sort(key=lambda record: (record["updated_at"], record["id"]))
 
     write_json(out_dir / "manifest.json", manifest)
@@ -1406,7 +1600,13 @@ def measure_generation(
     rows["qonto/attachments"] = len(documents)
     write_json_streaming(
         out_dir / "ground_truth.json",
-        {"qonto": {key: qonto_truth[key] for key in sorted(qonto_truth)}, "square": STREAMED_OBJECT},
+        {
+            "qonto": {key: qonto_truth[key] for key in sorted(qonto_truth)},
+            # Duplicate submissions: the copy -> the record it repeats (neither should be booked twice).
+            "qonto_duplicates": dict(sorted(qonto_duplicates.items())),
+            "square_duplicates": dict(sorted(realism.duplicates.items())),
+            "square": STREAMED_OBJECT,
+        },
         (
             (payment_id, {"invoice_id": invoice_id, "customer_id": customer_id})
             for payment_id, (invoice_id, customer_id) in sorted(square_truth.items())
