@@ -78,6 +78,17 @@ def test_payments_responses_match_the_spec(http) -> None:  # noqa: ANN001
     assert_matches("GetPaymentResponse", http.get(f"/v2/payments/{payment_id}").json())
 
 
+def test_refunds_responses_match_the_spec(http) -> None:  # noqa: ANN001
+    listed = http.get("/v2/refunds", params={"sort_order": "ASC", "begin_time": "2000-01-01T00:00:00Z"})
+    assert listed.status_code == 200 and listed.json()["refunds"]
+    assert_matches("ListPaymentRefundsResponse", listed.json())
+    refund = listed.json()["refunds"][0]
+    assert_matches("GetPaymentRefundResponse", http.get(f"/v2/refunds/{refund['id']}").json())
+    refunded = http.get(f"/v2/payments/{refund['payment_id']}").json()
+    assert refund["id"] in refunded["payment"]["refund_ids"]
+    assert_matches("GetPaymentResponse", refunded)
+
+
 def test_customers_responses_match_the_spec(http) -> None:  # noqa: ANN001
     listed = http.get("/v2/customers", params={"limit": 50, "count": "true"}).json()
     assert listed["customers"]

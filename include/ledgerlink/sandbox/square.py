@@ -222,6 +222,9 @@ def create_square_app(fixtures: Fixtures, options: SandboxOptions | None = None)
     oauth = _Authorization(clients={client_id: (client_secret, [])})
     payments = fixtures.square_payments
     payments_by_id = {str(payment["id"]): payment for payment in payments}
+    refunds = fixtures.square_refunds
+    refunds_by_id = {str(refund["id"]): refund for refund in refunds}
+    payment_source_type = {str(payment["id"]): payment.get("source_type") for payment in payments}
     customers = fixtures.square_customers
     customers_by_id = {str(customer["id"]): customer for customer in customers}
     locations = fixtures.square_locations
@@ -312,6 +315,58 @@ def create_square_app(fixtures: Fixtures, options: SandboxOptions | None = None)
                 404, "INVALID_REQUEST_ERROR", "NOT_FOUND", f"Could not find payment with id: {payment_id}"
             )
         return JSONResponse({"payment": payment})
+
+    @app.get("/v2/refunds")
+    def list_refunds(request: Request) -> JSONResponse:
+        """ListPaymentRefunds: like payments, except every location by default and a status filter."""
+        authorize(request)
+        params = request.query_params
+        now = options.clock()
+        begin = _time_param(params.get("begin_time"), "begin_time") or now - options.square_default_lookback
+        end = _time_param(params.get("end_time"), "end_time") or now
+        updated_begin = _time_param(params.get("updated_at_begin_time"), "updated_at_begin_time")
+        updated_end = _time_param(params.get("updated_at_end_time"), "updated_at_end_time")
+        sort_order = _enum_param(params.get("sort_order"), "sort_order", ("ASC", "DESC"), "DESC")
+        sort_field = _enum_param(
+            params.get("sort_field"), "sort_field", ("CREATED_AT", "UPDATED_AT"), "CREATED_AT"
+        )
+        limit = _limit(params.get("limit"), strict=False)
+
+        def keep(refund: dict[str, Any]) -> bool:
+            created = parse_timestamp(refund["created_at"])
+            updated = parse_timestamp(refund["updated_at"])
+            return (
+                (not params.get("location_id") or refund.get("location_id") == params["location_id"])
+                and (not params.get("status") or refund.get("status") == params["status"])
+                and (
+                    not params.get("source_type")
+                    or payment_source_type.get(str(refund.get("payment_id"))) == params["source_type"]
+                )
+                and begin <= created < end
+                and (updated_begin is None or updated >= updated_begin)
+                and (updated_end is None or updated < updated_end)
+            )
+
+        sort_key = "updated_at" if sort_field == "UPDATED_AT" else "created_at"
+        selected = sorted(
+            (refund for refund in refunds if keep(refund)),
+            key=lambda refund: (parse_timestamp(refund[sort_key]), refund["id"]),
+            reverse=sort_order == "DESC",
+        )
+        fingerprint = query_fingerprint(
+            sorted((k, v) for k, v in params.multi_items() if k not in ("cursor", "limit"))
+        )
+        return JSONResponse(_page(selected, "refunds", limit, params.get("cursor"), fingerprint))
+
+    @app.get("/v2/refunds/{refund_id}")
+    def get_refund(refund_id: str, request: Request) -> JSONResponse:
+        authorize(request)
+        refund = refunds_by_id.get(refund_id)
+        if refund is None:
+            raise SquareError(
+                404, "INVALID_REQUEST_ERROR", "NOT_FOUND", f"Could not find refund with id: {refund_id}"
+            )
+        return JSONResponse({"refund": refund})
 
     @app.get("/v2/customers")
     def list_customers(request: Request) -> JSONResponse:
