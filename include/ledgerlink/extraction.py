@@ -363,6 +363,7 @@ def _entity_specs() -> dict[tuple[str, str], _Entity]:
         _Entity("qonto", "supplier_invoices", "qonto_supplier_invoices", validation.qonto_supplier_invoice),
         _Entity("square", "customers", "square_customers", validation.square_customer),
         _Entity("square", "payments", "square_payments", validation.square_payment),
+        _Entity("square", "refunds", "square_refunds", validation.square_refund),
         *(
             _Entity(
                 "quickbooks",
@@ -493,8 +494,8 @@ def _land_new_attachments(
 def extract_square(
     conn: psycopg.Connection, workspace_id: str, access: SourceAccess | str, window: ExtractionWindow
 ) -> dict[str, int]:
-    """Process pending webhook events, then land Square customers and payments changed since their
-    markers (polling catches any webhook that never arrived)."""
+    """Process pending webhook events, then land Square customers, payments and refunds changed
+    since their markers (polling catches any webhook that never arrived)."""
     from ledgerlink.webhooks.square import process_pending_events
 
     access = _as_access(access)
@@ -503,6 +504,7 @@ def extract_square(
         process_pending_events(conn, workspace_id, window.run_id)
     customers_spec = _entity_specs()[("square", "customers")]
     payments_spec = _entity_specs()[("square", "payments")]
+    refunds_spec = _entity_specs()[("square", "refunds")]
 
     def read(token: SourceToken) -> dict[str, int]:
         with SquareClient(access.base_url, token.access_token, **access.client_kwargs()) as client:
@@ -520,7 +522,14 @@ def extract_square(
                 payments_spec,
                 lambda read_from: client.payment_pages(read_from, window.window_end, location_id),
             )
-        return _summary({"customers": customers, "payments": payments})
+            refunds = _land_since_marker(
+                conn,
+                workspace_id,
+                window,
+                refunds_spec,
+                lambda read_from: client.refund_pages(read_from, window.window_end, location_id),
+            )
+        return _summary({"customers": customers, "payments": payments, "refunds": refunds})
 
     return _guarded(conn, workspace_id, "square", access, window, read)
 

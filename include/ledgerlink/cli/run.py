@@ -32,7 +32,7 @@ DAG_ID = "ledgerlink_reconcile"
 
 RAW_TABLES_BY_SOURCE = {
     "qonto": ("qonto_supplier_invoices", "qonto_attachments"),
-    "square": ("square_payments", "square_customers"),
+    "square": ("square_payments", "square_customers", "square_refunds"),
     "quickbooks": ("qbo_vendors", "qbo_customers", "qbo_invoices", "qbo_accounts"),
 }
 

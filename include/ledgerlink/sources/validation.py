@@ -140,6 +140,16 @@ def square_payment(record: dict[str, Any]) -> str | None:
     )
 
 
+def square_refund(record: dict[str, Any]) -> str | None:
+    """A PaymentRefund: it must name the payment it gives money back on."""
+    return _first(
+        _text(record, "id"),
+        _text(record, "payment_id"),
+        _timestamp(record, "updated_at"),
+        _minor_money(record, "amount_money", required=True),
+    )
+
+
 def square_customer(record: dict[str, Any]) -> str | None:
     return _first(_text(record, "id"), _timestamp(record, "updated_at"))
 
