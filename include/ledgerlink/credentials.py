@@ -11,9 +11,10 @@ token is stored in the transaction that obtained it.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import psycopg
 from cryptography.fernet import Fernet, MultiFernet
@@ -103,6 +104,100 @@ def load_token(
         refresh_token=cipher.decrypt(bytes(row[1])).decode() if row[1] else None,
         access_token_expires_at=row[2],
         status=row[3],
+    )
+
+
+@dataclass(frozen=True)
+class RegisteredClient:
+    """An OAuth client registered dynamically (RFC 7591) for one redirect URI at one server."""
+
+    client_id: str
+    client_secret: str | None = None
+    registration_access_token: str | None = None
+    registration_client_uri: str | None = None
+
+    def __repr__(self) -> str:  # the secret and the registration token must never be printed
+        return f"RegisteredClient(client_id={self.client_id!r}, has_secret={self.client_secret is not None})"
+
+
+def store_registered_client(
+    conn: psycopg.Connection,
+    workspace_id: str,
+    source: str,
+    authorization_server: str,
+    redirect_uri: str,
+    registration: Mapping[str, Any],
+    cipher: MultiFernet | None = None,
+) -> RegisteredClient:
+    """Keep the registration response so a reconnect reuses the client instead of registering
+    another; its secret and registration access token are encrypted like tokens."""
+    client_id = registration.get("client_id")
+    if not isinstance(client_id, str) or not client_id:
+        raise ValueError("the registration response names no client_id")
+    client = RegisteredClient(
+        client_id=client_id,
+        client_secret=registration.get("client_secret") or None,
+        registration_access_token=registration.get("registration_access_token") or None,
+        registration_client_uri=registration.get("registration_client_uri") or None,
+    )
+    expires = registration.get("client_secret_expires_at")  # RFC 7591: 0 means never
+    cipher = cipher or token_cipher()
+
+    def encrypted(value: str | None) -> bytes | None:
+        return cipher.encrypt(value.encode()) if value else None
+
+    conn.execute(
+        """
+        insert into ops.oauth_clients (workspace_id, source, authorization_server, redirect_uri, client_id,
+            client_secret_encrypted, registration_access_token_encrypted, registration_client_uri,
+            client_secret_expires_at)
+        values (%s, %s, %s, %s, %s, %s, %s, %s, to_timestamp(%s))
+        on conflict (workspace_id, source, authorization_server, redirect_uri) do update set
+            client_id = excluded.client_id, client_secret_encrypted = excluded.client_secret_encrypted,
+            registration_access_token_encrypted = excluded.registration_access_token_encrypted,
+            registration_client_uri = excluded.registration_client_uri,
+            client_secret_expires_at = excluded.client_secret_expires_at, registered_at = now()
+        """,
+        (
+            workspace_id,
+            source,
+            authorization_server,
+            redirect_uri,
+            client.client_id,
+            encrypted(client.client_secret),
+            encrypted(client.registration_access_token),
+            client.registration_client_uri,
+            expires if isinstance(expires, int) and not isinstance(expires, bool) and expires > 0 else None,
+        ),
+    )
+    return client
+
+
+def load_registered_client(
+    conn: psycopg.Connection,
+    workspace_id: str,
+    source: str,
+    authorization_server: str,
+    redirect_uri: str,
+    cipher: MultiFernet | None = None,
+) -> RegisteredClient | None:
+    """The client registered earlier for this workspace, server and redirect URI, unless its
+    secret has expired (then the caller registers again)."""
+    row = conn.execute(
+        "select client_id, client_secret_encrypted, registration_access_token_encrypted,"
+        " registration_client_uri from ops.oauth_clients"
+        " where workspace_id = %s and source = %s and authorization_server = %s and redirect_uri = %s"
+        " and (client_secret_expires_at is null or client_secret_expires_at > now())",
+        (workspace_id, source, authorization_server, redirect_uri),
+    ).fetchone()
+    if row is None:
+        return None
+    cipher = cipher or token_cipher()
+    return RegisteredClient(
+        client_id=row[0],
+        client_secret=cipher.decrypt(bytes(row[1])).decode() if row[1] else None,
+        registration_access_token=cipher.decrypt(bytes(row[2])).decode() if row[2] else None,
+        registration_client_uri=row[3],
     )
 
 

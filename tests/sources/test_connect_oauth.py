@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from ledgerlink.cli.connect import connect_source, dynamic_client
 from ledgerlink.cli.main import cli
-from ledgerlink.credentials import connection_status, load_token, mark_needs_reauth
+from ledgerlink.credentials import connection_status, load_registered_client, load_token, mark_needs_reauth
 from ledgerlink.sandbox import load_fixtures
 from ledgerlink.sandbox.square import square_oauth_client
 from ledgerlink.sources.oauth import QONTO_SCOPES, SQUARE_SCOPES, OAuthClient, refresher
@@ -118,6 +118,45 @@ def test_square_through_dynamic_client_registration_and_pkce(
     refused = httpx.post(f"{source_sandbox.square_base_url}/oauth2/register",
                          json={"redirect_uris": ["https://evil.example.com/cb"]})  # fmt: skip
     assert refused.status_code == 400 and refused.json()["error"] == "invalid_redirect_uri"
+
+
+def test_a_registered_client_is_stored_encrypted_and_reused_on_reconnect(
+    warehouse, source_sandbox, new_workspace, faults
+) -> None:  # noqa: ANN001
+    workspace_id = new_workspace()
+    port = _free_port()
+    redirect_uri = f"http://127.0.0.1:{port}/callback"
+    server = source_sandbox.square_base_url
+    before = len(faults.requests)
+    with connect(warehouse) as conn:
+        first = dynamic_client(server, redirect_uri, conn=conn, workspace_id=workspace_id)
+        connect_source(conn, "square", workspace_id, first, open_url=_browser, port=port, timeout=20,
+                       echo=lambda _: None)  # fmt: skip
+        mark_needs_reauth(conn, workspace_id, "square", "token revoked")
+        again = dynamic_client(server, redirect_uri, conn=conn, workspace_id=workspace_id)
+        assert again.client_id == first.client_id
+        connect_source(conn, "square", workspace_id, again, open_url=_browser, port=port, timeout=20,
+                       echo=lambda _: None)  # fmt: skip
+        assert connection_status(conn, workspace_id, "square") == "connected"
+        registrations = [r for r in faults.requests[before:] if r[1] == "POST" and r[2] == "/oauth2/register"]
+        assert len(registrations) == 1, "the reconnect reused the registered client"
+        stored = load_registered_client(conn, workspace_id, "square", server, redirect_uri)
+        assert stored is not None and stored.registration_access_token
+        row = conn.execute(
+            "select client_id, registration_access_token_encrypted from ops.oauth_clients where workspace_id = %s",
+            (workspace_id,),
+        ).fetchone()
+        assert row[0] == first.client_id
+        assert stored.registration_access_token.encode() not in bytes(row[1]), "encrypted at rest"
+        assert "registration" not in repr(stored) or stored.registration_access_token not in repr(stored)
+        # Another redirect URI is another registration; a workspace never sees another's client.
+        other_port = _free_port()
+        other = dynamic_client(
+            server, f"http://127.0.0.1:{other_port}/callback", conn=conn, workspace_id=workspace_id
+        )
+        assert other.client_id != first.client_id
+        stranger = new_workspace()
+        assert load_registered_client(conn, stranger, "square", server, redirect_uri) is None
 
 
 def test_connect_is_a_cli_command() -> None:

@@ -24,7 +24,12 @@ import click
 import httpx
 import psycopg
 
-from ledgerlink.credentials import store_token
+from ledgerlink.credentials import (
+    RegisteredClient,
+    load_registered_client,
+    store_registered_client,
+    store_token,
+)
 from ledgerlink.sources.oauth import (
     QONTO_SCOPES,
     SQUARE_SCOPES,
@@ -169,15 +174,38 @@ def connect_source(
     echo(f"{source} is connected for workspace {workspace_id} (token stored encrypted).")
 
 
-def dynamic_client(server: str, redirect_uri: str) -> OAuthClient:
-    """Register a public client with the authorization server at ``server`` (RFC 7591)."""
+def dynamic_client(
+    server: str,
+    redirect_uri: str,
+    *,
+    conn: psycopg.Connection | None = None,
+    workspace_id: str | None = None,
+) -> OAuthClient:
+    """A client registered with the authorization server at ``server`` (RFC 7591). With a
+    warehouse connection and a workspace, a client registered before for the same server and
+    redirect URI is reused, and a new registration is kept (secrets encrypted) for next time."""
     metadata = httpx.get(f"{server.rstrip('/')}/.well-known/oauth-authorization-server", timeout=30).json()
-    registered = register_client(str(metadata["registration_endpoint"]), redirect_uri)
+    registered = (
+        load_registered_client(conn, workspace_id, "square", server, redirect_uri)
+        if conn is not None and workspace_id is not None
+        else None
+    )
+    if registered is None:
+        registration = register_client(str(metadata["registration_endpoint"]), redirect_uri)
+        if conn is not None and workspace_id is not None:
+            with conn.transaction():
+                registered = store_registered_client(
+                    conn, workspace_id, "square", server, redirect_uri, registration
+                )
+        else:
+            registered = RegisteredClient(
+                client_id=str(registration["client_id"]), client_secret=registration.get("client_secret")
+            )
     return OAuthClient(
         authorize_url=str(metadata["authorization_endpoint"]),
         token_url=str(metadata["token_endpoint"]),
-        client_id=str(registered["client_id"]),
-        client_secret=registered.get("client_secret"),
+        client_id=registered.client_id,
+        client_secret=registered.client_secret,
         scopes=SQUARE_SCOPES,
     )
 
@@ -211,12 +239,13 @@ def connect(
     from ledgerlink.warehouse import connect as connect_warehouse
 
     host = (oauth_host or DEFAULT_OAUTH_HOSTS[source]).rstrip("/")
+    client: OAuthClient | None
     if register:
         if source != "square":
             raise click.UsageError("--register is for Square's dynamic client registration")
         if port == 0:
             raise click.UsageError("--register needs a fixed --port: the redirect URI is registered up front")
-        client = dynamic_client(host, f"http://127.0.0.1:{port}/callback")
+        client = None  # registered (or reused) once the warehouse is open, below
     else:
         if not client_id:
             raise click.UsageError("--client-id (or LEDGERLINK_OAUTH_CLIENT_ID) is required")
@@ -227,9 +256,12 @@ def connect(
             client_secret=client_secret,
             scopes=QONTO_SCOPES if source == "qonto" else SQUARE_SCOPES,
         )
-    if source == "qonto" and client.client_secret is None:
+    if source == "qonto" and client is not None and client.client_secret is None:
         client = replace(client, client_secret="")
     with connect_warehouse() as conn:
+        if client is None:
+            redirect_uri = f"http://127.0.0.1:{port}/callback"
+            client = dynamic_client(host, redirect_uri, conn=conn, workspace_id=workspace_id)
         connect_source(
             conn,
             source,

@@ -498,6 +498,11 @@ def create_square_app(fixtures: Fixtures, options: SandboxOptions | None = None)
         }
         if new_secret is not None:
             registered |= {"client_secret": new_secret, "client_secret_expires_at": 0}
+        # RFC 7592 management credentials, as servers commonly return them: a secret to keep safe
+        registered["registration_access_token"] = secrets.token_urlsafe(32)
+        registered["registration_client_uri"] = (
+            f"{str(request.base_url).rstrip('/')}/oauth2/register/{new_id}"
+        )
         return JSONResponse(registered, status_code=201)
 
     @app.get("/oauth2/authorize")
