@@ -17,9 +17,7 @@ from click.testing import CliRunner
 from ledgerlink.cli.connect import connect_source, dynamic_client
 from ledgerlink.cli.main import cli
 from ledgerlink.credentials import connection_status, load_registered_client, load_token, mark_needs_reauth
-from ledgerlink.sandbox import load_fixtures
-from ledgerlink.sandbox.square import square_oauth_client
-from ledgerlink.sources.oauth import QONTO_SCOPES, SQUARE_SCOPES, OAuthClient, refresher
+from ledgerlink.sources.oauth import QONTO_SCOPES, refresher
 from ledgerlink.warehouse import connect
 
 
@@ -28,25 +26,15 @@ def _browser(url: str) -> None:
     threading.Thread(target=httpx.get, args=(url,), kwargs={"follow_redirects": True, "timeout": 10}).start()
 
 
-def _qonto_client(sandbox) -> OAuthClient:  # noqa: ANN001
-    return OAuthClient(
-        authorize_url=f"{sandbox.qonto_base_url}/oauth2/auth",
-        token_url=sandbox.qonto_oauth["token_url"],
-        client_id=sandbox.qonto_oauth["client_id"],
-        client_secret=sandbox.qonto_oauth["client_secret"],
-        scopes=QONTO_SCOPES,
-    )
-
-
 def test_qonto_connect_by_loopback_reconnects_a_broken_workspace(
-    warehouse, source_sandbox, new_workspace
+    warehouse, new_workspace, qonto_oauth
 ) -> None:  # noqa: ANN001
     workspace_id = new_workspace()
     printed: list[str] = []
     with connect(warehouse) as conn:
         with conn.transaction():
             mark_needs_reauth(conn, workspace_id, "qonto", "401")
-        connect_source(conn, "qonto", workspace_id, _qonto_client(source_sandbox), open_url=_browser,
+        connect_source(conn, "qonto", workspace_id, qonto_oauth, open_url=_browser,
                        timeout=20, echo=printed.append)  # fmt: skip
         assert connection_status(conn, workspace_id, "qonto") == "connected"
         token = load_token(conn, workspace_id, "qonto")
@@ -57,7 +45,7 @@ def test_qonto_connect_by_loopback_reconnects_a_broken_workspace(
     assert token.access_token not in "".join(printed), "the token is never printed"
 
 
-def test_qonto_connect_by_pasted_redirect_checks_the_state(warehouse, source_sandbox, new_workspace) -> None:  # noqa: ANN001
+def test_qonto_connect_by_pasted_redirect_checks_the_state(warehouse, new_workspace, qonto_oauth) -> None:  # noqa: ANN001
     workspace_id = new_workspace()
     redirected: list[str] = []
 
@@ -65,25 +53,21 @@ def test_qonto_connect_by_pasted_redirect_checks_the_state(warehouse, source_san
         redirected.append(httpx.get(url, timeout=10).headers["location"])
 
     with connect(warehouse) as conn:
-        connect_source(conn, "qonto", workspace_id, _qonto_client(source_sandbox),
+        connect_source(conn, "qonto", workspace_id, qonto_oauth,
                        open_url=open_without_following, paste=lambda: redirected[0], echo=lambda _: None)  # fmt: skip
         assert load_token(conn, workspace_id, "qonto").refresh_token
         forged = lambda: redirected[0].split("&state=")[0] + "&state=forged"  # noqa: E731
         with pytest.raises(click.ClickException, match="state does not match"):
-            connect_source(conn, "qonto", workspace_id, _qonto_client(source_sandbox),
+            connect_source(conn, "qonto", workspace_id, qonto_oauth,
                            open_url=lambda url: redirected.insert(0, httpx.get(url).headers["location"]),
                            paste=forged, echo=lambda _: None)  # fmt: skip
 
 
 def test_square_code_flow_gives_thirty_day_tokens_refreshed_without_rotation(
-    warehouse,
-    source_sandbox,
-    new_workspace,  # noqa: ANN001
-) -> None:
+    warehouse, source_sandbox, new_workspace, square_oauth
+) -> None:  # noqa: ANN001
     workspace_id = new_workspace()
-    client_id, client_secret = square_oauth_client(load_fixtures(source_sandbox.fixtures_dir))
-    client = OAuthClient(f"{source_sandbox.square_base_url}/oauth2/authorize",
-                         f"{source_sandbox.square_base_url}/oauth2/token", client_id, client_secret, SQUARE_SCOPES)  # fmt: skip
+    client = square_oauth
     with connect(warehouse) as conn:
         connect_source(
             conn, "square", workspace_id, client, open_url=_browser, timeout=20, echo=lambda _: None

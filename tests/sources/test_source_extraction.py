@@ -9,7 +9,6 @@ import json
 import logging
 import threading
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -18,7 +17,6 @@ from source_retry_policy import FAST_RETRIES
 from ledgerlink.blobstore import BlobStore
 from ledgerlink.credentials import connection_status, fresh_token, load_token, store_token
 from ledgerlink.extraction import (
-    ExtractionWindow,
     SourceAccess,
     extract_qonto,
     extract_quickbooks,
@@ -29,25 +27,12 @@ from ledgerlink.incidents import open_incidents
 from ledgerlink.mail import SmtpEndpoint
 from ledgerlink.sandbox.email_in import start_email_in
 from ledgerlink.sandbox.faults import Fault
-from ledgerlink.sources.oauth import QONTO_SCOPES, OAuthClient, refresher, square_token
+from ledgerlink.sources.oauth import refresher, square_token
 from ledgerlink.warehouse import connect
 from ledgerlink.warehouse.landing import open_rejections
 from ledgerlink.warehouse.sync_markers import read_marker
 
-WINDOW_END = datetime(2026, 11, 1, tzinfo=UTC)
 OWNER = "owner@qbodocs.com"
-
-
-def _window(run: str) -> ExtractionWindow:
-    return ExtractionWindow(run_id=run, window_end=WINDOW_END)
-
-
-def _square(sandbox, notifier=None) -> SourceAccess:  # noqa: ANN001
-    return SourceAccess(sandbox.square_base_url, notifier=notifier, retry_policy=FAST_RETRIES)
-
-
-def _payments(fixtures_root: Path) -> list[dict]:
-    return json.loads((fixtures_root / "square" / "payments.json").read_text())["payments"]
 
 
 def _count(conn, sql: str, *params) -> int:  # noqa: ANN001
@@ -55,14 +40,10 @@ def _count(conn, sql: str, *params) -> int:  # noqa: ANN001
 
 
 def test_bad_records_are_quarantined_and_the_rest_of_the_page_lands(
-    warehouse,
-    source_sandbox,
-    faults,
-    new_workspace,
-    fixtures_root,  # noqa: ANN001
-) -> None:
+    warehouse, faults, new_workspace, window, square_access, square_payments
+) -> None:  # noqa: ANN001
     workspace_id = new_workspace()
-    good = _payments(fixtures_root)[:5]
+    good = square_payments[:5]
     good[0] = {**good[0], "brand_new_field": {"kept": True}}  # unknown fields are kept, not rejected
     template = good[1]
     bad = [
@@ -84,7 +65,7 @@ def test_bad_records_are_quarantined_and_the_rest_of_the_page_lands(
     page = json.dumps({"payments": good + bad})
     faults.add("square", "/v2/payments", Fault(status=200, body=page))
     with connect(warehouse) as conn:
-        summary = extract_square(conn, workspace_id, _square(source_sandbox), _window("quarantine-1"))
+        summary = extract_square(conn, workspace_id, square_access(), window("quarantine-1"))
         assert summary["payments"] == len(good)
         assert summary["payments_rejected"] == len(bad)
         rejections = open_rejections(conn, workspace_id, "square")
@@ -110,55 +91,51 @@ def test_bad_records_are_quarantined_and_the_rest_of_the_page_lands(
 
         # The same bad page again: one more attempt on each rejection, no new rows.
         faults.add("square", "/v2/payments", Fault(status=200, body=page))
-        extract_square(conn, workspace_id, _square(source_sandbox), _window("quarantine-2"))
+        extract_square(conn, workspace_id, square_access(), window("quarantine-2"))
         again = open_rejections(conn, workspace_id, "square")
         assert len(again) == len(bad) and all(r["attempts"] == 2 for r in again)
 
         # A corrected version of a rejected record lands and closes its rejection.
         fixed = {**template, "id": "BAD-CCY", "amount_money": {"amount": 1250, "currency": "EUR"}}
         faults.add("square", "/v2/payments", Fault(status=200, body=json.dumps({"payments": [fixed]})))
-        extract_square(conn, workspace_id, _square(source_sandbox), _window("quarantine-3"))
+        extract_square(conn, workspace_id, square_access(), window("quarantine-3"))
         assert len(open_rejections(conn, workspace_id, "square")) == len(bad) - 1
 
 
 def test_a_response_that_never_parses_is_kept_and_read_again_next_run(
-    warehouse,
-    source_sandbox,
-    faults,
-    new_workspace,
-    fixtures_root,  # noqa: ANN001
-) -> None:
+    warehouse, faults, new_workspace, window, window_end, square_access, square_payments
+) -> None:  # noqa: ANN001
     workspace_id = new_workspace()
     faults.add("square", "/v2/payments", Fault(truncate=True), times=None)
     with connect(warehouse) as conn:
-        summary = extract_square(conn, workspace_id, _square(source_sandbox), _window("malformed-1"))
+        summary = extract_square(conn, workspace_id, square_access(), window("malformed-1"))
         assert summary["payments_unreadable_responses"] == 1
         [rejection] = open_rejections(conn, workspace_id, "square")
         assert rejection["reason"].startswith("unreadable response") and rejection["raw_payload"].startswith(
             "{"
         )
         assert read_marker(conn, workspace_id, "square", "payments") is None, "the marker stayed put"
-        assert read_marker(conn, workspace_id, "square", "customers") == WINDOW_END
+        assert read_marker(conn, workspace_id, "square", "customers") == window_end
 
         faults.clear()
-        summary = extract_square(conn, workspace_id, _square(source_sandbox), _window("malformed-2"))
-        assert summary["payments"] == len(_payments(fixtures_root))
-        assert read_marker(conn, workspace_id, "square", "payments") == WINDOW_END
+        summary = extract_square(conn, workspace_id, square_access(), window("malformed-2"))
+        assert summary["payments"] == len(square_payments)
+        assert read_marker(conn, workspace_id, "square", "payments") == window_end
         assert open_rejections(conn, workspace_id, "square") == [], "read in full: the rejection is closed"
 
 
 def test_a_fixed_rejection_lands_on_retry(
-    warehouse, source_sandbox, faults, new_workspace, fixtures_root
+    warehouse, faults, new_workspace, window, square_access, square_payments
 ) -> None:  # noqa: ANN001
     workspace_id = new_workspace()
-    template = _payments(fixtures_root)[0]
+    template = square_payments[0]
     fixable = {**template, "id": "FIX-ME", "amount_money": {"amount": 990, "currency": "EURO"}}
     hopeless = {**template, "id": "NO-HOPE", "updated_at": None}
     faults.add(
         "square", "/v2/payments", Fault(status=200, body=json.dumps({"payments": [fixable, hopeless]}))
     )
     with connect(warehouse) as conn:
-        extract_square(conn, workspace_id, _square(source_sandbox), _window("fix-1"))
+        extract_square(conn, workspace_id, square_access(), window("fix-1"))
         assert len(open_rejections(conn, workspace_id, "square")) == 2
         # A person corrects the currency in the quarantined payload, then retries.
         with conn.transaction():
@@ -176,14 +153,8 @@ def test_a_fixed_rejection_lands_on_retry(
 
 @pytest.mark.parametrize("source", ["qonto", "square", "quickbooks"])
 def test_a_refused_token_marks_needs_reauth_once_and_later_runs_skip(
-    warehouse,
-    source_sandbox,
-    faults,
-    new_workspace,
-    tmp_path,
-    source,
-    caplog,  # noqa: ANN001
-) -> None:
+    warehouse, source_sandbox, faults, new_workspace, tmp_path, source, caplog, window
+) -> None:  # noqa: ANN001
     caplog.set_level(logging.DEBUG)
     workspace_id = new_workspace(owner_email=OWNER)
     inbox = start_email_in(tmp_path / "owner", OWNER)
@@ -196,9 +167,9 @@ def test_a_refused_token_marks_needs_reauth_once_and_later_runs_skip(
     access = SourceAccess(base_urls[source], notifier=notifier, retry_policy=FAST_RETRIES)
     blobs = BlobStore(tmp_path / "blobs")
     extract = {
-        "qonto": lambda conn, run: extract_qonto(conn, workspace_id, access, _window(run), blobs),
-        "square": lambda conn, run: extract_square(conn, workspace_id, access, _window(run)),
-        "quickbooks": lambda conn, run: extract_quickbooks(conn, workspace_id, access, _window(run)),
+        "qonto": lambda conn, run: extract_qonto(conn, workspace_id, access, window(run), blobs),
+        "square": lambda conn, run: extract_square(conn, workspace_id, access, window(run)),
+        "quickbooks": lambda conn, run: extract_quickbooks(conn, workspace_id, access, window(run)),
     }[source]
     try:
         faults.add(source, "/", Fault(auth="revoked"), times=None)
@@ -229,32 +200,18 @@ def test_a_refused_token_marks_needs_reauth_once_and_later_runs_skip(
         inbox.stop()
 
 
-def _qonto_oauth(sandbox) -> OAuthClient:  # noqa: ANN001
-    return OAuthClient(
-        authorize_url=f"{sandbox.qonto_base_url}/oauth2/auth",
-        token_url=sandbox.qonto_oauth["token_url"],
-        client_id=sandbox.qonto_oauth["client_id"],
-        client_secret=sandbox.qonto_oauth["client_secret"],
-        scopes=QONTO_SCOPES,
-    )
-
-
 def test_an_expired_qonto_token_is_refreshed_and_the_rotated_refresh_token_stored(
-    warehouse,
-    source_sandbox,
-    faults,
-    new_workspace,
-    tmp_path,  # noqa: ANN001
-) -> None:
+    warehouse, source_sandbox, new_workspace, tmp_path, window, qonto_oauth
+) -> None:  # noqa: ANN001
     workspace_id = new_workspace()
-    oauth = _qonto_oauth(source_sandbox)
+    oauth = qonto_oauth
     first = refresher("qonto", oauth)(source_sandbox.qonto_oauth["refresh_token"])
     with connect(warehouse) as conn:
         with conn.transaction():
             store_token(conn, workspace_id, "qonto", "expired-access-token", first.refresh_token,
                         datetime.now(UTC) - timedelta(minutes=1))  # fmt: skip
         access = SourceAccess(source_sandbox.qonto_base_url, oauth=oauth, retry_policy=FAST_RETRIES)
-        summary = extract_qonto(conn, workspace_id, access, _window("refresh-1"), BlobStore(tmp_path / "b"))
+        summary = extract_qonto(conn, workspace_id, access, window("refresh-1"), BlobStore(tmp_path / "b"))
         assert summary["supplier_invoices"] > 0
         token = load_token(conn, workspace_id, "qonto")
         assert token.refresh_token not in (None, first.refresh_token), "rotated and stored"
@@ -262,13 +219,10 @@ def test_an_expired_qonto_token_is_refreshed_and_the_rotated_refresh_token_store
 
 
 def test_concurrent_refreshes_of_one_workspace_call_the_token_endpoint_once(
-    warehouse,
-    source_sandbox,
-    faults,
-    new_workspace,  # noqa: ANN001
-) -> None:
+    warehouse, source_sandbox, faults, new_workspace, qonto_oauth
+) -> None:  # noqa: ANN001
     workspace_id = new_workspace()
-    oauth = _qonto_oauth(source_sandbox)
+    oauth = qonto_oauth
     first = refresher("qonto", oauth)(source_sandbox.qonto_oauth["refresh_token"])
     with connect(warehouse) as conn, conn.transaction():
         store_token(conn, workspace_id, "qonto", first.access_token, first.refresh_token, datetime.now(UTC))
@@ -292,7 +246,7 @@ def test_concurrent_refreshes_of_one_workspace_call_the_token_endpoint_once(
 
 
 def test_a_revoked_refresh_token_is_needs_reauth(
-    warehouse, source_sandbox, faults, new_workspace, tmp_path
+    warehouse, source_sandbox, faults, new_workspace, tmp_path, window, qonto_oauth
 ) -> None:  # noqa: ANN001
     workspace_id = new_workspace()
     with connect(warehouse) as conn:
@@ -300,62 +254,50 @@ def test_a_revoked_refresh_token_is_needs_reauth(
             store_token(
                 conn, workspace_id, "qonto", "old", "ory_rt_revoked", datetime.now(UTC) - timedelta(hours=2)
             )
-        access = SourceAccess(source_sandbox.qonto_base_url, oauth=_qonto_oauth(source_sandbox))
-        summary = extract_qonto(conn, workspace_id, access, _window("revoked-1"), BlobStore(tmp_path / "b"))
+        access = SourceAccess(source_sandbox.qonto_base_url, oauth=qonto_oauth)
+        summary = extract_qonto(conn, workspace_id, access, window("revoked-1"), BlobStore(tmp_path / "b"))
         assert summary == {"needs_reauth": 1}
         assert connection_status(conn, workspace_id, "qonto") == "needs_reauth"
         assert [r[2] for r in faults.requests] == ["/oauth2/token"], "invalid_grant, no API call, no retry"
 
 
-def test_quickbooks_extraction_only_ever_sends_get(warehouse, source_sandbox, faults, new_workspace) -> None:  # noqa: ANN001
+def test_quickbooks_extraction_only_ever_sends_get(
+    warehouse, source_sandbox, faults, new_workspace, window
+) -> None:  # noqa: ANN001
     workspace_id = new_workspace()
     with connect(warehouse) as conn:
         extract_quickbooks(
-            conn, workspace_id, SourceAccess(source_sandbox.quickbooks_base_url), _window("get-only")
+            conn, workspace_id, SourceAccess(source_sandbox.quickbooks_base_url), window("get-only")
         )
     methods = {method for service, method, _ in faults.requests if service == "quickbooks"}
     assert methods == {"GET"}
 
 
 def test_a_quickbooks_fault_on_one_entity_keeps_its_marker_and_the_rest_lands(
-    warehouse,
-    source_sandbox,
-    faults,
-    new_workspace,  # noqa: ANN001
-) -> None:
+    warehouse, source_sandbox, faults, new_workspace, window, window_end
+) -> None:  # noqa: ANN001
     workspace_id = new_workspace()
     fault = '{"Fault":{"Error":[{"Message":"x","Detail":"y","code":"4001","element":""}],"type":"ValidationFault"}}'
     # The first query of the run is Vendor's.
     faults.add("quickbooks", "/v3/company/", Fault(status=200, body=fault))
     access = SourceAccess(source_sandbox.quickbooks_base_url, retry_policy=FAST_RETRIES)
     with connect(warehouse) as conn:
-        summary = extract_quickbooks(conn, workspace_id, access, _window("qbo-fault"))
+        summary = extract_quickbooks(conn, workspace_id, access, window("qbo-fault"))
         assert summary["qbo_vendors_unreadable_responses"] == 1 and summary["qbo_invoices"] > 0
         assert read_marker(conn, workspace_id, "quickbooks", "Vendor") is None
-        assert read_marker(conn, workspace_id, "quickbooks", "Invoice") == WINDOW_END
+        assert read_marker(conn, workspace_id, "quickbooks", "Invoice") == window_end
         [rejection] = open_rejections(conn, workspace_id, "quickbooks")
         assert "ValidationFault" in rejection["raw_payload"]
 
 
 def test_a_square_token_refused_as_expired_is_refreshed_once_and_the_run_goes_on(
-    warehouse,
-    source_sandbox,
-    faults,
-    new_workspace,  # noqa: ANN001
-) -> None:
-    from ledgerlink.sandbox import load_fixtures
-    from ledgerlink.sandbox.square import square_oauth_client
-    from ledgerlink.sources.oauth import SQUARE_SCOPES
-
+    warehouse, source_sandbox, faults, new_workspace, window, square_access, square_oauth
+) -> None:  # noqa: ANN001
     workspace_id = new_workspace()
-    client_id, client_secret = square_oauth_client(load_fixtures(source_sandbox.fixtures_dir))
-    base = source_sandbox.square_base_url
-    oauth = OAuthClient(
-        f"{base}/oauth2/authorize", f"{base}/oauth2/token", client_id, client_secret, SQUARE_SCOPES
-    )
+    oauth = square_oauth
     redirect_uri = "http://127.0.0.1:9/callback"
     location = httpx.get(
-        f"{base}/oauth2/authorize", params={"client_id": client_id, "redirect_uri": redirect_uri}
+        oauth.authorize_url, params={"client_id": oauth.client_id, "redirect_uri": redirect_uri}
     ).headers["location"]
     issued = square_token(oauth, {"grant_type": "authorization_code", "code": httpx.URL(location).params["code"],
                                   "redirect_uri": redirect_uri})  # fmt: skip
@@ -366,12 +308,7 @@ def test_a_square_token_refused_as_expired_is_refreshed_once_and_the_run_goes_on
             )
         faults.clear()
         faults.add("square", "/v2/customers", Fault(auth="expired"))
-        summary = extract_square(
-            conn,
-            workspace_id,
-            SourceAccess(base, oauth=oauth, retry_policy=FAST_RETRIES),
-            _window("sq-expired"),
-        )
+        summary = extract_square(conn, workspace_id, square_access(oauth=oauth), window("sq-expired"))
         assert "needs_reauth" not in summary and summary["payments"] > 0
         assert [r[2] for r in faults.requests].count("/oauth2/token") == 1
         token = load_token(conn, workspace_id, "square")
@@ -380,7 +317,7 @@ def test_a_square_token_refused_as_expired_is_refreshed_once_and_the_run_goes_on
 
 
 def test_a_workspace_never_connected_is_refused_without_a_call(
-    warehouse, source_sandbox, faults, new_workspace
+    warehouse, faults, new_workspace, window, square_access
 ) -> None:  # noqa: ANN001
     from ledgerlink.credentials import NotConnected
 
@@ -389,5 +326,5 @@ def test_a_workspace_never_connected_is_refused_without_a_call(
         with conn.transaction():
             conn.execute("delete from ops.source_credentials where workspace_id = %s", (workspace_id,))
         with pytest.raises(NotConnected):
-            extract_square(conn, workspace_id, _square(source_sandbox), _window("never"))
+            extract_square(conn, workspace_id, square_access(), window("never"))
     assert [r for r in faults.requests if r[0] == "square"] == []

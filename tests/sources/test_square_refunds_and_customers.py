@@ -5,23 +5,14 @@ against the sandbox over real HTTP and the real warehouse."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 
 from psycopg import sql
-from source_retry_policy import FAST_RETRIES
 
-from ledgerlink.extraction import ExtractionWindow, SourceAccess, extract_square
+from ledgerlink.extraction import extract_square
 from ledgerlink.sandbox import load_fixtures
 from ledgerlink.sandbox.faults import Fault
 from ledgerlink.warehouse import connect
 from ledgerlink.warehouse.landing import open_rejections
-
-WINDOW_END = datetime(2026, 11, 1, tzinfo=UTC)
-
-
-def _extract(conn, workspace_id: str, sandbox, run: str) -> dict[str, int]:  # noqa: ANN001
-    access = SourceAccess(sandbox.square_base_url, retry_policy=FAST_RETRIES)
-    return extract_square(conn, workspace_id, access, ExtractionWindow(run_id=run, window_end=WINDOW_END))
 
 
 def _ids(conn, table: str, workspace_id: str) -> set[str]:  # noqa: ANN001
@@ -49,18 +40,15 @@ def _customer_calls(faults, since: int) -> list[tuple[str, str]]:  # noqa: ANN00
 
 
 def test_refunds_land_and_customers_are_listed_first_then_searched(
-    warehouse,
-    source_sandbox,
-    faults,
-    new_workspace,  # noqa: ANN001
-) -> None:
+    warehouse, source_sandbox, faults, new_workspace, window, square_access
+) -> None:  # noqa: ANN001
     fixtures = load_fixtures(source_sandbox.fixtures_dir)
     refunds = fixtures.square_refunds
     assert refunds, "the generator writes refunds"
     workspace_id = new_workspace()
     with connect(warehouse) as conn:
         before = len(faults.requests)
-        summary = _extract(conn, workspace_id, source_sandbox, "refunds-1")
+        summary = extract_square(conn, workspace_id, square_access(), window("refunds-1"))
         calls = _customer_calls(faults, before)
         assert calls and all(method == "GET" for method, _ in calls), "the first sync lists customers"
         assert _ids(conn, "square_customers", workspace_id) == {c["id"] for c in fixtures.square_customers}
@@ -78,7 +66,7 @@ def test_refunds_land_and_customers_are_listed_first_then_searched(
 
         # A later poll searches by updated_at and re-reads (lookback) without landing anything twice.
         before = len(faults.requests)
-        again = _extract(conn, workspace_id, source_sandbox, "refunds-2")
+        again = extract_square(conn, workspace_id, square_access(), window("refunds-2"))
         calls = _customer_calls(faults, before)
         assert calls and all(call == ("POST", "/v2/customers/search") for call in calls)
         assert again["refunds"] == 0 and again["customers"] == 0
@@ -87,11 +75,8 @@ def test_refunds_land_and_customers_are_listed_first_then_searched(
 
 
 def test_a_bad_refund_is_quarantined_and_the_rest_of_the_page_lands(
-    warehouse,
-    source_sandbox,
-    faults,
-    new_workspace,  # noqa: ANN001
-) -> None:
+    warehouse, source_sandbox, faults, new_workspace, window, square_access
+) -> None:  # noqa: ANN001
     good = load_fixtures(source_sandbox.fixtures_dir).square_refunds[:3]
     template = good[0]
     bad = [
@@ -103,7 +88,7 @@ def test_a_bad_refund_is_quarantined_and_the_rest_of_the_page_lands(
     faults.add("square", "/v2/refunds", Fault(status=200, body=json.dumps({"refunds": good + bad})))
     workspace_id = new_workspace()
     with connect(warehouse) as conn:
-        summary = _extract(conn, workspace_id, source_sandbox, "bad-refunds")
+        summary = extract_square(conn, workspace_id, square_access(), window("bad-refunds"))
         assert summary["refunds"] == len(good) and summary["refunds_rejected"] == len(bad)
         reasons = " | ".join(r["reason"] for r in open_rejections(conn, workspace_id, "square"))
         for expected in (
