@@ -28,9 +28,10 @@ final as (
         (payload -> 'total_money' ->> 'amount')::bigint as total_amount_minor,
         -- Square keeps the sum of completed refunds on the payment itself (tip included)
         coalesce((payload -> 'refunded_money' ->> 'amount')::bigint, 0) as refunded_amount_minor,
-        coalesce((payload -> 'refunded_money' ->> 'amount')::bigint, 0)
-        >= coalesce((payload -> 'total_money' ->> 'amount')::bigint, (payload -> 'amount_money' ->> 'amount')::bigint)
-        as is_fully_refunded,
+        coalesce((payload -> 'refunded_money' ->> 'amount')::bigint, 0) >= coalesce(
+            (payload -> 'total_money' ->> 'amount')::bigint,
+            (payload -> 'amount_money' ->> 'amount')::bigint
+        ) as is_fully_refunded,
         payload ->> 'location_id' as location_id,
         nullif(payload ->> 'customer_id', '') as customer_id,
         nullif(btrim(payload ->> 'reference_id'), '') as reference_id,
