@@ -212,6 +212,70 @@ def _fault_error(status: int, auth: str | None, path: str) -> tuple[int, dict[st
     return status, {"errors": [{"category": "API_ERROR", "code": code, "detail": f"injected HTTP {status}"}]}
 
 
+class _TimeIndex:
+    """Each record's created_at and updated_at parsed once, and the selections of recent queries,
+    so paging through a million records costs a slice per page, not a sort per page."""
+
+    _KEPT_SELECTIONS = 16
+
+    def __init__(self, records: list[dict[str, Any]]) -> None:
+        self.records = records
+        self.stamps = [(parse_timestamp(r["created_at"]), parse_timestamp(r["updated_at"])) for r in records]
+        created = [stamp[0] for stamp in self.stamps]
+        self.first_created = min(created) if created else None
+        self.last_created = max(created) if created else None
+        self._selections: dict[Any, list[dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+
+    def select(
+        self,
+        query: str,
+        begin: datetime,
+        end: datetime,
+        updated_begin: datetime | None,
+        updated_end: datetime | None,
+        keep: Callable[[dict[str, Any]], bool],
+        sort_by_updated: bool,
+        descending: bool,
+    ) -> list[dict[str, Any]]:
+        """Records created in [begin, end) and updated in [updated_begin, updated_end) that
+        ``keep`` accepts, sorted by (time, id); ``query`` names the rest of the filters."""
+        # Bounds outside the data select the same records as no bound: the default window moves
+        # with the clock between pages, and the selection must not.
+        open_begin = self.first_created is None or begin <= self.first_created
+        open_end = self.last_created is None or end > self.last_created
+        key = (
+            query,
+            None if open_begin else begin,
+            None if open_end else end,
+            updated_begin,
+            updated_end,
+            sort_by_updated,
+            descending,
+        )
+        with self._lock:
+            selected = self._selections.get(key)
+        if selected is not None:
+            return selected
+        position = 1 if sort_by_updated else 0
+        chosen = [
+            (stamps[position], record["id"], record)
+            for record, stamps in zip(self.records, self.stamps, strict=True)
+            if (open_begin or begin <= stamps[0])
+            and (open_end or stamps[0] < end)
+            and (updated_begin is None or stamps[1] >= updated_begin)
+            and (updated_end is None or stamps[1] < updated_end)
+            and keep(record)
+        ]
+        chosen.sort(key=lambda item: (item[0], item[1]), reverse=descending)
+        selected = [record for _, _, record in chosen]
+        with self._lock:
+            if len(self._selections) >= self._KEPT_SELECTIONS:
+                self._selections.pop(next(iter(self._selections)))
+            self._selections[key] = selected
+        return selected
+
+
 def create_square_app(fixtures: Fixtures, options: SandboxOptions | None = None) -> FastAPI:
     """A FastAPI app serving ``fixtures``' Square records with Square's paths, paging and errors."""
     options = options or SandboxOptions()
@@ -222,8 +286,10 @@ def create_square_app(fixtures: Fixtures, options: SandboxOptions | None = None)
     oauth = _Authorization(clients={client_id: (client_secret, [])})
     payments = fixtures.square_payments
     payments_by_id = {str(payment["id"]): payment for payment in payments}
+    payment_times = _TimeIndex(payments)
     refunds = fixtures.square_refunds
     refunds_by_id = {str(refund["id"]): refund for refund in refunds}
+    refund_times = _TimeIndex(refunds)
     payment_source_type = {str(payment["id"]): payment.get("source_type") for payment in payments}
     customers = fixtures.square_customers
     customers_by_id = {str(customer["id"]): customer for customer in customers}
@@ -281,24 +347,24 @@ def create_square_app(fixtures: Fixtures, options: SandboxOptions | None = None)
         limit = _limit(params.get("limit"), strict=False)
 
         def keep(payment: dict[str, Any]) -> bool:
-            created = parse_timestamp(payment["created_at"])
-            updated = parse_timestamp(payment["updated_at"])
             card = (payment.get("card_details") or {}).get("card") or {}
             return (
                 payment.get("location_id") == location_id
-                and begin <= created < end
-                and (updated_begin is None or updated >= updated_begin)
-                and (updated_end is None or updated < updated_end)
                 and (not params.get("total") or str(payment["total_money"]["amount"]) == params["total"])
                 and (not params.get("last_4") or card.get("last_4") == params["last_4"])
                 and (not params.get("card_brand") or card.get("card_brand") == params["card_brand"])
             )
 
-        sort_key = "updated_at" if sort_field == "UPDATED_AT" else "created_at"
-        selected = sorted(
-            (payment for payment in payments if keep(payment)),
-            key=lambda payment: (parse_timestamp(payment[sort_key]), payment["id"]),
-            reverse=sort_order == "DESC",
+        filters = [location_id, params.get("total"), params.get("last_4"), params.get("card_brand")]
+        selected = payment_times.select(
+            query_fingerprint(filters),
+            begin,
+            end,
+            updated_begin,
+            updated_end,
+            keep,
+            sort_by_updated=sort_field == "UPDATED_AT",
+            descending=sort_order == "DESC",
         )
         # A cursor belongs to the filters it was issued for (not to the limit, which may change).
         fingerprint = query_fingerprint(
@@ -333,8 +399,6 @@ def create_square_app(fixtures: Fixtures, options: SandboxOptions | None = None)
         limit = _limit(params.get("limit"), strict=False)
 
         def keep(refund: dict[str, Any]) -> bool:
-            created = parse_timestamp(refund["created_at"])
-            updated = parse_timestamp(refund["updated_at"])
             return (
                 (not params.get("location_id") or refund.get("location_id") == params["location_id"])
                 and (not params.get("status") or refund.get("status") == params["status"])
@@ -342,16 +406,18 @@ def create_square_app(fixtures: Fixtures, options: SandboxOptions | None = None)
                     not params.get("source_type")
                     or payment_source_type.get(str(refund.get("payment_id"))) == params["source_type"]
                 )
-                and begin <= created < end
-                and (updated_begin is None or updated >= updated_begin)
-                and (updated_end is None or updated < updated_end)
             )
 
-        sort_key = "updated_at" if sort_field == "UPDATED_AT" else "created_at"
-        selected = sorted(
-            (refund for refund in refunds if keep(refund)),
-            key=lambda refund: (parse_timestamp(refund[sort_key]), refund["id"]),
-            reverse=sort_order == "DESC",
+        filters = [params.get("location_id"), params.get("status"), params.get("source_type")]
+        selected = refund_times.select(
+            query_fingerprint(filters),
+            begin,
+            end,
+            updated_begin,
+            updated_end,
+            keep,
+            sort_by_updated=sort_field == "UPDATED_AT",
+            descending=sort_order == "DESC",
         )
         fingerprint = query_fingerprint(
             sorted((k, v) for k, v in params.multi_items() if k not in ("cursor", "limit"))
