@@ -13,7 +13,7 @@ import json
 import resource
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -73,12 +73,17 @@ def generated_payments(templates: list[dict[str, Any]], count: int) -> Iterator[
 
 
 def measure_landing(
-    conn: psycopg.Connection, rows: int, page_size: int = 100, seed: int = 1
+    conn: psycopg.Connection,
+    rows: int,
+    page_size: int = 100,
+    seed: int = 1,
+    on_rows: Callable[[int], None] | None = None,
 ) -> LandingFigures:
     """Land ``rows`` payments page by page, as extraction feeds them (the APIs return at most 100
     per page), then COPY the same rows in one stream into a table built like ``raw.square_payments``
     (logged, with its unique key): the fastest those rows could reach such a table. Both timings
-    include generating the rows (cheap, the same for both); rows are never all held at once."""
+    include generating the rows (cheap, the same for both); rows are never all held at once.
+    ``on_rows`` hears how many rows each phase has handled, every page (for a progress bar)."""
     templates = payment_templates(rows, seed)
     updated_at = datetime(2026, 1, 1, tzinfo=UTC)
     try:
@@ -86,8 +91,12 @@ def measure_landing(
             started = time.perf_counter()
             lander = Lander(conn, "square_payments", BENCHMARK_WORKSPACE, "benchmark")
             payments = generated_payments(templates, rows)
+            done = 0
             while page := list(itertools.islice(payments, page_size)):
                 lander.add(SourceRecord(payment["id"], payment, updated_at) for payment in page)
+                done += len(page)
+                if on_rows is not None:
+                    on_rows(done)
             lander.flush()
             landing_seconds = time.perf_counter() - started
             if lander.landed_new != rows:
@@ -99,7 +108,9 @@ def measure_landing(
             started = time.perf_counter()
             statement = f"copy ops.copy_yardstick ({', '.join(RAW_COLUMNS)}) from stdin"
             with conn.cursor().copy(statement) as target:
-                for payment in generated_payments(templates, rows):
+                for done, payment in enumerate(generated_payments(templates, rows), start=1):
+                    if on_rows is not None and done % page_size == 0:
+                        on_rows(done)
                     target.write_row(
                         (
                             BENCHMARK_WORKSPACE,
