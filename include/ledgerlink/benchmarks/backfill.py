@@ -146,7 +146,9 @@ def run_backfill_benchmark(
     the developer's data is touched; the folder is removed afterwards. With ``landing_rows``, the
     landing benchmark runs first in that warehouse and its figures go into ``landing``."""
     with tempfile.TemporaryDirectory(prefix="ledgerlink-benchmark-") as state:
-        previous = os.environ.get(STATE_DIR_VARIABLE)
+        # prepare() and the sandbox leave this run's Airflow and dbt settings in os.environ; put
+        # the caller's back, or a second run in this process would reach this run's server
+        previous = dict(os.environ)
         os.environ[STATE_DIR_VARIABLE] = state
         try:
             return _run_in_state_dir(Path(state), history, window, seed, landing_rows, landing, on_stage)
@@ -154,10 +156,8 @@ def run_backfill_benchmark(
             from ledgerlink.warehouse.embedded import stop_embedded_server
 
             stop_embedded_server(Path(state) / "postgres")
-            if previous is None:
-                os.environ.pop(STATE_DIR_VARIABLE, None)
-            else:
-                os.environ[STATE_DIR_VARIABLE] = previous
+            os.environ.clear()
+            os.environ.update(previous)
 
 
 def _run_in_state_dir(
