@@ -132,11 +132,11 @@ class Lander:
             ).format(target),
             (self.workspace_id, list({record_id for record_id, _ in self._pending})),
         ).fetchall()
-        for key in landed:
-            self._pending.pop(key, None)
+        # raw returns every version of these ids; only the buffered contents count as landed
+        already = [key for key in map(tuple, landed) if self._pending.pop(key, None) is not None]
         new_rows = list(self._pending.values())
         self.landed_ids.extend(row[0] for row in new_rows)
-        self.landed_ids.extend(record_id for record_id, _ in landed)
+        self.landed_ids.extend(record_id for record_id, _ in already)
         self._pending.clear()
         if new_rows:
             # COPY straight into raw: no staging table and no conflict handling left to do.
