@@ -62,6 +62,7 @@ def test_run_prints_the_summary_and_a_second_run_changes_nothing(tmp_path) -> No
     assert len(list(mailbox.glob("*.eml"))) == first["emails_sent"]
 
 
+@pytest.mark.timeout(1800)  # four DAG runs: about 5 minutes on a quiet machine, 22 under load
 def test_benchmark_at_smoke_scale_prints_every_figure(tmp_path, capsys) -> None:  # noqa: ANN001
     completed = subprocess.run(
         [
@@ -82,7 +83,7 @@ def test_benchmark_at_smoke_scale_prints_every_figure(tmp_path, capsys) -> None:
         env=_clean_environment(tmp_path / "state"),
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=1700,
     )
     assert completed.returncode == 0, completed.stderr[-4000:]
     figures = json.loads(completed.stdout.strip().splitlines()[-1])
