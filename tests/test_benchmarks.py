@@ -16,12 +16,12 @@ def test_landing_benchmark_prints_both_rates_and_leaves_nothing_behind(warehouse
         cli, ["benchmark", "landing", "--rows", "1500", "--json"], catch_exceptions=False
     )
     assert result.exit_code == 0, result.output
-    figures = json.loads(result.output)
+    figures = json.loads(result.stdout)
     assert figures["rows"] == 1500
     for key in ("landing_rows_per_second", "copy_rows_per_second", "peak_rss_bytes"):
         assert figures[key] > 0
     with capsys.disabled():
-        print(f"\nlanding benchmark (smoke scale): {result.output.strip()}")
+        print(f"\nlanding benchmark (smoke scale): {result.stdout.strip()}")
     with connect(warehouse) as conn:
         left = conn.execute(
             "select count(*) from raw.square_payments where workspace_id = 'benchmark-landing'"

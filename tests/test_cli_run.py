@@ -1,6 +1,6 @@
 """ledgerlink's long jobs as a user runs them, each a subprocess with its own state folder:
 `ledgerlink run --json`, the README's main job (a second run lands and sends nothing), and the
-backfill benchmark at smoke scale."""
+benchmark (landing, backfill and windows) at smoke scale."""
 
 from __future__ import annotations
 
@@ -62,24 +62,44 @@ def test_run_prints_the_summary_and_a_second_run_changes_nothing(tmp_path) -> No
     assert len(list(mailbox.glob("*.eml"))) == first["emails_sent"]
 
 
-def test_backfill_benchmark_at_smoke_scale_prints_every_figure(tmp_path, capsys) -> None:  # noqa: ANN001
+@pytest.mark.timeout(1800)  # four DAG runs: about 5 minutes on a quiet machine, 22 under load
+def test_benchmark_at_smoke_scale_prints_every_figure(tmp_path, capsys) -> None:  # noqa: ANN001
     completed = subprocess.run(
-        [LEDGERLINK, "benchmark", "backfill", "--history", "120", "--window", "25", "--json"],
+        [
+            LEDGERLINK,
+            "benchmark",
+            "all",
+            "--history",
+            "120",
+            "--small-history",
+            "40",
+            "--window",
+            "25",
+            "--landing-rows",
+            "1000",
+            "--json",
+        ],  # fmt: skip
         cwd=REPOSITORY_ROOT,
         env=_clean_environment(tmp_path / "state"),
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=1700,
     )
     assert completed.returncode == 0, completed.stderr[-4000:]
     figures = json.loads(completed.stdout.strip().splitlines()[-1])
     with capsys.disabled():
-        print(f"\nbackfill benchmark (smoke scale): {json.dumps(figures)}")
+        print(f"\nbenchmark (smoke scale): {json.dumps(figures)}")
     stages = {"extract", "dbt_match_features", "score_and_route", "deliver_documents", "dbt_reporting_marts"}
     assert set(figures["backfill_stages"]) == stages
-    assert set(figures["window_stages"]) == stages
-    assert figures["backfill_seconds"] > 0 and figures["window_seconds"] > 0
+    assert set(figures["window_stages_1m_history"]) == stages
+    assert set(figures["window_stages_10k_history"]) == stages
+    assert (figures["history"], figures["small_history"], figures["window"]) == (120, 40, 25)
+    for key in ("backfill_seconds", "window_seconds_1m_history", "window_seconds_10k_history",
+                "landing_rows_per_second", "copy_rows_per_second"):  # fmt: skip
+        assert figures[key] > 0, key
+    assert figures["landing_rows"] == 1000
     assert figures["peak_rss_bytes"] == max(item["peak_rss_bytes"] for item in figures["largest_processes"])
+    assert "first sync of 120 payments" in completed.stderr, "the stages show as progress"
     assert not (tmp_path / "state").exists() or not any((tmp_path / "state").iterdir()), (
         "the benchmark must leave the caller's state folder alone"
     )

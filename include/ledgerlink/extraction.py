@@ -1,10 +1,15 @@
 """Extraction: read each source for one workspace and land what it returns in ``raw.*``.
 
-Each source's read is one transaction: the pages read, the attachments stored, the records
+Each entity's read commits in chunks: the pages read, the attachments stored, the records
 quarantined and the sync marker's move commit together, so a crash leaves the marker where the
-landed data is. Reads start a lookback window before the marker and are inclusive, so records
-committed late with an older ``updated_at`` are still seen; landing dedup on (workspace, id,
-content) makes the overlap harmless.
+landed data is and the next run (or the task's retry) resumes from there. Sources that page oldest
+change first (Qonto supplier invoices, Square payments) commit every ``chunk_records`` records
+(default 50,000) with the marker at the newest change landed; the others, and any read smaller
+than a chunk (a regular 15-minute window), commit once at the end with the marker at the window's
+end. A first sync reads the last ``first_sync_history`` (default three years), not everything.
+Reads start a lookback window before the marker and are inclusive, so records committed late with
+an older ``updated_at`` are still seen; landing dedup on (workspace, id, content) makes the overlap
+harmless.
 
 Around that transaction (:func:`_guarded`):
 
@@ -26,7 +31,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -53,6 +58,7 @@ from ledgerlink.sources.qonto import QontoClient
 from ledgerlink.sources.quickbooks import QuickBooksClient
 from ledgerlink.sources.square import SquareClient
 from ledgerlink.warehouse.landing import (
+    Lander,
     Rejection,
     SourceRecord,
     land_records,
@@ -65,6 +71,9 @@ from ledgerlink.workspaces import load_workspace
 logger = logging.getLogger(__name__)
 
 LOOKBACK = timedelta(minutes=15)
+FIRST_SYNC_HISTORY = timedelta(days=3 * 365)
+CHUNK_RECORDS = 50_000
+PROGRESS_EVERY = 10_000  # records received between progress lines in the task log
 
 
 @dataclass(frozen=True)
@@ -97,10 +106,17 @@ QUICKBOOKS_ENTITIES = {
 
 @dataclass(frozen=True)
 class ExtractionWindow:
-    """Which run reads, and the upper bound it reads to (the run's data interval end)."""
+    """Which run reads, the upper bound it reads to (the run's data interval end), how far back a
+    first sync reaches and how many records a committed chunk holds."""
 
     run_id: str
     window_end: datetime
+    first_sync_history: timedelta = FIRST_SYNC_HISTORY
+    chunk_records: int = CHUNK_RECORDS
+
+    def __post_init__(self) -> None:
+        if self.chunk_records < 1 or self.first_sync_history <= timedelta(0):
+            raise ValueError("the first sync's history and the chunk size must both be positive")
 
 
 @dataclass(frozen=True)
@@ -136,10 +152,6 @@ def _parse_timestamp(value: Any) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def _read_from(marker: datetime | None) -> datetime | None:
-    return marker - LOOKBACK if marker is not None else None
-
-
 def _updated_at(row: dict[str, Any]) -> Any:
     return row.get("updated_at")
 
@@ -156,6 +168,8 @@ class _Entity:
     validator: validation.Validator
     record_id: Callable[[dict[str, Any]], str] = lambda row: str(row["id"])
     updated_at: Callable[[dict[str, Any]], Any] = _updated_at
+    # Pages come oldest change first, so the newest change landed is a safe place to resume from.
+    oldest_change_first: bool = False
 
 
 def _land_page(
@@ -165,8 +179,10 @@ def _land_page(
     spec: _Entity,
     page: list[Any],
     counts: EntityCounts,
+    lander: Lander,
 ) -> list[dict[str, Any]]:
-    """Land the page's valid records and quarantine the rest; return the landed records."""
+    """Hand the page's valid records to ``lander`` and quarantine the rest; return the valid
+    records. Records land when the lander flushes (every few thousand, and at the chunk's end)."""
     accepted: list[dict[str, Any]] = []
     rejections: list[Rejection] = []
     for item in page:
@@ -181,16 +197,14 @@ def _land_page(
     records = [
         SourceRecord(spec.record_id(row), row, _parse_timestamp(spec.updated_at(row))) for row in accepted
     ]
-    new = land_records(conn, spec.table, workspace_id, run_id, records)
-    reject_records(conn, workspace_id, spec.source, run_id, rejections)
-    resolve_rejections(
-        conn, workspace_id, spec.source, spec.entity, (record.source_record_id for record in records)
-    )
+    lander.add(records)
     counts.received += len(page)
-    counts.landed_new += new
-    counts.landed_already += len(records) - new
     counts.rejected += len(rejections)
     if rejections:
+        # Land what came before first, so a record's later bad version stays open after its
+        # earlier good one is resolved, as it would page by page.
+        _flush(conn, workspace_id, spec, lander)
+        reject_records(conn, workspace_id, spec.source, run_id, rejections)
         logger.warning(
             "workspace %s, %s %s: quarantined %d record(s): %s",
             workspace_id,
@@ -202,46 +216,106 @@ def _land_page(
     return accepted
 
 
+def _flush(conn: psycopg.Connection, workspace_id: str, spec: _Entity, lander: Lander) -> None:
+    """Land what ``lander`` holds and close the open rejections of the records it landed."""
+    lander.flush()
+    resolve_rejections(conn, workspace_id, spec.source, spec.entity, lander.take_landed_ids())
+
+
 def _land_since_marker(
     conn: psycopg.Connection,
     workspace_id: str,
     window: ExtractionWindow,
     spec: _Entity,
-    pages: Callable[[datetime | None], Iterable[list[Any]]],
+    pages: Callable[[datetime, datetime], Iterable[list[Any]]],
     *,
     on_page: Callable[[list[dict[str, Any]]], None] | None = None,
 ) -> EntityCounts:
-    """Read every page changed since the (source, entity) marker, less the lookback; land each
-    page; move the marker to the window's end unless a response could not be read."""
-    marker = read_marker(conn, workspace_id, spec.source, spec.entity)
+    """Read every page changed since the (source, entity) marker, less the lookback (on a first
+    sync: since ``first_sync_history`` before the window's end), up to the window's end. Commit
+    every ``chunk_records`` records when the pages come oldest change first, with the marker at the
+    newest change landed; at the end, move the marker to the window's end unless a response could
+    not be read (then it stays, and the next run reads that part again)."""
     counts = EntityCounts()
-    try:
-        for page in pages(_read_from(marker)):
-            accepted = _land_page(conn, workspace_id, window.run_id, spec, page, counts)
-            if on_page is not None:
-                on_page(accepted)
-    except UnreadableResponse as error:
-        reason = f"unreadable response: {error}"
-        reject_records(
-            conn,
-            workspace_id,
-            spec.source,
-            window.run_id,
-            [Rejection(spec.entity, None, error.raw_body, reason)],
-        )
-        counts.unreadable_responses += 1
-        logger.error("workspace %s, %s %s: %s; marker kept", workspace_id, spec.source, spec.entity, reason)
-    else:
-        advance_marker(conn, workspace_id, spec.source, spec.entity, window.window_end, window.run_id)
-        # The responses that could not be read before have now been read in full.
-        conn.execute(
-            "update ops.rejected_records set retry_state = 'landed', resolved_at = now()"
-            " where workspace_id = %s and source = %s and entity = %s and retry_state = 'open'"
-            " and source_record_id is null and reason like 'unreadable response%%'",
-            (workspace_id, spec.source, spec.entity),
-        )
-    _record_counts(conn, workspace_id, spec, window.run_id, counts)
+    lander = Lander(conn, spec.table, workspace_id, window.run_id)
+    with conn.transaction():
+        marker = read_marker(conn, workspace_id, spec.source, spec.entity)
+    read_from = marker - LOOKBACK if marker is not None else window.window_end - window.first_sync_history
+    remaining = iter(pages(read_from, window.window_end))
+    finished = readable = False
+    logged_at = 0
+    while not finished:
+        with conn.transaction():
+            chunk_start, newest_change = counts.received, None
+            try:
+                for page in remaining:
+                    accepted = _land_page(conn, workspace_id, window.run_id, spec, page, counts, lander)
+                    if on_page is not None:
+                        on_page(accepted)
+                    for row in accepted:
+                        changed_at = _parse_timestamp(spec.updated_at(row))
+                        if changed_at is not None and (newest_change is None or changed_at > newest_change):
+                            newest_change = changed_at
+                    if counts.received - logged_at >= PROGRESS_EVERY:
+                        logged_at = counts.received
+                        _log_progress(workspace_id, spec, counts, newest_change)
+                    if (
+                        spec.oldest_change_first
+                        and newest_change is not None
+                        and counts.received - chunk_start >= window.chunk_records
+                    ):
+                        break  # commit this chunk; the next one goes on with the same read
+                else:
+                    finished = readable = True
+            except UnreadableResponse as error:
+                finished = True
+                reason = f"unreadable response: {error}"
+                reject_records(
+                    conn,
+                    workspace_id,
+                    spec.source,
+                    window.run_id,
+                    [Rejection(spec.entity, None, error.raw_body, reason)],
+                )
+                counts.unreadable_responses += 1
+                logger.error(
+                    "workspace %s, %s %s: %s; marker kept", workspace_id, spec.source, spec.entity, reason
+                )
+            _flush(conn, workspace_id, spec, lander)  # the pages read before a bad response still land
+            if not finished and newest_change is not None:
+                advance_marker(conn, workspace_id, spec.source, spec.entity, newest_change, window.run_id)
+            if readable:
+                advance_marker(conn, workspace_id, spec.source, spec.entity, window.window_end, window.run_id)
+                # The responses that could not be read before have now been read in full.
+                conn.execute(
+                    "update ops.rejected_records set retry_state = 'landed', resolved_at = now()"
+                    " where workspace_id = %s and source = %s and entity = %s and retry_state = 'open'"
+                    " and source_record_id is null and reason like 'unreadable response%%'",
+                    (workspace_id, spec.source, spec.entity),
+                )
+            counts.landed_new = lander.landed_new
+            counts.landed_already = counts.received - counts.rejected - counts.landed_new
+            _record_counts(conn, workspace_id, spec, window.run_id, counts)
     return counts
+
+
+def _unbounded_pages(
+    pages: Callable[[datetime], Iterable[list[Any]]], read_from: datetime, _read_to: datetime
+) -> Iterable[list[Any]]:
+    return pages(read_from)
+
+
+def _log_progress(workspace_id: str, spec: _Entity, counts: EntityCounts, newest: datetime | None) -> None:
+    logger.info(
+        "workspace %s, %s %s: %d received, %d landed new, %d rejected so far; newest change %s",
+        workspace_id,
+        spec.source,
+        spec.entity,
+        counts.received,
+        counts.landed_new,
+        counts.rejected,
+        newest.isoformat() if newest else "unknown",
+    )
 
 
 def _record_counts(
@@ -291,7 +365,7 @@ def _guarded(
     window: ExtractionWindow,
     read: Callable[[SourceToken], dict[str, int]],
 ) -> dict[str, int]:
-    """Run ``read`` (one transaction) with the connection's health rules; commits its own work."""
+    """Run ``read`` (which commits chunk by chunk) with the connection's health rules."""
     conn.commit()
     with conn.transaction():
         status = connection_status(conn, workspace_id, source)
@@ -310,16 +384,16 @@ def _guarded(
     try:
         # Token lifetimes are wall-clock facts, not business time: compare with the real clock.
         token = fresh_token(conn, workspace_id, source, datetime.now(UTC), refresh or never)
+        # ``read`` commits chunk by chunk; a refused token resumes from the last committed chunk.
         try:
-            with conn.transaction():
-                summary = read(token)
+            summary = read(token)
         except AuthenticationFailed:
+            conn.rollback()
             if refresh is None or token.refresh_token is None:
                 raise
             logger.warning("workspace %s: %s refused the access token; refreshing once", workspace_id, source)
             token = fresh_token(conn, workspace_id, source, datetime.now(UTC), refresh, force=True)
-            with conn.transaction():
-                summary = read(token)
+            summary = read(token)
     except AuthenticationFailed as error:
         _needs_reauth(conn, workspace_id, source, str(error), window.run_id, access.notifier)
         return {"needs_reauth": 1}
@@ -360,10 +434,16 @@ def _needs_reauth(
 
 def _entity_specs() -> dict[tuple[str, str], _Entity]:
     specs = [
-        _Entity("qonto", "supplier_invoices", "qonto_supplier_invoices", validation.qonto_supplier_invoice),
+        _Entity(
+            "qonto",
+            "supplier_invoices",
+            "qonto_supplier_invoices",
+            validation.qonto_supplier_invoice,
+            oldest_change_first=True,
+        ),
         _Entity("square", "customers", "square_customers", validation.square_customer),
-        _Entity("square", "payments", "square_payments", validation.square_payment),
-        _Entity("square", "refunds", "square_refunds", validation.square_refund),
+        _Entity("square", "payments", "square_payments", validation.square_payment, oldest_change_first=True),
+        _Entity("square", "refunds", "square_refunds", validation.square_refund, oldest_change_first=True),
         *(
             _Entity(
                 "quickbooks",
@@ -448,7 +528,7 @@ def extract_qonto(
                 workspace_id,
                 window,
                 spec,
-                lambda read_from: client.supplier_invoice_pages(read_from, window.window_end),
+                client.supplier_invoice_pages,
                 on_page=land_attachments,
             )
         return {**_summary({"supplier_invoices": counts}), "attachments": attachments}
@@ -507,27 +587,28 @@ def extract_square(
     refunds_spec = _entity_specs()[("square", "refunds")]
 
     def read(token: SourceToken) -> dict[str, int]:
+        with conn.transaction():
+            first_customer_sync = read_marker(conn, workspace_id, "square", "customers") is None
         with SquareClient(access.base_url, token.access_token, **access.client_kwargs()) as client:
-            customers = _land_since_marker(
-                conn,
-                workspace_id,
-                window,
-                customers_spec,
-                lambda read_from: client.customer_pages(read_from, window.window_end),
-            )
+
+            def customer_pages(read_from: datetime, read_to: datetime) -> Iterator[list[Any]]:
+                # A first sync lists the whole directory, whatever the history window.
+                return client.customer_pages(None if first_customer_sync else read_from, read_to)
+
+            customers = _land_since_marker(conn, workspace_id, window, customers_spec, customer_pages)
             payments = _land_since_marker(
                 conn,
                 workspace_id,
                 window,
                 payments_spec,
-                lambda read_from: client.payment_pages(read_from, window.window_end, location_id),
+                lambda read_from, read_to: client.payment_pages(read_from, read_to, location_id),
             )
             refunds = _land_since_marker(
                 conn,
                 workspace_id,
                 window,
                 refunds_spec,
-                lambda read_from: client.refund_pages(read_from, window.window_end, location_id),
+                lambda read_from, read_to: client.refund_pages(read_from, read_to, location_id),
             )
         return _summary({"customers": customers, "payments": payments, "refunds": refunds})
 
@@ -557,7 +638,11 @@ def extract_quickbooks(
             for entity, target in QUICKBOOKS_ENTITIES.items():
                 spec = specs[("quickbooks", entity)]
                 counts[target.table] = _land_since_marker(
-                    conn, workspace_id, window, spec, partial(client.entity_pages, entity)
+                    conn,
+                    workspace_id,
+                    window,
+                    spec,
+                    partial(_unbounded_pages, partial(client.entity_pages, entity)),
                 )
         return _summary(counts)
 

@@ -20,10 +20,10 @@ from typing import Any
 
 import psycopg
 import pytest
+from dbt_cli import run_dbt
 from psycopg.types.json import Jsonb
 
 REPOSITORY = Path(__file__).resolve().parents[2]
-DBT_PROJECT = REPOSITORY / "dbt_project"
 BIN = Path(sys.executable).parent
 
 WORKSPACE = "ws-bakery"
@@ -307,21 +307,7 @@ def test_dbt_build_gives_the_scorer_every_record_with_its_candidates(
     with psycopg.connect(warehouse["LEDGERLINK_CONNINFO"]) as conn:
         hashes = _seed(conn)
 
-    build = _run(
-        [
-            str(BIN / "dbt"),
-            "build",
-            "--project-dir",
-            str(DBT_PROJECT),
-            "--profiles-dir",
-            str(DBT_PROJECT),
-            "--target-path",
-            str(tmp_path / "target"),
-            "--log-path",
-            str(tmp_path / "logs"),
-        ],
-        {**warehouse, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"},
-    )
+    build = run_dbt("build", env=warehouse, work_dir=tmp_path)
     assert build.returncode == 0, build.stdout[-6000:] + build.stderr[-2000:]
     assert "ERROR=0" in build.stdout
 
@@ -393,21 +379,7 @@ def test_dbt_parse_builds_a_manifest_without_a_warehouse(tmp_path: Path) -> None
     env = {
         key: value for key, value in os.environ.items() if not key.startswith(("LEDGERLINK_PG", "DBT_ENV_"))
     }
-    parse = _run(
-        [
-            str(BIN / "dbt"),
-            "parse",
-            "--project-dir",
-            str(DBT_PROJECT),
-            "--profiles-dir",
-            str(DBT_PROJECT),
-            "--target-path",
-            str(tmp_path / "target"),
-            "--log-path",
-            str(tmp_path / "logs"),
-        ],
-        {**env, "LEDGERLINK_PGHOST": "/nonexistent", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"},
-    )
+    parse = run_dbt("parse", env={**env, "LEDGERLINK_PGHOST": "/nonexistent"}, work_dir=tmp_path, timeout=60)
     assert parse.returncode == 0, parse.stdout[-4000:] + parse.stderr[-2000:]
     manifest = json.loads((tmp_path / "target" / "manifest.json").read_text(encoding="utf-8"))
     match_features = manifest["nodes"]["model.ledgerlink.match_features"]

@@ -5,22 +5,18 @@ in connection health."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
+from dbt_cli import run_dbt
 from delivery_rig import DeliveryRig, decide, square_record
 
 from ledgerlink.delivery.mappings import save_mapping_version
 from ledgerlink.delivery.sender import RetryPolicy, deliver_pending
 from ledgerlink.warehouse.database import dbt_environment
-
-REPOSITORY = Path(__file__).resolve().parents[2]
-DBT_PROJECT = REPOSITORY / "dbt_project"
 
 
 @pytest.mark.timeout(150)
@@ -48,28 +44,14 @@ def test_status_marts_show_states_rejections_versions_and_incidents(
     refused = replace(rig.endpoint(), password="revoked")
     assert deliver_pending(conn, ws, refused, rig.blobs, "run-2", retry=RetryPolicy())["auth_refused"] == 1
 
-    build = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "dbt"),
-            "build",
-            "--select",
-            "+tag:delivery",
-            "reconciliation_status",
-            "--project-dir",
-            str(DBT_PROJECT),
-            "--profiles-dir",
-            str(DBT_PROJECT),
-            "--target-path",
-            str(tmp_path / "target"),
-            "--log-path",
-            str(tmp_path / "logs"),
-        ],
-        cwd=REPOSITORY,
-        env={**os.environ, **dbt_environment(warehouse), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"},
-        capture_output=True,
-        text=True,
+    build = run_dbt(
+        "build",
+        "--select",
+        "+tag:delivery",
+        "reconciliation_status",
+        env={**os.environ, **dbt_environment(warehouse)},
+        work_dir=tmp_path,
         timeout=140,
-        check=False,
     )
     assert build.returncode == 0, build.stdout[-6000:] + build.stderr[-2000:]
 

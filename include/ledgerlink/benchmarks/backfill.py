@@ -14,6 +14,7 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -72,40 +73,132 @@ class BackfillFigures:
         }
 
 
-def run_backfill_benchmark(history: int, window: int, seed: int = 3) -> BackfillFigures:
+#: Reports a stage starting (its name) to whoever shows progress.
+StageCallback = Callable[[str], None]
+
+
+def _no_progress(stage: str) -> None:
+    return None
+
+
+@dataclass
+class BenchmarkFigures:
+    """The issue's figures from one ``ledgerlink benchmark all`` run."""
+
+    large: BackfillFigures
+    small: BackfillFigures
+    landing: dict[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "history": self.large.history,
+            "small_history": self.small.history,
+            "window": self.large.window,
+            "backfill_seconds": self.large.backfill.seconds,
+            "backfill_stages": self.large.backfill.stages,
+            "backfill_call_seconds": self.large.backfill.call_seconds,
+            # named for the issue's scales (1M and 10k records of history); "history" and
+            # "small_history" say which scales this run used
+            "window_seconds_1m_history": self.large.window_run.seconds,
+            "window_stages_1m_history": self.large.window_run.stages,
+            "window_seconds_10k_history": self.small.window_run.seconds,
+            "window_stages_10k_history": self.small.window_run.stages,
+            "landing_rows": self.landing["rows"],
+            "landing_rows_per_second": self.landing["landing_rows_per_second"],
+            "copy_rows_per_second": self.landing["copy_rows_per_second"],
+            "peak_rss_bytes": max(self.large.peak_rss_bytes, self.small.peak_rss_bytes),
+            "largest_processes": sorted(
+                [*self.large.largest_processes, *self.small.largest_processes],
+                key=lambda process: -int(str(process["peak_rss_bytes"])),
+            )[:5],
+        }
+
+
+def run_benchmark(
+    history: int,
+    small_history: int,
+    window: int,
+    landing_rows: int,
+    on_stage: StageCallback = _no_progress,
+) -> BenchmarkFigures:
+    """The whole benchmark: landing throughput against plain COPY, then the first sync of
+    ``history`` payments with a window on top, and the same window on ``small_history``."""
+    figures: dict[str, Any] = {}
+    large = run_backfill_benchmark(
+        history, window, landing_rows=landing_rows, landing=figures, on_stage=on_stage
+    )
+    small = run_backfill_benchmark(
+        small_history, window, on_stage=lambda stage: on_stage(f"small history: {stage}")
+    )
+    return BenchmarkFigures(large, small, figures)
+
+
+def run_backfill_benchmark(
+    history: int,
+    window: int,
+    seed: int = 3,
+    *,
+    landing_rows: int = 0,
+    landing: dict[str, Any] | None = None,
+    on_stage: StageCallback = _no_progress,
+) -> BackfillFigures:
     """Run the benchmark in a state folder of its own (its own embedded warehouse), so nothing of
-    the developer's data is touched; the folder is removed afterwards."""
+    the developer's data is touched; the folder is removed afterwards. With ``landing_rows``, the
+    landing benchmark runs first in that warehouse and its figures go into ``landing``."""
     with tempfile.TemporaryDirectory(prefix="ledgerlink-benchmark-") as state:
-        previous = os.environ.get(STATE_DIR_VARIABLE)
+        # prepare() and the sandbox leave this run's Airflow and dbt settings in os.environ; put
+        # the caller's back, or a second run in this process would reach this run's server
+        previous = dict(os.environ)
         os.environ[STATE_DIR_VARIABLE] = state
         try:
-            return _run_in_state_dir(Path(state), history, window, seed)
+            return _run_in_state_dir(Path(state), history, window, seed, landing_rows, landing, on_stage)
         finally:
             from ledgerlink.warehouse.embedded import stop_embedded_server
 
             stop_embedded_server(Path(state) / "postgres")
-            if previous is None:
-                os.environ.pop(STATE_DIR_VARIABLE, None)
-            else:
-                os.environ[STATE_DIR_VARIABLE] = previous
+            os.environ.clear()
+            os.environ.update(previous)
 
 
-def _run_in_state_dir(state: Path, history: int, window: int, seed: int) -> BackfillFigures:
+def _run_in_state_dir(
+    state: Path,
+    history: int,
+    window: int,
+    seed: int,
+    landing_rows: int,
+    landing: dict[str, Any] | None,
+    on_stage: StageCallback,
+) -> BackfillFigures:
     from ledgerlink.sandbox.generator import generate_fixtures
 
+    on_stage("preparing a warehouse of its own")
     settings, address = prepare(load_settings())
+    if landing_rows:
+        from ledgerlink.benchmarks.landing import measure_landing
+        from ledgerlink.warehouse import connect
+
+        on_stage(f"landing {landing_rows:,} rows, then a plain COPY of them")
+        with connect(address) as conn:
+            figures = measure_landing(conn, landing_rows)
+        if landing is not None:
+            landing.update(figures.as_json())
+    on_stage(f"generating {history:,} payments of history")
+    # the issue's proportions: 1,000,000 payments with 100,000 open invoices, customers and
+    # Qonto supplier invoices
     fixtures = generate_fixtures(
         state / "fixtures",
         seed=seed,
         square_payments=history,
-        customers=max(60, history // 40),
-        qonto_invoices=max(10, history // 20),
-        open_invoices_without_charge=max(10, history // 20),
+        customers=max(60, history // 10),
+        qonto_invoices=max(10, history // 10),
+        open_invoices_without_charge=max(10, history // 10),
         paid_invoices=max(10, history // 20),
     )
     with watch_peak_memory(extra_roots=_database_server_pid(address)) as memory:
+        on_stage(f"first sync of {history:,} payments through the DAG")
         backfill = _run_against_sandbox(settings, address, fixtures, FIRST_SYNC_AT)
         _append_new_payments(fixtures / "square" / "payments.json", window, FIRST_SYNC_AT + WINDOW / 3)
+        on_stage(f"a window of {window:,} new payments on {history:,} of history")
         window_run = _run_against_sandbox(settings, address, fixtures, FIRST_SYNC_AT + WINDOW)
     return BackfillFigures(history, window, backfill, window_run, memory.peak_rss_bytes, memory.largest())
 

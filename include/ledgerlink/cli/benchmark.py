@@ -3,8 +3,49 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+
+@contextmanager
+def _progress() -> Iterator[Progress]:
+    """Progress on stderr, so ``--json`` output on stdout stays one clean object."""
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
+        yield progress
+        for task in progress.tasks:  # the last stage has ended too
+            if task.total is None:
+                progress.update(task.id, total=1, completed=1)
+
+
+def _stage_reporter(progress: Progress) -> Any:
+    """A callback that ends the previous stage's line and starts one for the next."""
+    current: list[Any] = []
+
+    def on_stage(stage: str) -> None:
+        if current:
+            progress.update(current[0], total=1, completed=1)
+        current[:] = [progress.add_task(stage, total=None)]
+
+    return on_stage
 
 
 @click.group()
@@ -23,9 +64,17 @@ def landing(rows: int, page_size: int, as_json: bool) -> None:
     from ledgerlink.warehouse import connect, resolve_server
     from ledgerlink.warehouse.migrations import migrate
 
-    with connect(resolve_server(load_settings())) as conn:
+    with connect(resolve_server(load_settings())) as conn, _progress() as progress:
         migrate(conn)
-        figures = measure_landing(conn, rows, page_size)
+        bar = progress.add_task("landing, then plain COPY", total=2 * rows)
+        phase = [0]
+
+        def on_rows(done: int) -> None:
+            if done == rows:
+                phase[0] = rows  # the landing phase is over; the COPY counts from here
+            progress.update(bar, completed=min(phase[0] + done, 2 * rows))
+
+        figures = measure_landing(conn, rows, page_size, on_rows=on_rows)
     if as_json:
         click.echo(json.dumps(figures.as_json()))
         return
@@ -57,7 +106,8 @@ def backfill(history: int, window: int, as_json: bool) -> None:
     Runs in a state folder of its own; your data is not touched."""
     from ledgerlink.benchmarks.backfill import run_backfill_benchmark
 
-    figures = run_backfill_benchmark(history, window)
+    with _progress() as progress:
+        figures = run_backfill_benchmark(history, window, on_stage=_stage_reporter(progress))
     if as_json:
         click.echo(json.dumps(figures.as_json()))
         return
@@ -68,3 +118,48 @@ def backfill(history: int, window: int, as_json: bool) -> None:
     for stage, seconds in figures.window_run.stages.items():
         click.echo(f"  {stage:<22} {seconds:>8.1f} s")
     click.echo(f"peak RSS of any process: {figures.peak_rss_bytes / 2**20:.0f} MiB")
+
+
+@benchmark.command("all")
+@click.option(
+    "--history",
+    type=click.IntRange(min=10),
+    default=1_000_000,
+    show_default=True,
+    help="Square payments in the large history (with a tenth as many invoices and customers).",
+)
+@click.option(
+    "--small-history",
+    type=click.IntRange(min=10),
+    default=10_000,
+    show_default=True,
+    help="Square payments in the small history the same window is measured on.",
+)
+@click.option("--window", type=click.IntRange(min=1), default=1_000, show_default=True)
+@click.option("--landing-rows", type=click.IntRange(min=1), default=100_000, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
+def all_figures(history: int, small_history: int, window: int, landing_rows: int, as_json: bool) -> None:
+    """Every figure of the scale goals in one run: landing against plain COPY, a first sync of a
+    long history through the DAG with each stage's time, and a window on a long and a short
+    history. Runs in state folders of its own; your data is not touched."""
+    from ledgerlink.benchmarks.backfill import run_benchmark
+
+    with _progress() as progress:
+        figures = run_benchmark(
+            history, small_history, window, landing_rows, on_stage=_stage_reporter(progress)
+        ).as_json()
+    if as_json:
+        click.echo(json.dumps(figures))
+        return
+    click.echo(
+        f"landing {figures['landing_rows_per_second']:,} rows/s against plain COPY "
+        f"{figures['copy_rows_per_second']:,} rows/s ({figures['landing_rows']:,} rows)"
+    )
+    click.echo(f"first sync of {history:,} payments: {figures['backfill_seconds']:.1f} s")
+    for stage, seconds in figures["backfill_stages"].items():
+        click.echo(f"  {stage:<22} {seconds:>8.1f} s")
+    click.echo(
+        f"window of {window:,}: {figures['window_seconds_1m_history']:.1f} s on {history:,} of history, "
+        f"{figures['window_seconds_10k_history']:.1f} s on {small_history:,}"
+    )
+    click.echo(f"peak RSS of any process: {figures['peak_rss_bytes'] / 2**20:.0f} MiB")

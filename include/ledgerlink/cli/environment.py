@@ -40,6 +40,9 @@ def airflow_environment(settings: Settings, address: ServerAddress) -> dict[str,
         "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": address.sqlalchemy_url(AIRFLOW_DATABASE, "psycopg2"),
         "AIRFLOW__COSMOS__ENABLE_CACHE": "True",
+        # the state's own cache (dbt's partial parse, ...): the default /tmp/cosmos is shared by
+        # every checkout on the machine, and one checkout's parse then invalidates another's
+        "AIRFLOW__COSMOS__CACHE_DIR": str(settings.state_dir / "cosmos"),
         "AIRFLOW__COSMOS__PROPAGATE_LOGS": "False",
         # no network beyond the configured services: Cosmos would otherwise report usage
         "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",

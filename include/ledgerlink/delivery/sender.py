@@ -40,6 +40,7 @@ from ledgerlink.delivery.documents import DocumentRefused, document_for
 from ledgerlink.incidents import NEEDS_REAUTH, notify_owner_once, open_incident, resolve_incidents
 from ledgerlink.mail import SmtpEndpoint, header_safe, smtp_session
 from ledgerlink.money import format_money
+from ledgerlink.progress import ProgressLog
 from ledgerlink.workspaces import load_workspace
 
 logger = logging.getLogger(__name__)
@@ -138,7 +139,10 @@ def deliver_pending(
     try:
         _recover_interrupted(conn, workspace_id)
         deadline = time.monotonic() + retry.run_deadline_seconds
-        for outbox_id in _due_rows(conn, workspace_id):
+        due = _due_rows(conn, workspace_id)
+        progress = ProgressLog(logger, f"workspace {workspace_id}: outbox rows handled", total=len(due))
+        for outbox_id in due:
+            progress.advance()
             try:
                 attachment = document_for(conn, blobs, _load_row(conn, outbox_id), workspace.display_name)
             except DocumentRefused as refusal:
@@ -162,6 +166,7 @@ def deliver_pending(
                 counts["rejected"] += 1
             else:
                 counts[_defer(conn, outbox_id, retry)] += 1
+        progress.finish()
     finally:
         conn.execute("select pg_advisory_unlock(hashtext('delivery:' || %s))", (workspace_id,))
         conn.commit()

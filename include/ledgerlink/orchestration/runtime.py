@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import os
+from datetime import datetime, timedelta
 from typing import Any
 
-from ledgerlink.extraction import ExtractionWindow
+from ledgerlink.extraction import CHUNK_RECORDS, FIRST_SYNC_HISTORY, ExtractionWindow
 
 
 def extraction_window(context: Any) -> ExtractionWindow:
@@ -17,4 +18,12 @@ def extraction_window(context: Any) -> ExtractionWindow:
     )
     if window_end is None:
         raise ValueError("the run has neither a data interval, a logical date nor a run_after time")
-    return ExtractionWindow(run_id=str(context["run_id"]), window_end=window_end)
+    # A workspace's first sync reaches this far back, committing every so many records.
+    first_sync_days = os.environ.get("LEDGERLINK_FIRST_SYNC_DAYS")
+    chunk_records = os.environ.get("LEDGERLINK_SYNC_CHUNK_RECORDS")
+    return ExtractionWindow(
+        run_id=str(context["run_id"]),
+        window_end=window_end,
+        first_sync_history=timedelta(days=int(first_sync_days)) if first_sync_days else FIRST_SYNC_HISTORY,
+        chunk_records=int(chunk_records) if chunk_records else CHUNK_RECORDS,
+    )
