@@ -208,7 +208,7 @@ def connect(
     no_browser: bool,
 ) -> None:
     """Connect a workspace to Qonto or Square through OAuth."""
-    from ledgerlink.warehouse import connect as connect_warehouse
+    from ledgerlink.warehouse import connect_for_workspace
 
     host = (oauth_host or DEFAULT_OAUTH_HOSTS[source]).rstrip("/")
     if register:
@@ -229,7 +229,11 @@ def connect(
         )
     if source == "qonto" and client.client_secret is None:
         client = replace(client, client_secret="")
-    with connect_warehouse() as conn:
+    try:
+        region_conn = connect_for_workspace(workspace_id)
+    except LookupError as error:
+        raise click.UsageError(str(error)) from error
+    with region_conn as conn:
         connect_source(
             conn,
             source,
