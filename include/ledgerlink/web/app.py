@@ -216,7 +216,9 @@ def create_app() -> FastAPI:
             return _review_page(request, reviewer, conn, decision_id, "", error=str(refusal))
         following = queries.next_in_queue(conn, [found.workspace_id], decision_id)
         target = (
-            request.url_for("review_page", decision_id=following).include_query_params(done=decision_id)
+            request.url_for("review_page", decision_id=following).include_query_params(
+                done=decision_id, workspace=found.workspace_id
+            )
             if following is not None
             else request.url_for("queue_page").include_query_params(done=decision_id)
         )

@@ -8,6 +8,13 @@ depends on :func:`current_reviewer`.
 Authorisation is per workspace (``ops.workspace_members``): a user sees and acts on the
 workspaces they are a member of and nothing else, whatever their Airflow role.
 
+Memberships live in the configuration database; records in each workspace's storage region
+(``ledgerlink.warehouse.regions``). A request works in one region: that of the workspace it names
+(the ``workspace_id`` path parameter or the ``workspace`` query parameter), else that of the
+user's first workspace. The reviewer's workspaces are narrowed to that region, so a page never
+mixes regions, and :data:`WarehouseDep` opens that region's database. With one region (the
+embedded default) nothing changes: every workspace is in it.
+
 State-changing requests carry a CSRF token bound to the user's credential: an HMAC, keyed with
 Airflow's JWT secret (shared by every api-server worker), of the token that authenticated them.
 """
@@ -25,19 +32,20 @@ from airflow.api_fastapi.auth.managers.base_auth_manager import COOKIE_NAME_JWT_
 from airflow.api_fastapi.core_api.security import GetUserDep
 from fastapi import Depends, Form, HTTPException, Request, status
 
-from ledgerlink.warehouse import connect, resolve_server
+from ledgerlink.warehouse import connect, connect_region, resolve_server
+from ledgerlink.warehouse.regions import workspace_regions
 from ledgerlink.web import queries
 
 CSRF_FIELD = "csrf_token"
 
 
-def warehouse_connection() -> Iterator[psycopg.Connection]:
-    """A warehouse connection for one request."""
+def configuration_connection() -> Iterator[psycopg.Connection]:
+    """A connection to the configuration database (memberships, the workspace registry)."""
     with connect(resolve_server()) as conn:
         yield conn
 
 
-WarehouseDep = Annotated[psycopg.Connection, Depends(warehouse_connection)]
+ConfigurationDep = Annotated[psycopg.Connection, Depends(configuration_connection)]
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,8 @@ class Reviewer:
     username: str
     workspaces: list[queries.WorkspaceRef]
     csrf_token: str
+    #: the storage region this request works in; ``workspaces`` holds only that region's
+    region: str = ""
 
     @property
     def workspace_ids(self) -> list[str]:
@@ -76,17 +86,33 @@ def csrf_token_for(username: str, credential: str) -> str:
     return hmac.new(_csrf_key(), message, hashlib.sha256).hexdigest()
 
 
-def current_reviewer(request: Request, user: GetUserDep, conn: WarehouseDep) -> Reviewer:
-    """The authenticated Airflow user with the workspaces they may work on."""
+def current_reviewer(request: Request, user: GetUserDep, conn: ConfigurationDep) -> Reviewer:
+    """The authenticated Airflow user with the workspaces they may work on in this request's
+    region."""
     username = user.get_name()
+    workspaces = queries.member_workspaces(conn, username)
+    regions = workspace_regions(conn, [workspace.workspace_id for workspace in workspaces])
+    named = str(request.path_params.get("workspace_id") or request.query_params.get("workspace") or "")
+    region = regions.get(named) or next(iter(regions.values()), "")
     return Reviewer(
         username=username,
-        workspaces=queries.member_workspaces(conn, username),
+        workspaces=[workspace for workspace in workspaces if regions[workspace.workspace_id] == region],
         csrf_token=csrf_token_for(username, _presented_credential(request)),
+        region=region,
     )
 
 
 ReviewerDep = Annotated[Reviewer, Depends(current_reviewer)]
+
+
+def warehouse_connection(reviewer: ReviewerDep) -> Iterator[psycopg.Connection]:
+    """A connection, for one request, to the database of the region the request works in (a
+    user with no workspace gets the configuration database, where they see nothing)."""
+    with connect_region(reviewer.region) if reviewer.region else connect(resolve_server()) as conn:
+        yield conn
+
+
+WarehouseDep = Annotated[psycopg.Connection, Depends(warehouse_connection)]
 
 
 def checked_csrf(reviewer: ReviewerDep, csrf_token: Annotated[str, Form()] = "") -> Reviewer:
