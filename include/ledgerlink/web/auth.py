@@ -11,8 +11,9 @@ workspaces they are a member of and nothing else, whatever their Airflow role.
 Memberships live in the configuration database; records in each workspace's storage region
 (``ledgerlink.warehouse.regions``). A request works in one region: that of the workspace it names
 (the ``workspace_id`` path parameter or the ``workspace`` query parameter), else that of the
-user's first workspace. The reviewer's workspaces are narrowed to that region, so a page never
-mixes regions, and :data:`WarehouseDep` opens that region's database. With one region (the
+user's first workspace. ``Reviewer.workspace_ids``, which every query filters by, holds only that
+region's workspaces, so a page never mixes regions, and :data:`WarehouseDep` opens that region's
+database. With one region (the
 embedded default) nothing changes: every workspace is in it.
 
 State-changing requests carry a CSRF token bound to the user's credential: an HMAC, keyed with
@@ -24,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 import psycopg
@@ -53,12 +54,19 @@ class Reviewer:
     username: str
     workspaces: list[queries.WorkspaceRef]
     csrf_token: str
-    #: the storage region this request works in; ``workspaces`` holds only that region's
+    #: the storage region this request works in, and each workspace's region
     region: str = ""
+    workspace_regions: dict[str, str] = field(default_factory=dict)
 
     @property
     def workspace_ids(self) -> list[str]:
-        return [workspace.workspace_id for workspace in self.workspaces]
+        """The workspaces this request may read and act on: the user's, in the request's region
+        (``workspaces`` lists them all, e.g. to choose one and so another region)."""
+        return [
+            workspace.workspace_id
+            for workspace in self.workspaces
+            if self.workspace_regions.get(workspace.workspace_id, self.region) == self.region
+        ]
 
     @property
     def workspace_names(self) -> dict[str, str]:
@@ -96,9 +104,10 @@ def current_reviewer(request: Request, user: GetUserDep, conn: ConfigurationDep)
     region = regions.get(named) or next(iter(regions.values()), "")
     return Reviewer(
         username=username,
-        workspaces=[workspace for workspace in workspaces if regions[workspace.workspace_id] == region],
+        workspaces=workspaces,
         csrf_token=csrf_token_for(username, _presented_credential(request)),
         region=region,
+        workspace_regions=regions,
     )
 
 
