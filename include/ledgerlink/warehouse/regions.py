@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 
 DEFAULT_REGION = "default"
 _REGION_URL_VARIABLE = re.compile(r"^LEDGERLINK_REGION_([A-Z][A-Z0-9_]*)_URL$")
+_DATABASES_ENSURED: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,9 @@ def resolve_region(region: Region | str, settings: Settings | None = None) -> Se
     if region.url is None:
         return resolve_configuration_server(settings)
     address = address_from_url(region.url)
-    create_missing_databases(address, {address.warehouse_database})
+    if region.url not in _DATABASES_ENSURED:  # once per process: pages connect on every request
+        create_missing_databases(address, {address.warehouse_database})
+        _DATABASES_ENSURED.add(region.url)
     return address
 
 
