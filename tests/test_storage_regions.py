@@ -301,6 +301,14 @@ def test_a_reviewer_sees_only_their_own_workspace_in_the_pages(regional_run) -> 
         assert client.get(f"/decisions/{some_other}").status_code == 404
         assert client.get(f"/decisions/{some_other}", params={"workspace": other}).status_code == 404
         assert client.get("/queue", params={"workspace": other}).status_code == 403
+        # the PDF preview comes from the viewer's region's blob store
+        with connect_region(REGION_OF[viewer]) as conn:
+            qonto_decision = conn.execute(
+                "select min(decision_id) from ops.routing_decisions where workspace_id = %s and source = 'qonto'",
+                (viewer,),
+            ).fetchone()[0]
+        document = client.get(f"/decisions/{qonto_decision}/document", params={"workspace": viewer})
+        assert document.status_code == 200 and document.content.startswith(b"%PDF")
         assert client.get("/status", params={"workspace": other}).status_code == 403
 
     # the us reviewer's request works in the us region: gamma's own decision is there

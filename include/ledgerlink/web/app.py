@@ -23,11 +23,10 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ledgerlink.blobstore import BlobStore
 from ledgerlink.delivery.documents import DocumentUnavailable, qonto_attachment, render_square_receipt
 from ledgerlink.money import format_money
 from ledgerlink.review import ReviewChoice, ReviewRefused, take_review_action
-from ledgerlink.settings import load_settings
+from ledgerlink.warehouse.regions import blob_store_for_workspace
 from ledgerlink.web import queries
 from ledgerlink.web.auth import CsrfCheckedReviewerDep, Reviewer, ReviewerDep, WarehouseDep
 
@@ -173,7 +172,7 @@ def create_app() -> FastAPI:
         found = _decision_or_404(conn, reviewer, decision_id)
         try:
             if found.source == "qonto":
-                blobs = BlobStore(load_settings().blob_dir)
+                blobs = blob_store_for_workspace(found.workspace_id)
                 file_name, content = qonto_attachment(
                     conn, blobs, found.workspace_id, found.source_record_id, found.source_payload_sha256
                 )
