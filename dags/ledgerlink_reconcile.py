@@ -14,6 +14,10 @@ One workspace's failure never stops another's: the shared dbt stage waits for ev
 finish, failed or not, and scoring and delivery run per workspace in a mapped task group, so a
 workspace's delivery waits only for its own scoring. The run still ends failed, so the failure
 is visible and retried.
+
+Each workspace's tasks work in its storage region's database and blob store; dbt builds each
+configured region on its own (`dbt_match_features_<region>`; the embedded default has one region,
+built by `dbt_match_features`). The region list comes from the environment, never a database.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from ledgerlink.orchestration.operators import (
     PrepareWarehouseOperator,
     ScoringOperator,
 )
+from ledgerlink.warehouse.regions import configured_regions
 
 DEFAULT_ARGS = {
     "owner": "ledgerlink",
@@ -68,7 +73,10 @@ def ledgerlink_reconcile() -> None:
     # dbt builds every workspace at once; a workspace whose extraction failed is built from what
     # it landed before, and the others go on.
     extraction_finished = EmptyOperator(task_id="extraction_finished", trigger_rule=TriggerRule.ALL_DONE)
-    match_features = dbt_task_group("dbt_match_features", MATCH_FEATURE_SELECTORS)
+    regions = configured_regions().values()
+    match_features = [
+        dbt_task_group("dbt_match_features", MATCH_FEATURE_SELECTORS, region) for region in regions
+    ]
 
     @task_group(group_id="reconcile_workspace")
     def reconcile_workspace(workspace_id: str) -> None:
@@ -78,12 +86,17 @@ def ledgerlink_reconcile() -> None:
 
     per_workspace = reconcile_workspace.expand(workspace_id=workspace_ids)
     scoring_finished = EmptyOperator(task_id="scoring_finished", trigger_rule=TriggerRule.ALL_DONE)
-    reporting_marts = dbt_task_group("dbt_reporting_marts", REPORTING_SELECTORS)
+    reporting_marts = [
+        dbt_task_group("dbt_reporting_marts", REPORTING_SELECTORS, region) for region in regions
+    ]
 
-    extracts >> extraction_finished >> match_features >> per_workspace >> scoring_finished >> reporting_marts
+    extracts >> extraction_finished >> match_features
+    for region_features in match_features:
+        region_features >> per_workspace
+    per_workspace >> scoring_finished >> reporting_marts
     # The gates above succeed even when a workspace failed, so without this the run would look
     # green; any failure anywhere fails the run, after everything else has had its chance.
-    [*extracts, match_features, per_workspace, reporting_marts] >> report_failures()
+    [*extracts, *match_features, per_workspace, *reporting_marts] >> report_failures()
 
 
 ledgerlink_reconcile()

@@ -9,6 +9,8 @@ from decimal import Decimal
 import psycopg
 from psycopg.rows import class_row
 
+from ledgerlink.warehouse.regions import DEFAULT_REGION, configured_regions
+
 DEFAULT_AUTO_LINK_THRESHOLD = Decimal("0.85")
 DEFAULT_REVIEW_THRESHOLD = Decimal("0.55")
 #: QuickBooks email-in addresses live on these domains (``apis.md`` §3.1; the second is newer).
@@ -30,6 +32,8 @@ class Workspace:
     quickbooks_realm_id: str | None = None
     square_location_id: str | None = None
     is_active: bool = True
+    #: where its customer data lives (``ledgerlink.warehouse.regions``); fixed once created
+    storage_region: str = DEFAULT_REGION
 
     def problems(self) -> list[str]:
         """What is wrong with these settings, in words a person can act on; empty when valid."""
@@ -48,6 +52,10 @@ class Workspace:
                 found.append(f"{name.replace('_', ' ')}: must be between 0 and 1")
         if self.review_threshold > self.auto_link_threshold:
             found.append("review threshold: must not exceed the auto-link threshold")
+        if self.storage_region not in (regions := configured_regions()):
+            found.append(
+                f"storage region: unknown {self.storage_region!r}; configured regions: {', '.join(regions)}"
+            )
         return found
 
 
@@ -59,18 +67,26 @@ _COLUMNS = tuple(Workspace.__dataclass_fields__)
 
 
 def save_workspace(conn: psycopg.Connection, workspace: Workspace) -> None:
-    """Create the workspace, or update its settings; refuse invalid settings."""
+    """Create the workspace, or update its settings; refuse invalid settings, and a change of
+    storage region (its data would stay behind in the old region)."""
     if problems := workspace.problems():
         raise InvalidWorkspace(f"workspace {workspace.workspace_id!r}: " + "; ".join(problems))
     values = asdict(workspace)
     columns = ", ".join(_COLUMNS)
     placeholders = ", ".join(f"%({name})s" for name in _COLUMNS)
     updates = ", ".join(f"{name} = excluded.{name}" for name in _COLUMNS if name != "workspace_id")
-    conn.execute(
+    saved = conn.execute(
         f"insert into ops.workspaces ({columns}) values ({placeholders})"  # noqa: S608 - fixed names
-        f" on conflict (workspace_id) do update set {updates}",
+        f" on conflict (workspace_id) do update set {updates}"
+        " where ops.workspaces.storage_region = excluded.storage_region",
         values,
     )
+    if saved.rowcount == 0:
+        current = load_workspace(conn, workspace.workspace_id).storage_region
+        raise InvalidWorkspace(
+            f"workspace {workspace.workspace_id!r}: storage region: it lives in {current!r}; moving a"
+            f" workspace to another region ({workspace.storage_region!r}) is not supported"
+        )
 
 
 def load_workspace(conn: psycopg.Connection, workspace_id: str) -> Workspace:

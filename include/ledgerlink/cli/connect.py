@@ -236,7 +236,7 @@ def connect(
     no_browser: bool,
 ) -> None:
     """Connect a workspace to Qonto or Square through OAuth."""
-    from ledgerlink.warehouse import connect as connect_warehouse
+    from ledgerlink.warehouse import connect_for_workspace
 
     host = (oauth_host or DEFAULT_OAUTH_HOSTS[source]).rstrip("/")
     client: OAuthClient | None
@@ -258,7 +258,11 @@ def connect(
         )
     if source == "qonto" and client is not None and client.client_secret is None:
         client = replace(client, client_secret="")
-    with connect_warehouse() as conn:
+    try:
+        region_conn = connect_for_workspace(workspace_id)
+    except LookupError as error:
+        raise click.UsageError(str(error)) from error
+    with region_conn as conn:
         if client is None:
             redirect_uri = f"http://127.0.0.1:{port}/callback"
             client = dynamic_client(host, redirect_uri, conn=conn, workspace_id=workspace_id)

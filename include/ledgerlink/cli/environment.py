@@ -14,6 +14,7 @@ from cryptography.fernet import Fernet
 
 from ledgerlink.settings import AIRFLOW_DATABASE, STATE_DIR_VARIABLE, Settings
 from ledgerlink.warehouse.database import ServerAddress, dbt_environment
+from ledgerlink.warehouse.regions import region_dbt_environment
 
 
 def _airflow_fernet_key(settings: Settings) -> str:
@@ -52,6 +53,8 @@ def airflow_environment(settings: Settings, address: ServerAddress) -> dict[str,
         "DBT_INDIRECT_SELECTION": "cautious",
         "DBT_PROJECT_DIR": str(settings.dbt_project_dir),
         **dbt_environment(address),
+        # each storage region's dbt profile variables, for its own dbt task groups
+        **region_dbt_environment(settings),
     }
     environment = {name: os.environ.get(name, value) for name, value in defaults.items()}
     # Airflow starts its own subprocesses (`airflow standalone` runs `airflow scheduler`, ...) by

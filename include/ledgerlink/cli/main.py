@@ -56,14 +56,14 @@ def delivery() -> None:
 def delivery_retry(workspace_id: str, source_record: str | None, outbox_id: int | None, actor: str) -> None:
     """Queue one rejected or failed delivery again after its cause was fixed."""
     from ledgerlink.delivery.retry import DeliveryNotFound, retry_delivery
-    from ledgerlink.warehouse import connect
+    from ledgerlink.warehouse import connect_for_workspace
 
     try:
-        with connect() as conn:
+        with connect_for_workspace(workspace_id) as conn:
             request = retry_delivery(
                 conn, workspace_id, actor=actor, outbox_id=outbox_id, source_record=source_record
             )
-    except (DeliveryNotFound, ValueError) as error:
+    except (DeliveryNotFound, LookupError, ValueError) as error:
         raise click.ClickException(str(error)) from error
     record = f"{request.source}:{request.source_record_id}"
     if request.queued:

@@ -26,7 +26,8 @@ from ledgerlink.orchestration.connection_ids import (
 )
 from ledgerlink.settings import AIRFLOW_DATABASE, Settings
 from ledgerlink.warehouse import ServerAddress, connect
-from ledgerlink.workspaces import Workspace, save_workspace
+from ledgerlink.warehouse.regions import configured_regions, place_workspace, region_connection, region_named
+from ledgerlink.workspaces import Workspace
 
 DAG_ID = "ledgerlink_reconcile"
 
@@ -68,12 +69,18 @@ class RunSummary:
 
 
 def register_sandbox_workspace(
-    conn: psycopg.Connection, sandbox: dict[str, Any], manifest: dict[str, Any]
+    conn: psycopg.Connection,
+    sandbox: dict[str, Any],
+    manifest: dict[str, Any],
+    storage_region: str | None = None,
 ) -> str:
-    """Create (or refresh) the sandbox's workspace with its encrypted tokens."""
+    """Create (or refresh) the sandbox's workspace, in ``storage_region`` (default: the first
+    configured region), with its encrypted tokens in that region. ``conn`` is the configuration
+    database."""
     workspace_id = str(manifest["workspace_id"])
+    region = region_named(storage_region or next(iter(configured_regions())))
     with conn.transaction():
-        save_workspace(
+        place_workspace(
             conn,
             Workspace(
                 workspace_id=workspace_id,
@@ -83,10 +90,12 @@ def register_sandbox_workspace(
                 home_currency=str(manifest.get("home_currency") or "EUR"),
                 quickbooks_realm_id=str(sandbox["quickbooks"]["realm_id"]),
                 square_location_id=sandbox["square"].get("location_id"),
+                storage_region=region.name,
             ),
         )
-        for source in ("qonto", "square", "quickbooks"):
-            store_token(conn, workspace_id, source, str(sandbox[source]["access_token"]))
+        with region_connection(conn, region) as region_conn:
+            for source in ("qonto", "square", "quickbooks"):
+                store_token(region_conn, workspace_id, source, str(sandbox[source]["access_token"]))
     return workspace_id
 
 

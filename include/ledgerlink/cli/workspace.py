@@ -1,7 +1,8 @@
 """``ledgerlink workspace``: add, list, enable and disable the companies ledgerlink reconciles.
 
 Each run of ``ledgerlink_reconcile`` fans out over the enabled workspaces. Disabling keeps every
-row of the workspace's data; it only stops new runs from picking it up.
+row of the workspace's data; it only stops new runs from picking it up. A workspace's storage
+region (``--region``) is fixed when it is added: its data lives only in that region's database.
 """
 
 from __future__ import annotations
@@ -19,13 +20,12 @@ from ledgerlink.workspaces import (
     InvalidWorkspace,
     Workspace,
     list_workspaces,
-    save_workspace,
-    set_workspace_active,
+    load_workspace,
 )
 
 
 def _connect() -> psycopg.Connection:
-    """The configured warehouse, migrated (a new install has no tables yet)."""
+    """The configuration database, migrated (a new install has no tables yet)."""
     from ledgerlink.settings import load_settings
     from ledgerlink.warehouse import connect, resolve_server
     from ledgerlink.warehouse.migrations import migrate
@@ -50,16 +50,38 @@ def workspace() -> None:
 @click.option("--review-threshold", type=Decimal, default=DEFAULT_REVIEW_THRESHOLD, show_default=True)
 @click.option("--quickbooks-realm-id", help="The QuickBooks company id.")
 @click.option("--square-location-id", help="Only this Square location's payments.")
-def add(workspace_id: str, **settings: object) -> None:
+@click.option(
+    "--region",
+    "storage_region",
+    help="The storage region holding its data (LEDGERLINK_REGION_<NAME>_URL); needed for a new"
+    " workspace when several are configured.",
+)
+def add(workspace_id: str, storage_region: str | None, **settings: object) -> None:
     """Add a workspace, or change the settings of an existing one (all settings are replaced,
     and it is enabled)."""
-    candidate = Workspace(workspace_id=workspace_id, **settings)  # type: ignore[arg-type]
+    from ledgerlink.warehouse.regions import configured_regions, place_workspace
+
     with _connect() as conn:
+        if storage_region is None:
+            try:
+                storage_region = load_workspace(conn, workspace_id).storage_region
+            except LookupError:
+                regions = list(configured_regions())
+                if len(regions) > 1:
+                    raise click.UsageError(
+                        f"--region is required: configured regions: {', '.join(regions)}"
+                    ) from None
+                storage_region = regions[0]
+        candidate = Workspace(
+            workspace_id=workspace_id,
+            storage_region=storage_region,
+            **settings,  # type: ignore[arg-type]
+        )
         try:
-            save_workspace(conn, candidate)
+            place_workspace(conn, candidate)
         except InvalidWorkspace as error:
             raise click.UsageError(str(error)) from error
-    click.echo(f"saved workspace {workspace_id}")
+    click.echo(f"saved workspace {workspace_id} (storage region {storage_region})")
 
 
 @workspace.command("list")
@@ -75,11 +97,13 @@ def list_(as_json: bool) -> None:
     if not workspaces:
         click.echo("no workspaces yet: add one with `ledgerlink workspace add`")
         return
-    click.echo(f"{'workspace':<24} {'state':<9} {'currency':<8} {'auto':>5} {'review':>6}  email-in")
+    click.echo(
+        f"{'workspace':<24} {'state':<9} {'region':<8} {'currency':<8} {'auto':>5} {'review':>6}  email-in"
+    )
     for item in workspaces:
         state = "enabled" if item.is_active else "disabled"
         click.echo(
-            f"{item.workspace_id:<24} {state:<9} {item.home_currency:<8} "
+            f"{item.workspace_id:<24} {state:<9} {item.storage_region:<8} {item.home_currency:<8} "
             f"{item.auto_link_threshold:>5} {item.review_threshold:>6}  {item.email_in_address}"
         )
 
@@ -99,9 +123,11 @@ def enable(workspace_id: str) -> None:
 
 
 def _set_active(workspace_id: str, active: bool) -> None:
+    from ledgerlink.warehouse.regions import set_workspace_active_everywhere
+
     with _connect() as conn:
         try:
-            set_workspace_active(conn, workspace_id, active)
+            set_workspace_active_everywhere(conn, workspace_id, active)
         except LookupError as error:
             raise click.UsageError(str(error)) from error
     click.echo(f"{'enabled' if active else 'disabled'} workspace {workspace_id}")

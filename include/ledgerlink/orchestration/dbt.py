@@ -3,6 +3,11 @@
 Cosmos renders from a manifest built ahead of time (``ledgerlink prepare`` runs ``dbt parse``),
 so parsing the DAG never invokes dbt. Each model becomes a task running ``dbt build`` for it
 (the model and its tests), so one model can be rerun from the Airflow UI.
+
+Each storage region is built on its own, in its own database: a region's task group sets
+``LEDGERLINK_DBT_REGION``, and ``profiles.yml`` then reads that region's variables
+(``LEDGERLINK_PGHOST_EU`` ...), which ``ledgerlink``'s environment derives from the region URLs.
+Only the region's name travels with the task, so no password is rendered or serialised.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, 
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
 
 from ledgerlink.settings import load_settings
+from ledgerlink.warehouse.regions import Region
 
 #: The models the scorer needs, then the marts built from its decisions.
 MATCH_FEATURE_SELECTORS = ["path:models/staging", "path:models/intermediate", "path:models/marts/scoring"]
@@ -34,7 +40,22 @@ def freeze_heap(context: Any) -> None:
     gc.freeze()
 
 
-def dbt_task_group(group_id: str, select: list[str], **kwargs: Any) -> DbtTaskGroup:
+def region_group_id(group_id: str, region: Region) -> str:
+    """``group_id`` for the configuration database's own region (the embedded default), else
+    ``group_id_<region>``."""
+    return group_id if region.shares_configuration_database else f"{group_id}_{region.name}"
+
+
+def dbt_task_group(
+    group_id: str, select: list[str], region: Region | None = None, **kwargs: Any
+) -> DbtTaskGroup:
+    """The models ``select`` names as a task group building ``region``'s database (default: the
+    configuration database's own region)."""
+    operator_args = dict(kwargs.pop("operator_args", {}))
+    if region is not None:
+        group_id = region_group_id(group_id, region)
+        region_variable = "" if region.shares_configuration_database else region.name
+        operator_args["env"] = {**operator_args.get("env", {}), "LEDGERLINK_DBT_REGION": region_variable}
     project_dir = load_settings().dbt_project_dir
     manifest = manifest_path(project_dir)
     if not manifest.exists():
@@ -62,6 +83,6 @@ def dbt_task_group(group_id: str, select: list[str], **kwargs: Any) -> DbtTaskGr
             # server, and Airflow rejects a postgres:// asset URI without a host.
             emit_datasets=False,
         ),
-        operator_args={"pre_execute": freeze_heap},
+        operator_args={"pre_execute": freeze_heap, **operator_args},
         **kwargs,
     )

@@ -12,13 +12,18 @@ from ledgerlink.orchestration.connection_ids import EMAIL_IN_CONN_ID, SOURCE_CON
 
 
 class PrepareWarehouseOperator(BaseOperator):
-    """Apply pending warehouse migrations and return the active workspace ids (for fan-out)."""
+    """Apply pending migrations to the configuration database and every region's, and return the
+    active workspace ids (for fan-out)."""
 
     def execute(self, context: Any) -> list[str]:
         from ledgerlink.warehouse import connect
         from ledgerlink.warehouse.migrations import migrate
+        from ledgerlink.warehouse.regions import migrate_every_region
         from ledgerlink.workspaces import active_workspace_ids
 
+        for region, applied in migrate_every_region().items():
+            if applied:
+                self.log.info("region %s: applied migrations: %s", region, ", ".join(applied))
         with connect() as conn:
             applied = migrate(conn)
             if applied:
@@ -42,19 +47,17 @@ class ExtractSourceOperator(BaseOperator):
         from airflow.sdk.exceptions import AirflowFailException
 
         from ledgerlink import extraction
-        from ledgerlink.blobstore import BlobStore
         from ledgerlink.credentials import NotConnected
         from ledgerlink.orchestration.connections import notifier_endpoint, source_access
         from ledgerlink.orchestration.runtime import extraction_window
-        from ledgerlink.settings import load_settings
-        from ledgerlink.warehouse import connect
+        from ledgerlink.warehouse.regions import blob_store_for_workspace, connect_for_workspace
 
         access = source_access(SOURCE_CONN_IDS[self.source], self.source, notifier_endpoint())
         window = extraction_window(context)
-        with connect() as conn:
+        with connect_for_workspace(self.workspace_id) as conn:
             try:
                 if self.source == "qonto":
-                    blobs = BlobStore(load_settings().blob_dir)
+                    blobs = blob_store_for_workspace(self.workspace_id)
                     landed = extraction.extract_qonto(conn, self.workspace_id, access, window, blobs)
                 elif self.source == "square":
                     landed = extraction.extract_square(conn, self.workspace_id, access, window)
@@ -81,10 +84,10 @@ class ScoringOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, int]:
         from ledgerlink.matching import route_workspace
         from ledgerlink.orchestration.runtime import extraction_window
-        from ledgerlink.warehouse import connect
+        from ledgerlink.warehouse.regions import connect_for_workspace
 
         window = extraction_window(context)
-        with connect() as conn:
+        with connect_for_workspace(self.workspace_id) as conn:
             counts = route_workspace(conn, self.workspace_id, window.run_id, window.window_end)
         self.log.info("workspace %s: routed %s", self.workspace_id, counts)
         return counts
@@ -101,21 +104,19 @@ class EmailDeliveryOperator(BaseOperator):
         self.email_conn_id = email_conn_id
 
     def execute(self, context: Any) -> dict[str, int]:
-        from ledgerlink.blobstore import BlobStore
         from ledgerlink.delivery import deliver_pending
         from ledgerlink.orchestration.connections import notifier_endpoint, smtp_endpoint
-        from ledgerlink.settings import load_settings
-        from ledgerlink.warehouse import connect
+        from ledgerlink.warehouse.regions import blob_store_for_workspace, connect_for_workspace
 
         smtp = smtp_endpoint(self.email_conn_id)
-        with connect() as conn:
+        with connect_for_workspace(self.workspace_id) as conn:
             # A refused login opens an incident and notifies the owner once; the task itself
             # succeeds, since retrying it cannot fix credentials and nothing was lost.
             counts = deliver_pending(
                 conn,
                 self.workspace_id,
                 smtp,
-                BlobStore(load_settings().blob_dir),
+                blob_store_for_workspace(self.workspace_id),
                 str(context["run_id"]),
                 notifier=notifier_endpoint(),
             )

@@ -3,6 +3,10 @@
 Both live on one PostgreSQL server: the embedded one by default, or the server named by
 ``LEDGERLINK_DATABASE_URL``. The warehouse database is the URL's database (``ledgerlink`` for the
 embedded server); Airflow's metadata sits beside it in a database called ``airflow``.
+
+That warehouse database is the configuration database, and also the ``default`` storage region
+when no region is configured. Workspace-scoped code connects through
+:func:`ledgerlink.warehouse.regions.connect_for_workspace` instead (see that module).
 """
 
 from __future__ import annotations
@@ -60,20 +64,24 @@ def resolve_server(settings: Settings | None = None) -> ServerAddress:
             warehouse_database=WAREHOUSE_DATABASE,
         )
     else:
-        parts = conninfo_to_dict(settings.database_url)
-        address = ServerAddress(
-            host=str(parts.get("host") or "localhost"),
-            port=int(parts.get("port") or 5432),
-            user=str(parts.get("user") or "postgres"),
-            password=str(parts.get("password") or ""),
-            warehouse_database=str(parts.get("dbname") or WAREHOUSE_DATABASE),
-        )
-    _create_missing_databases(address)
+        address = address_from_url(settings.database_url)
+    create_missing_databases(address, {address.warehouse_database, AIRFLOW_DATABASE})
     return address
 
 
-def _create_missing_databases(address: ServerAddress) -> None:
-    wanted = {address.warehouse_database, AIRFLOW_DATABASE}
+def address_from_url(url: str) -> ServerAddress:
+    """The server and database a PostgreSQL URL (or key=value conninfo) names."""
+    parts = conninfo_to_dict(url)
+    return ServerAddress(
+        host=str(parts.get("host") or "localhost"),
+        port=int(parts.get("port") or 5432),
+        user=str(parts.get("user") or "postgres"),
+        password=str(parts.get("password") or ""),
+        warehouse_database=str(parts.get("dbname") or WAREHOUSE_DATABASE),
+    )
+
+
+def create_missing_databases(address: ServerAddress, wanted: set[str]) -> None:
     with psycopg.connect(address.conninfo("postgres"), autocommit=True) as conn:
         existing = {row[0] for row in conn.execute("select datname from pg_database")}
         for database in sorted(wanted - existing):

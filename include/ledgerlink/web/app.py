@@ -23,11 +23,10 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ledgerlink.blobstore import BlobStore
 from ledgerlink.delivery.documents import DocumentUnavailable, qonto_attachment, render_square_receipt
 from ledgerlink.money import format_money
 from ledgerlink.review import ReviewChoice, ReviewRefused, take_review_action
-from ledgerlink.settings import load_settings
+from ledgerlink.warehouse.regions import blob_store_for_workspace
 from ledgerlink.web import queries
 from ledgerlink.web.auth import CsrfCheckedReviewerDep, Reviewer, ReviewerDep, WarehouseDep
 
@@ -173,7 +172,7 @@ def create_app() -> FastAPI:
         found = _decision_or_404(conn, reviewer, decision_id)
         try:
             if found.source == "qonto":
-                blobs = BlobStore(load_settings().blob_dir)
+                blobs = blob_store_for_workspace(found.workspace_id)
                 file_name, content = qonto_attachment(
                     conn, blobs, found.workspace_id, found.source_record_id, found.source_payload_sha256
                 )
@@ -216,7 +215,9 @@ def create_app() -> FastAPI:
             return _review_page(request, reviewer, conn, decision_id, "", error=str(refusal))
         following = queries.next_in_queue(conn, [found.workspace_id], decision_id)
         target = (
-            request.url_for("review_page", decision_id=following).include_query_params(done=decision_id)
+            request.url_for("review_page", decision_id=following).include_query_params(
+                done=decision_id, workspace=found.workspace_id
+            )
             if following is not None
             else request.url_for("queue_page").include_query_params(done=decision_id)
         )

@@ -8,6 +8,14 @@ depends on :func:`current_reviewer`.
 Authorisation is per workspace (``ops.workspace_members``): a user sees and acts on the
 workspaces they are a member of and nothing else, whatever their Airflow role.
 
+Memberships live in the configuration database; records in each workspace's storage region
+(``ledgerlink.warehouse.regions``). A request works in one region: that of the workspace it names
+(the ``workspace_id`` path parameter or the ``workspace`` query parameter), else that of the
+user's first workspace. ``Reviewer.workspace_ids``, which every query filters by, holds only that
+region's workspaces, so a page never mixes regions, and :data:`WarehouseDep` opens that region's
+database. With one region (the
+embedded default) nothing changes: every workspace is in it.
+
 State-changing requests carry a CSRF token bound to the user's credential: an HMAC, keyed with
 Airflow's JWT secret (shared by every api-server worker), of the token that authenticated them.
 """
@@ -17,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 import psycopg
@@ -25,19 +33,20 @@ from airflow.api_fastapi.auth.managers.base_auth_manager import COOKIE_NAME_JWT_
 from airflow.api_fastapi.core_api.security import GetUserDep
 from fastapi import Depends, Form, HTTPException, Request, status
 
-from ledgerlink.warehouse import connect, resolve_server
+from ledgerlink.warehouse import connect, connect_region, resolve_server
+from ledgerlink.warehouse.regions import workspace_regions
 from ledgerlink.web import queries
 
 CSRF_FIELD = "csrf_token"
 
 
-def warehouse_connection() -> Iterator[psycopg.Connection]:
-    """A warehouse connection for one request."""
+def configuration_connection() -> Iterator[psycopg.Connection]:
+    """A connection to the configuration database (memberships, the workspace registry)."""
     with connect(resolve_server()) as conn:
         yield conn
 
 
-WarehouseDep = Annotated[psycopg.Connection, Depends(warehouse_connection)]
+ConfigurationDep = Annotated[psycopg.Connection, Depends(configuration_connection)]
 
 
 @dataclass(frozen=True)
@@ -45,10 +54,19 @@ class Reviewer:
     username: str
     workspaces: list[queries.WorkspaceRef]
     csrf_token: str
+    #: the storage region this request works in, and each workspace's region
+    region: str = ""
+    workspace_regions: dict[str, str] = field(default_factory=dict)
 
     @property
     def workspace_ids(self) -> list[str]:
-        return [workspace.workspace_id for workspace in self.workspaces]
+        """The workspaces this request may read and act on: the user's, in the request's region
+        (``workspaces`` lists them all, e.g. to choose one and so another region)."""
+        return [
+            workspace.workspace_id
+            for workspace in self.workspaces
+            if self.workspace_regions.get(workspace.workspace_id, self.region) == self.region
+        ]
 
     @property
     def workspace_names(self) -> dict[str, str]:
@@ -76,17 +94,34 @@ def csrf_token_for(username: str, credential: str) -> str:
     return hmac.new(_csrf_key(), message, hashlib.sha256).hexdigest()
 
 
-def current_reviewer(request: Request, user: GetUserDep, conn: WarehouseDep) -> Reviewer:
-    """The authenticated Airflow user with the workspaces they may work on."""
+def current_reviewer(request: Request, user: GetUserDep, conn: ConfigurationDep) -> Reviewer:
+    """The authenticated Airflow user with the workspaces they may work on in this request's
+    region."""
     username = user.get_name()
+    workspaces = queries.member_workspaces(conn, username)
+    regions = workspace_regions(conn, [workspace.workspace_id for workspace in workspaces])
+    named = str(request.path_params.get("workspace_id") or request.query_params.get("workspace") or "")
+    region = regions.get(named) or next(iter(regions.values()), "")
     return Reviewer(
         username=username,
-        workspaces=queries.member_workspaces(conn, username),
+        workspaces=workspaces,
         csrf_token=csrf_token_for(username, _presented_credential(request)),
+        region=region,
+        workspace_regions=regions,
     )
 
 
 ReviewerDep = Annotated[Reviewer, Depends(current_reviewer)]
+
+
+def warehouse_connection(reviewer: ReviewerDep) -> Iterator[psycopg.Connection]:
+    """A connection, for one request, to the database of the region the request works in (a
+    user with no workspace gets the configuration database, where they see nothing)."""
+    with connect_region(reviewer.region) if reviewer.region else connect(resolve_server()) as conn:
+        yield conn
+
+
+WarehouseDep = Annotated[psycopg.Connection, Depends(warehouse_connection)]
 
 
 def checked_csrf(reviewer: ReviewerDep, csrf_token: Annotated[str, Form()] = "") -> Reviewer:

@@ -29,28 +29,37 @@ logger = logging.getLogger(__name__)
 MAX_DATABASE_SESSIONS = 8
 
 
-def _default_connect() -> psycopg.Connection:
-    from ledgerlink.warehouse import connect
+def _default_connect(workspace_id: str) -> psycopg.Connection:
+    from ledgerlink.warehouse import connect_for_workspace
 
-    return connect()
+    return connect_for_workspace(workspace_id)
 
 
 def create_webhook_app(connect: Callable[[], psycopg.Connection] | None = None) -> FastAPI:
-    """The receiver app; ``connect`` opens a warehouse connection (default: the configured one)."""
-    open_connection = connect or _default_connect
+    """The receiver app; ``connect`` opens a warehouse connection (default: the database of the
+    workspace's storage region)."""
+
+    def open_connection(workspace_id: str) -> psycopg.Connection:
+        return connect() if connect is not None else _default_connect(workspace_id)
+
     sessions = threading.BoundedSemaphore(MAX_DATABASE_SESSIONS)
     app = FastAPI(title="ledgerlink webhooks", docs_url=None, redoc_url=None, openapi_url=None)
 
     def receive(
         workspace_id: str, body: bytes, signature: str | None, retry_number: int | None
     ) -> JSONResponse:
-        with sessions, open_connection() as conn:
-            with conn.transaction():
-                subscription = load_subscription(conn, workspace_id)
-            if subscription is None or not verify_signature(subscription, body, signature):
+        with sessions:
+            try:
+                conn = open_connection(workspace_id)
+            except LookupError:  # an unknown workspace (or region): nothing to verify against
                 return JSONResponse({"error": "invalid signature"}, status_code=401)
-            with conn.transaction():
-                landed = land_event(conn, workspace_id, body, retry_number)
+            with conn:
+                with conn.transaction():
+                    subscription = load_subscription(conn, workspace_id)
+                if subscription is None or not verify_signature(subscription, body, signature):
+                    return JSONResponse({"error": "invalid signature"}, status_code=401)
+                with conn.transaction():
+                    landed = land_event(conn, workspace_id, body, retry_number)
         if landed is None:
             return JSONResponse({"error": "not a Square event"}, status_code=400)
         return JSONResponse({"status": "accepted" if landed else "duplicate"})
