@@ -50,6 +50,17 @@ def workspace() -> None:
 @click.option("--review-threshold", type=Decimal, default=DEFAULT_REVIEW_THRESHOLD, show_default=True)
 @click.option("--quickbooks-realm-id", help="The QuickBooks company id.")
 @click.option("--square-location-id", help="Only this Square location's payments.")
+@click.option(
+    "--max-auto-link-amount-minor",
+    type=click.IntRange(min=0),
+    help="Above this (minor units), always review.",
+)
+@click.option(
+    "--never-auto-link-vendor",
+    "never_auto_link_vendors",
+    multiple=True,
+    help="A vendor or customer (name or id) whose records always go to review; repeat for more.",
+)
 def add(workspace_id: str, **settings: object) -> None:
     """Add a workspace, or change the settings of an existing one (all settings are replaced,
     and it is enabled)."""

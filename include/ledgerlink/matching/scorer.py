@@ -17,6 +17,7 @@ import numpy as np
 from ledgerlink.matching.batch import PAIR_COLUMNS, LedgerEntry, PairBatch, SourceRecord
 from ledgerlink.matching.features import COMPARISONS, PairColumns, PairLevels, compare
 from ledgerlink.matching.model import CandidateSets, MatchModel, RecordLabel, fit, posterior
+from ledgerlink.matching.prior import shipped_prior
 
 TOP_CANDIDATES_KEPT = 5
 #: Random record-entry pairs ``u`` is estimated from, per kind of ledger entry.
@@ -159,7 +160,15 @@ def train(
         kind_labels = _relabel(labels, subset)
         ledger_entries = len(np.unique(subset.sets.candidate_index))
         random_levels = compare(random_pairs(prepared, subset, rng))
-        models[kind] = fit(subset.levels, subset.sets, random_levels, ledger_entries, kind_labels, seed=seed)
+        models[kind] = fit(
+            subset.levels,
+            subset.sets,
+            random_levels,
+            ledger_entries,
+            kind_labels,
+            seed=seed,
+            prior=shipped_prior(kind),
+        )
     return TrainedModels(models)
 
 
