@@ -86,13 +86,16 @@ def prepare(batch: PairBatch) -> PreparedPairs:
     record_amount = _floats([r.amount_minor for r in batch.records])
     entry_type = np.array([e.candidate_type for e in batch.entries], dtype=object)
     columns = PairColumns(
-        record_names=list(record_names[batch.record_index]),
-        candidate_names=list(entry_names[batch.entry_index]),
+        record_names=record_names[batch.record_index],
+        candidate_names=entry_names[batch.entry_index],
         amount_diff_minor=batch.amount_diff_minor,
         candidate_amount_minor=entry_amount[batch.entry_index],
         date_lag_days=batch.date_lag_days,
         is_currency_match=batch.is_currency_match,
         is_reference_match=batch.is_reference_match,
+        names=[*record_names, *entry_names],
+        record_name_code=batch.record_index,
+        candidate_name_code=len(record_names) + batch.entry_index,
     )
     candidate_type = entry_type[batch.entry_index]
     # only an open invoice has a balance that limits what can be matched to it
@@ -270,43 +273,76 @@ def score(prepared: PreparedPairs, models: TrainedModels) -> list[ScoredRecord]:
             contributions[name][subset.pairs] = values
     level_names = {cmp.name: cmp.levels for cmp in COMPARISONS}
 
-    order = np.lexsort((-probability, prepared.sets.record_index))
+    # by record, then most probable first: probabilities lie in 0..1, so one float key does both
+    # (a two-key lexsort of millions of pairs takes several times longer)
+    order = np.argsort(prepared.sets.record_index * 2.0 - probability, kind="stable")
     sorted_records = prepared.sets.record_index[order]
     bounds = np.searchsorted(sorted_records, np.arange(len(prepared.records) + 1))
+    sizes = np.diff(bounds)
+    has_pairs = sizes > 0
+    # per record, as Python values gathered column-wise: the loop below touches no numpy scalar
+    first = (
+        np.where(has_pairs, order[np.minimum(bounds[:-1], len(order) - 1)], 0) if len(order) else bounds[:-1]
+    )
+    second = order[np.minimum(bounds[:-1] + 1, len(order) - 1)] if len(order) else bounds[:-1]
+    claimed = (
+        np.add.reduceat(probability[order], np.minimum(bounds[:-1], max(len(order) - 1, 0)))
+        if len(order)
+        else []
+    )
+    top_columns = {
+        "probability": probability[first].tolist(),
+        "weight": np.round(weight[first], 3).tolist(),
+        "lead": np.round(weight[first] - weight[second], 2).tolist(),
+        "lead_exact": (weight[first] - weight[second]).tolist(),
+        "similarity": np.round(prepared.levels.name_similarity[first].astype(float), 3).tolist(),
+        "overlap": np.round(prepared.levels.token_overlap[first].astype(float), 3).tolist(),
+        "none": np.round(1.0 - np.where(has_pairs, claimed, 0.0), 4).tolist(),
+    }
+    top_contributions = {name: np.round(values[first], 3).tolist() for name, values in contributions.items()}
+    top_levels = {
+        name: [level_names[name][level] for level in prepared.levels.levels[name][first].tolist()]
+        for name in level_names
+    }
+    kept = [
+        order[bounds[i] : bounds[i] + min(int(sizes[i]), TOP_CANDIDATES_KEPT)].tolist()
+        for i in range(len(sizes))
+    ]
+    kept_flat = [pair for pairs in kept for pair in pairs]
+    kept_probability = dict(zip(kept_flat, probability[kept_flat].tolist(), strict=True))
+    kept_weight = dict(zip(kept_flat, weight[kept_flat].tolist(), strict=True))
+    kept_entry = dict(zip(kept_flat, batch.entry_index[kept_flat].tolist(), strict=True))
     scored = []
     for index, record in enumerate(prepared.records):
-        ranked_pairs = order[bounds[index] : bounds[index + 1]]
-        if not len(ranked_pairs):
+        if not has_pairs[index]:
             scored.append(ScoredRecord(record, 0.0, [], None, {"reason": "no candidate in the ledger"}))
             continue
         ranked = []
-        for pair in ranked_pairs[:TOP_CANDIDATES_KEPT]:
-            entry: LedgerEntry = batch.entries[int(batch.entry_index[pair])]
+        for pair in kept[index]:
+            entry: LedgerEntry = batch.entries[kept_entry[pair]]
             ranked.append(
                 ScoredCandidate(
                     entry.candidate_type,
                     entry.candidate_id,
                     entry.candidate_name,
-                    float(probability[pair]),
-                    float(weight[pair]),
+                    kept_probability[pair],
+                    kept_weight[pair],
                     entry.amount_minor,
                 )
             )
-        top = ranked_pairs[0]
-        lead = float(weight[top] - weight[ranked_pairs[1]]) if len(ranked_pairs) > 1 else None
+        lead = top_columns["lead_exact"][index] if sizes[index] > 1 else None
         explanation = {
-            "contributions": {name: round(float(values[top]), 3) for name, values in contributions.items()},
-            "levels": {
-                name: level_names[name][int(prepared.levels.levels[name][top])] for name in level_names
-            },
-            "match_weight": round(float(weight[top]), 3),
-            "name_similarity": round(float(prepared.levels.name_similarity[top]), 3),
-            "token_overlap": round(float(prepared.levels.token_overlap[top]), 3),
-            "no_match_probability": round(float(1.0 - probability[ranked_pairs].sum()), 4),
-            "lead_bits": None if lead is None else round(lead, 2),
-            "candidates_compared": int(len(ranked_pairs)),
+            "contributions": {name: values[index] for name, values in top_contributions.items()},
+            "levels": {name: values[index] for name, values in top_levels.items()},
+            "match_weight": top_columns["weight"][index],
+            # 0 below features.SIMILAR_FROM: no level tells such names apart
+            "name_similarity": top_columns["similarity"][index],
+            "token_overlap": top_columns["overlap"][index],
+            "no_match_probability": top_columns["none"][index],
+            "lead_bits": None if lead is None else top_columns["lead"][index],
+            "candidates_compared": int(sizes[index]),
         }
-        scored.append(ScoredRecord(record, float(probability[top]), ranked, lead, explanation))
+        scored.append(ScoredRecord(record, top_columns["probability"][index], ranked, lead, explanation))
     return scored
 
 
