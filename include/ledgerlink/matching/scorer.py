@@ -187,26 +187,48 @@ def random_pairs(
     batch = prepared.batch
     record_positions = batch.record_index[subset.pairs[subset.sets.starts]]
     entry_positions = np.unique(batch.entry_index[subset.pairs])
-    records = [batch.records[int(i)] for i in record_positions[rng.integers(0, len(record_positions), count)]]
-    entries = [batch.entries[int(i)] for i in entry_positions[rng.integers(0, len(entry_positions), count)]]
+    chosen_records = record_positions[rng.integers(0, len(record_positions), count)]
+    chosen_entries = entry_positions[rng.integers(0, len(entry_positions), count)]
+    # each distinct record and entry is looked at once; the pairs are positions into them
+    record_names = np.array([r.counterparty_name_normalised for r in batch.records], dtype=object)
+    entry_names = np.array([e.candidate_name_normalised for e in batch.entries], dtype=object)
+    record_days = _days([r.occurred_on for r in batch.records])
+    entry_days = _days([e.entry_on for e in batch.entries])
+    entry_amount = _floats([e.amount_minor for e in batch.entries])
+    record_amount = _floats([r.amount_minor for r in batch.records])
+    record_currency, record_currency_code = _codes([r.currency for r in batch.records])
+    _, entry_currency_code = _codes([e.currency for e in batch.entries], record_currency)
+    record_reference, record_reference_code = _codes([_lower(r.reference) for r in batch.records])
+    _, entry_reference_code = _codes([_lower(e.reference) for e in batch.entries], record_reference)
 
-    def agree(a: str | None, b: str | None) -> float:
-        return np.nan if a is None or b is None else float(a.lower() == b.lower())
+    def agree(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        return np.where((left < 0) | (right < 0), np.nan, (left == right).astype(float))
 
-    entry_amount = _floats([e.amount_minor for e in entries])
     return PairColumns(
-        record_names=[r.counterparty_name_normalised for r in records],
-        candidate_names=[e.candidate_name_normalised for e in entries],
-        amount_diff_minor=_floats([r.amount_minor for r in records]) - entry_amount,
-        candidate_amount_minor=entry_amount,
-        date_lag_days=_days([r.occurred_on for r in records]) - _days([e.entry_on for e in entries]),
-        is_currency_match=np.array(
-            [agree(r.currency, e.currency) for r, e in zip(records, entries, strict=True)], dtype=float
-        ),
-        is_reference_match=np.array(
-            [agree(r.reference, e.reference) for r, e in zip(records, entries, strict=True)], dtype=float
-        ),
+        record_names=record_names[chosen_records],
+        candidate_names=entry_names[chosen_entries],
+        amount_diff_minor=record_amount[chosen_records] - entry_amount[chosen_entries],
+        candidate_amount_minor=entry_amount[chosen_entries],
+        date_lag_days=record_days[chosen_records] - entry_days[chosen_entries],
+        is_currency_match=agree(record_currency_code[chosen_records], entry_currency_code[chosen_entries]),
+        is_reference_match=agree(record_reference_code[chosen_records], entry_reference_code[chosen_entries]),
+        names=[*record_names, *entry_names],
+        record_name_code=chosen_records,
+        candidate_name_code=len(record_names) + chosen_entries,
     )
+
+
+def _lower(value: str | None) -> str | None:
+    return None if value is None else value.lower()
+
+
+def _codes(
+    values: list[str | None], known: dict[str, int] | None = None
+) -> tuple[dict[str, int], np.ndarray]:
+    """Each value as a code shared with ``known`` (-1 for None), so equality is a comparison of ints."""
+    table = dict(known or {})
+    codes = np.array([-1 if v is None else table.setdefault(v, len(table)) for v in values], dtype=np.int64)
+    return table, codes
 
 
 @dataclass(frozen=True)
