@@ -67,7 +67,10 @@ DATE = Comparison(
 )
 CURRENCY = Comparison("currency", ("missing", "different", "same"))
 REFERENCE = Comparison("reference", ("missing", "different", "same"))
-COMPARISONS = (NAME, AMOUNT, DATE, CURRENCY, REFERENCE)
+# Whether a reviewer accepted or pinned this candidate before for another record of the same
+# counterparty name: "missing" when no reviewer ever did for that name.
+CONFIRMED = Comparison("confirmed_before", ("missing", "other_entry", "this_entry"))
+COMPARISONS = (NAME, AMOUNT, DATE, CURRENCY, REFERENCE, CONFIRMED)
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,9 @@ class PairColumns:
     names: Sequence[str | None] | None = None
     record_name_code: np.ndarray | None = None
     candidate_name_code: np.ndarray | None = None
+    #: float 1/0: a reviewer confirmed this entry / another entry for the record's counterparty
+    #: name before; nan (or no column) when no reviewer ever confirmed one for that name
+    is_confirmed_before: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -293,5 +299,10 @@ def compare(pairs: PairColumns) -> PairLevels:
         DATE.name: date_level.astype(np.int8),
         CURRENCY.name: agreement(pairs.is_currency_match).astype(np.int8),
         REFERENCE.name: agreement(pairs.is_reference_match).astype(np.int8),
+        CONFIRMED.name: (
+            np.zeros(count, dtype=np.int8)
+            if pairs.is_confirmed_before is None
+            else agreement(pairs.is_confirmed_before).astype(np.int8)
+        ),
     }
     return PairLevels(levels, similarity, overlap, shared_bits)

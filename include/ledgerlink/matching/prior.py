@@ -63,6 +63,7 @@ PRIORS: dict[str, dict[str, Any]] = {
             },
             "currency": {"missing": 0.01, "different": 0.01, "same": 0.98},
             "reference": {"missing": 0.9, "different": 0.03, "same": 0.07},
+            "confirmed_before": {"missing": 0.95, "other_entry": 0.005, "this_entry": 0.045},
         },
         "u": {
             "name": {
@@ -103,6 +104,7 @@ PRIORS: dict[str, dict[str, Any]] = {
             },
             "currency": {"missing": 0.01, "different": 0.1, "same": 0.89},
             "reference": {"missing": 0.9, "different": 0.0999, "same": 0.0001},
+            "confirmed_before": {"missing": 0.95, "other_entry": 0.0499, "this_entry": 0.0001},
         },
         "no_match_odds": 0.1,
     },

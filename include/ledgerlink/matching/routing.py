@@ -26,6 +26,7 @@ from ledgerlink.matching.scorer import (
     PairBatch,
     ScoredRecord,
     TrainedModels,
+    confirmed_links,
     labels_for,
     prepare,
     score,
@@ -151,7 +152,7 @@ def score_workspace(
         for source, record_id, action, candidate_id in conn.execute(_VERDICTS, (workspace_id,))
     }
     clock.lap("read_seconds")
-    prepared = prepare(batch)
+    prepared = prepare(batch, confirmed_links(batch, verdicts))
     clock.lap("compare_seconds")
     models = train(prepared, labels_for(prepared, verdicts), seed)
     clock.lap("train_seconds")

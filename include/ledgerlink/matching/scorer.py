@@ -65,6 +65,10 @@ def _days(values: list[Any]) -> np.ndarray:
     return np.array([np.nan if v is None else v.toordinal() for v in values], dtype=float)
 
 
+#: counterparty name (normalised) -> entry id -> the records a reviewer confirmed it for
+ConfirmedLinks = Mapping[str, Mapping[str, frozenset[tuple[str, str]]]]
+
+
 @dataclass(frozen=True)
 class PreparedPairs:
     """A batch's pairs compared and grouped by record."""
@@ -73,13 +77,48 @@ class PreparedPairs:
     levels: PairLevels
     sets: CandidateSets
     candidate_type: np.ndarray  # per pair
+    links: ConfirmedLinks
 
     @property
     def records(self) -> list[SourceRecord]:
         return self.batch.records
 
 
-def prepare(batch: PairBatch) -> PreparedPairs:
+def confirmed_links(batch: PairBatch, verdicts: Mapping[tuple[str, str], str | None]) -> ConfirmedLinks:
+    """What reviewers accepted or pinned, by the counterparty name of the record they did it for:
+    the same name paying the same entry again is strong evidence."""
+    links: dict[str, dict[str, set[tuple[str, str]]]] = {}
+    for record in batch.records:
+        key = (record.source, record.source_record_id)
+        chosen = verdicts.get(key)
+        if chosen is not None and record.counterparty_name_normalised:
+            links.setdefault(record.counterparty_name_normalised, {}).setdefault(chosen, set()).add(key)
+    return {
+        name: {entry: frozenset(keys) for entry, keys in by_entry.items()} for name, by_entry in links.items()
+    }
+
+
+def _confirmed_before(
+    batch: PairBatch, record_positions: np.ndarray, entry_positions: np.ndarray, links: ConfirmedLinks
+) -> np.ndarray | None:
+    """Per pair: 1 when a reviewer confirmed this entry for another record of the same name, 0 when
+    they confirmed only other entries for that name, nan when no reviewer did (a record's own
+    verdict never counts for itself)."""
+    if not links:
+        return None
+    flags = np.full(len(record_positions), np.nan)
+    names = [r.counterparty_name_normalised for r in batch.records]
+    for pair in np.flatnonzero(np.array([names[i] in links for i in record_positions.tolist()], dtype=bool)):
+        record = batch.records[int(record_positions[pair])]
+        key = (record.source, record.source_record_id)
+        by_entry = links[names[int(record_positions[pair])] or ""]
+        others = {entry for entry, keys in by_entry.items() if keys - {key}}
+        if others:
+            flags[pair] = float(batch.entries[int(entry_positions[pair])].candidate_id in others)
+    return flags
+
+
+def prepare(batch: PairBatch, links: ConfirmedLinks | None = None) -> PreparedPairs:
     record_names = np.array([r.counterparty_name_normalised for r in batch.records], dtype=object)
     entry_names = np.array([e.candidate_name_normalised for e in batch.entries], dtype=object)
     entry_amount = _floats([e.amount_minor for e in batch.entries])
@@ -96,6 +135,7 @@ def prepare(batch: PairBatch) -> PreparedPairs:
         names=[*record_names, *entry_names],
         record_name_code=batch.record_index,
         candidate_name_code=len(record_names) + batch.entry_index,
+        is_confirmed_before=_confirmed_before(batch, batch.record_index, batch.entry_index, links or {}),
     )
     candidate_type = entry_type[batch.entry_index]
     # only an open invoice has a balance that limits what can be matched to it
@@ -106,7 +146,7 @@ def prepare(batch: PairBatch) -> PreparedPairs:
         np.where(is_invoice, record_amount[batch.record_index], np.nan),
         np.where(is_invoice, entry_amount[batch.entry_index], np.nan),
     )
-    return PreparedPairs(batch, compare(columns), sets, candidate_type)
+    return PreparedPairs(batch, compare(columns), sets, candidate_type, links or {})
 
 
 def labels_for(
@@ -215,6 +255,7 @@ def random_pairs(
         names=[*record_names, *entry_names],
         record_name_code=chosen_records,
         candidate_name_code=len(record_names) + chosen_entries,
+        is_confirmed_before=_confirmed_before(batch, chosen_records, chosen_entries, prepared.links),
     )
 
 
@@ -372,6 +413,6 @@ def score_batch(
     batch: PairBatch, verdicts: Mapping[tuple[str, str], str | None] | None = None, seed: int = 0
 ) -> tuple[list[ScoredRecord], TrainedModels]:
     """Train on the batch (unsupervised, refined by reviewer ``verdicts``) and score it."""
-    prepared = prepare(batch)
+    prepared = prepare(batch, confirmed_links(batch, verdicts or {}))
     models = train(prepared, labels_for(prepared, verdicts or {}), seed)
     return score(prepared, models), models
