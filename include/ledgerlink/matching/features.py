@@ -218,8 +218,8 @@ def _name_similarity(
         candidates = np.flatnonzero(bound)
     similarity = np.zeros(len(pairs.record_names), dtype=np.float32)
     if len(candidates):
-        record_names = [pairs.record_names[i] or "" for i in candidates]
-        candidate_names = [pairs.candidate_names[i] or "" for i in candidates]
+        record_names = [n or "" for n in np.asarray(pairs.record_names, dtype=object)[candidates]]
+        candidate_names = [n or "" for n in np.asarray(pairs.candidate_names, dtype=object)[candidates]]
         similarity[candidates] = (
             process.cpdist(
                 record_names,

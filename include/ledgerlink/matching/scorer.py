@@ -348,11 +348,7 @@ def score(prepared: PreparedPairs, models: TrainedModels) -> list[ScoredRecord]:
         np.where(has_pairs, order[np.minimum(bounds[:-1], len(order) - 1)], 0) if len(order) else bounds[:-1]
     )
     second = order[np.minimum(bounds[:-1] + 1, len(order) - 1)] if len(order) else bounds[:-1]
-    claimed = (
-        np.add.reduceat(probability[order], np.minimum(bounds[:-1], max(len(order) - 1, 0)))
-        if len(order)
-        else []
-    )
+    claimed = np.bincount(prepared.sets.record_index, weights=probability, minlength=len(prepared.records))
     top_columns = {
         "probability": probability[first].tolist(),
         "weight": np.round(weight[first], 3).tolist(),
