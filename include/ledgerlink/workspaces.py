@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 
 import psycopg
@@ -34,6 +35,10 @@ class Workspace:
     is_active: bool = True
     #: where its customer data lives (``ledgerlink.warehouse.regions``); fixed once created
     storage_region: str = DEFAULT_REGION
+    #: Auto-link policy: above this amount (minor units) or for these vendors or customers (names
+    #: or ids), a record goes to review whatever its score.
+    max_auto_link_amount_minor: int | None = None
+    never_auto_link_vendors: Sequence[str] = field(default_factory=tuple)
 
     def problems(self) -> list[str]:
         """What is wrong with these settings, in words a person can act on; empty when valid."""
@@ -56,6 +61,10 @@ class Workspace:
             found.append(
                 f"storage region: unknown {self.storage_region!r}; configured regions: {', '.join(regions)}"
             )
+        if self.max_auto_link_amount_minor is not None and self.max_auto_link_amount_minor < 0:
+            found.append("maximum auto-link amount: must not be negative")
+        if any(not name.strip() for name in self.never_auto_link_vendors):
+            found.append("never-auto-link vendors: a name must not be empty")
         return found
 
 
@@ -72,6 +81,7 @@ def save_workspace(conn: psycopg.Connection, workspace: Workspace) -> None:
     if problems := workspace.problems():
         raise InvalidWorkspace(f"workspace {workspace.workspace_id!r}: " + "; ".join(problems))
     values = asdict(workspace)
+    values["never_auto_link_vendors"] = list(workspace.never_auto_link_vendors)
     columns = ", ".join(_COLUMNS)
     placeholders = ", ".join(f"%({name})s" for name in _COLUMNS)
     updates = ", ".join(f"{name} = excluded.{name}" for name in _COLUMNS if name != "workspace_id")

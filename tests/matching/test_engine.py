@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from ledgerlink.matching.features import PairColumns, compare, rarity_weighted_overlap
+from ledgerlink.matching.features import COMPARISONS, PairColumns, compare, rarity_weighted_overlap
 from ledgerlink.matching.model import MODEL_FAMILY, monotone
 from ledgerlink.matching.routing import MIN_LEAD_BITS, route_for
 from ledgerlink.matching.scorer import PairBatch, labels_for, prepare, score, score_batch, train
@@ -131,7 +131,7 @@ def test_em_learns_without_labels_and_the_auto_band_is_precise() -> None:
     # calibrated: the mean probability of the auto band is close to its precision
     assert abs(np.mean([s.score for s in auto]) - np.mean(right)) < 0.05
     explanation = auto[0].explanation
-    assert set(explanation["contributions"]) == {"name", "amount", "date_lag", "currency", "reference"}
+    assert set(explanation["contributions"]) == {c.name for c in COMPARISONS}
     assert sum(explanation["contributions"].values()) == pytest.approx(explanation["match_weight"], abs=0.05)
 
 

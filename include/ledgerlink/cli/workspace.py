@@ -51,6 +51,17 @@ def workspace() -> None:
 @click.option("--quickbooks-realm-id", help="The QuickBooks company id.")
 @click.option("--square-location-id", help="Only this Square location's payments.")
 @click.option(
+    "--max-auto-link-amount-minor",
+    type=click.IntRange(min=0),
+    help="Above this (minor units), always review.",
+)
+@click.option(
+    "--never-auto-link-vendor",
+    "never_auto_link_vendors",
+    multiple=True,
+    help="A vendor or customer (name or id) whose records always go to review; repeat for more.",
+)
+@click.option(
     "--region",
     "storage_region",
     help="The storage region holding its data (LEDGERLINK_REGION_<NAME>_URL); needed for a new"

@@ -5,7 +5,6 @@ read the decisions back. The workspace is inactive, so the DAG's fan-out never p
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
@@ -72,19 +71,16 @@ def land(
 
 
 def build_scoring_models(settings: Settings, address: ServerAddress) -> None:
-    """``dbt build`` of the scorer's input and everything upstream, as the DAG's dbt tasks do."""
+    """``dbt build`` of the scorer's input and everything upstream, as the DAG's dbt tasks do, in
+    this process (dbt's programmatic runner): no second interpreter to start and import dbt."""
+    from dbt.cli.main import dbtRunner
+
     from ledgerlink.cli.environment import airflow_environment
-    from ledgerlink.cli.setup import venv_executable
 
     work_dir = settings.state_dir / "evaluation"
     work_dir.mkdir(parents=True, exist_ok=True)
-    environment = {
-        **os.environ,
-        **airflow_environment(settings, address),
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-    }
-    command = [
-        venv_executable("dbt"),
+    environment = {**airflow_environment(settings, address), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    arguments = [
         "build",
         "--select",
         DBT_SELECTION,
@@ -98,9 +94,23 @@ def build_scoring_models(settings: Settings, address: ServerAddress) -> None:
         str(work_dir / "logs"),
         "--quiet",
     ]
-    result = subprocess.run(command, env=environment, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"dbt build failed:\n{result.stdout[-4000:]}\n{result.stderr[-2000:]}")
+    saved = {name: os.environ.get(name) for name in environment}
+    os.environ.update(environment)
+    try:
+        result = dbtRunner().invoke(arguments)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    if not result.success:
+        # a failed node is in the run results; an error before any node ran is in the exception
+        nodes = getattr(result.result, "results", None) or []
+        failed = [
+            f"{n.node.unique_id}: {n.message}" for n in nodes if str(n.status) not in ("success", "pass")
+        ]
+        raise RuntimeError(f"dbt build failed: {result.exception or ''} {'; '.join(failed)[-4000:]}")
 
 
 def route_and_read(

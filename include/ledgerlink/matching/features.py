@@ -51,6 +51,8 @@ NAME = Comparison(
 )
 #: Bits of information (log2 of names over names with the token) the shared tokens must carry.
 COMMON_BELOW_BITS = 10.0
+#: The least name similarity (token sort ratio, 0..1) any level asks for.
+SIMILAR_FROM = 0.8
 RARE_FROM_BITS = 18.0
 AMOUNT = Comparison(
     "amount",
@@ -65,7 +67,10 @@ DATE = Comparison(
 )
 CURRENCY = Comparison("currency", ("missing", "different", "same"))
 REFERENCE = Comparison("reference", ("missing", "different", "same"))
-COMPARISONS = (NAME, AMOUNT, DATE, CURRENCY, REFERENCE)
+# Whether a reviewer accepted or pinned this candidate before for another record of the same
+# counterparty name: "missing" when no reviewer ever did for that name.
+CONFIRMED = Comparison("confirmed_before", ("missing", "other_entry", "this_entry"))
+COMPARISONS = (NAME, AMOUNT, DATE, CURRENCY, REFERENCE, CONFIRMED)
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,14 @@ class PairColumns:
     date_lag_days: np.ndarray  # float, nan when unknown
     is_currency_match: np.ndarray  # float 1/0, nan when unknown
     is_reference_match: np.ndarray  # float 1/0, nan when either side has no reference
+    #: Optional: every name once (``names``) and each pair's record and candidate name as a position
+    #: in it, so millions of pairs are never hashed as strings to find the distinct names.
+    names: Sequence[str | None] | None = None
+    record_name_code: np.ndarray | None = None
+    candidate_name_code: np.ndarray | None = None
+    #: float 1/0: a reviewer confirmed this entry / another entry for the record's counterparty
+    #: name before; nan (or no column) when no reviewer ever confirmed one for that name
+    is_confirmed_before: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -127,12 +140,19 @@ def _token_keys(name: str | None) -> list[str]:
 
 
 def rarity_weighted_overlap(
-    record_names: Sequence[str | None], candidate_names: Sequence[str | None]
+    record_names: Sequence[str | None],
+    candidate_names: Sequence[str | None],
+    coded: tuple[Sequence[str | None], np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per pair, the rarity-weighted Dice overlap of the two names' token keys, in 0..1 (shared
     rare tokens count for much, shared initials or common first names for little), and the bits
-    of information the record's shared tokens carry."""
-    unique, inverse = factorise([n or "" for n in (*record_names, *candidate_names)])
+    of information the record's shared tokens carry. ``coded`` gives the names once and each
+    pair's two names as positions, instead of the per-pair names."""
+    if coded is None:
+        unique, inverse = factorise([n or "" for n in (*record_names, *candidate_names)])
+        left, right = inverse[: len(record_names)], inverse[len(record_names) :]
+    else:
+        unique, left, right = [n or "" for n in coded[0]], coded[1], coded[2]
     rarity = TokenRarity(unique)
     token_ids = np.full((len(unique), MAX_TOKENS), -1, dtype=np.int32)
     token_weights = np.zeros((len(unique), MAX_TOKENS), dtype=np.float32)
@@ -141,9 +161,8 @@ def rarity_weighted_overlap(
             token_ids[row, column] = token_id
             token_weights[row, column] = weight
     total = token_weights.sum(axis=1)
-    left, right = inverse[: len(record_names)], inverse[len(record_names) :]
-    overlap = np.zeros(len(record_names), dtype=np.float32)
-    shared_bits = np.zeros(len(record_names), dtype=np.float32)
+    overlap = np.zeros(len(left), dtype=np.float32)
+    shared_bits = np.zeros(len(left), dtype=np.float32)
     for start in range(0, len(left), _CHUNK):
         a, b = left[start : start + _CHUNK], right[start : start + _CHUNK]
         ids_a, ids_b = token_ids[a], token_ids[b]
@@ -155,26 +174,85 @@ def rarity_weighted_overlap(
     return overlap, shared_bits
 
 
+def _character_counts(names: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray]:
+    """Per name, how often each character occurs (spaces as token gaps, as token_sort_ratio joins
+    the sorted tokens with one space), and its length so counted."""
+    vocabulary: dict[str, int] = {}
+    rows = []
+    for name in names:
+        tokens = (name or "").split()
+        row: dict[int, int] = {}
+        for character in "".join(tokens):
+            column = vocabulary.setdefault(character, len(vocabulary))
+            row[column] = row.get(column, 0) + 1
+        if len(tokens) > 1:
+            column = vocabulary.setdefault(" ", len(vocabulary))
+            row[column] = len(tokens) - 1
+        rows.append(row)
+    counts = np.zeros((len(rows), max(len(vocabulary), 1)), dtype=np.int16)
+    for index, row in enumerate(rows):
+        for column, value in row.items():
+            counts[index, column] = value
+    return counts, counts.sum(axis=1, dtype=np.int32)
+
+
+def _name_similarity(
+    pairs: PairColumns, coded: tuple[Sequence[str | None], np.ndarray, np.ndarray] | None
+) -> np.ndarray:
+    """token_sort_ratio in 0..1 where it can reach :data:`SIMILAR_FROM`, 0 elsewhere (no level
+    tells those apart). The Indel distance is at least the difference of the two names'
+    character counts, which bounds the ratio from above without comparing the strings, so
+    rapidfuzz only sees the pairs that may reach it."""
+    if coded is None:
+        names, left, right = None, None, None
+        candidates = np.arange(len(pairs.record_names))
+    else:
+        names, left, right = coded
+        counts, lengths = _character_counts(names)
+        bound = np.zeros(len(left), dtype=bool)
+        for start in range(0, len(left), _CHUNK):
+            a, b = left[start : start + _CHUNK], right[start : start + _CHUNK]
+            distance = np.abs(counts[a] - counts[b]).sum(axis=1, dtype=np.int32)
+            total = np.maximum(lengths[a] + lengths[b], 1)
+            bound[start : start + _CHUNK] = 1.0 - distance / total >= SIMILAR_FROM - 1e-6
+        candidates = np.flatnonzero(bound)
+    similarity = np.zeros(len(pairs.record_names), dtype=np.float32)
+    if len(candidates):
+        record_names = [n or "" for n in np.asarray(pairs.record_names, dtype=object)[candidates]]
+        candidate_names = [n or "" for n in np.asarray(pairs.candidate_names, dtype=object)[candidates]]
+        similarity[candidates] = (
+            process.cpdist(
+                record_names,
+                candidate_names,
+                scorer=fuzz.token_sort_ratio,
+                score_cutoff=SIMILAR_FROM * 100,
+                workers=-1,
+            ).astype(np.float32)
+            / 100.0
+        )
+    return similarity
+
+
 def compare(pairs: PairColumns) -> PairLevels:
     """Bucket every pair's features into comparison levels."""
     count = len(pairs.record_names)
-    has_names = np.array(
-        [bool(a) and bool(b) for a, b in zip(pairs.record_names, pairs.candidate_names, strict=True)],
-        dtype=bool,
-    )
-    similarity = (
-        process.cpdist(
-            [n or "" for n in pairs.record_names],
-            [n or "" for n in pairs.candidate_names],
-            scorer=fuzz.token_sort_ratio,
-            workers=-1,
-        ).astype(np.float32)
-        / 100.0
-        if count
-        else np.zeros(0, dtype=np.float32)
-    )
+    coded = None
+    if (
+        pairs.names is not None
+        and pairs.record_name_code is not None
+        and pairs.candidate_name_code is not None
+    ):
+        coded = (pairs.names, pairs.record_name_code, pairs.candidate_name_code)
+        named = np.array([bool(n) for n in pairs.names], dtype=bool)
+        has_names = named[pairs.record_name_code] & named[pairs.candidate_name_code]
+    else:
+        has_names = np.array(
+            [bool(a) and bool(b) for a, b in zip(pairs.record_names, pairs.candidate_names, strict=True)],
+            dtype=bool,
+        )
+    similarity = _name_similarity(pairs, coded) if count else np.zeros(0, dtype=np.float32)
     overlap, shared_bits = (
-        rarity_weighted_overlap(pairs.record_names, pairs.candidate_names)
+        rarity_weighted_overlap(pairs.record_names, pairs.candidate_names, coded)
         if count
         else (similarity, similarity)
     )
@@ -189,7 +267,7 @@ def compare(pairs: PairColumns) -> PairLevels:
             is_strong & (shared_bits >= COMMON_BELOW_BITS),
             is_strong,
             overlap >= 0.45,
-            (overlap >= 0.2) | (similarity >= 0.8),
+            (overlap >= 0.2) | (similarity >= SIMILAR_FROM),
         ],
         [0, 8, 7, 6, 5, 4, 3, 2],
         default=1,
@@ -221,5 +299,10 @@ def compare(pairs: PairColumns) -> PairLevels:
         DATE.name: date_level.astype(np.int8),
         CURRENCY.name: agreement(pairs.is_currency_match).astype(np.int8),
         REFERENCE.name: agreement(pairs.is_reference_match).astype(np.int8),
+        CONFIRMED.name: (
+            np.zeros(count, dtype=np.int8)
+            if pairs.is_confirmed_before is None
+            else agreement(pairs.is_confirmed_before).astype(np.int8)
+        ),
     }
     return PairLevels(levels, similarity, overlap, shared_bits)

@@ -14,6 +14,13 @@ denominator, a near-equal runner-up takes probability away from the top candidat
 alternates between that posterior (E) and re-estimating ``m`` and ``no_match_odds`` from it (M);
 reviewer labels clamp the posterior of the records they cover, so labels refine what EM learned.
 
+A workspace with a handful of records cannot teach EM much: ``u`` from "random" pairs among three
+records and three entries is a third true matches, so ``u`` is close to ``m`` and every candidate
+weighs nothing. Every estimate is therefore shrunk toward a shipped prior
+(:mod:`ledgerlink.matching.prior`) by pseudo-counts, so the workspace's own data takes over as
+its records grow: ``u`` with the weight of :data:`PRIOR_ENTRIES` ledger entries, ``m`` and the
+no-match odds with that of :data:`PRIOR_RECORDS` records.
+
 On the ledger side, an open invoice can take only as much as its balance: the posterior is
 balanced so the expected amount claimed from an invoice never exceeds its balance (a few rounds
 of Sinkhorn scaling with an upper bound). Two full payments cannot both be likely matches of one
@@ -39,7 +46,9 @@ EM_ITERATIONS = 30
 #: Fees and FX: an invoice can take this much more than its balance.
 BALANCE_TOLERANCE = 0.10
 _BALANCING_ROUNDS = 4
-_PSEUDO_PAIRS = 1.0
+#: How many ledger entries / source records the shipped prior counts for against the workspace's own.
+PRIOR_ENTRIES = 60.0
+PRIOR_RECORDS = 40.0
 #: Comparisons whose levels are ordered from least to most agreement.
 ORDERED = (NAME, AMOUNT)
 
@@ -129,17 +138,23 @@ class MatchModel:
         return np.sum(np.stack(list(parts.values())), axis=0) if parts else np.zeros(0)
 
 
-def initial_model(random_levels: PairLevels, ledger_entries: int) -> MatchModel:
-    """A deterministic start for EM: ``u`` as observed among random pairs (fixed from here on), and
-    a true entry that favours the higher levels."""
-    m, u = {}, {}
+def initial_model(
+    random_levels: PairLevels, ledger_entries: int, prior: MatchModel, distinct_records: int
+) -> MatchModel:
+    """A deterministic start for EM: ``u`` as observed among random pairs, shrunk toward the
+    prior's (fixed from here on), and ``m`` and the no-match odds as the prior has them.
+
+    Random pairs are only as varied as the records and entries they are drawn from, and a share
+    of about 1/entries of them are true matches: the workspace's ``u`` counts for
+    ``min(records, entries)`` against :data:`PRIOR_ENTRIES`."""
+    weight = min(distinct_records, ledger_entries) / (min(distinct_records, ledger_entries) + PRIOR_ENTRIES)
+    u = {}
     for comparison in COMPARISONS:
         count = len(comparison.levels)
         observed = np.bincount(random_levels.levels[comparison.name], minlength=count).astype(float)
-        u[comparison.name] = list((observed + _PSEUDO_PAIRS / count) / (observed.sum() + _PSEUDO_PAIRS))
-        favour = np.exp(np.arange(count, dtype=float))
-        m[comparison.name] = list(favour / favour.sum())
-    return MatchModel(m, u, 0.1, ledger_entries)
+        share = observed / max(observed.sum(), 1.0)
+        u[comparison.name] = list(weight * share + (1.0 - weight) * np.array(prior.u[comparison.name]))
+    return MatchModel(dict(prior.m), u, prior.no_match_odds, ledger_entries)
 
 
 def posterior(
@@ -193,10 +208,16 @@ def fit(
     seed: int = 0,
     sample_records: int = EM_SAMPLE_RECORDS,
     iterations: int = EM_ITERATIONS,
+    prior: MatchModel | None = None,
 ) -> MatchModel:
     """Estimate ``u`` from ``random_levels`` (random record-entry pairs) and ``m`` by EM on a seeded
-    sample of records (every labelled record included). ``labels`` maps a record's position in ``sets`` to its verdict. Same data, labels and seed give
-    the same model."""
+    sample of records (every labelled record included), both shrunk toward ``prior`` (the shipped
+    one by default). ``labels`` maps a record's position in ``sets`` to its verdict. Same data,
+    labels and seed give the same model."""
+    if prior is None:
+        from ledgerlink.matching.prior import shipped_prior
+
+        prior = shipped_prior("invoice")
     labels = labels or {}
     records = len(sets.starts)
     rng = np.random.default_rng(seed)
@@ -224,13 +245,13 @@ def fit(
     clamped_records = np.array([position[record] for record in labels], dtype=int)
     refused = np.array([position[r] for r, label in labels.items() if label.pair_index is None], dtype=int)
 
-    model = initial_model(random_levels, ledger_entries)
+    model = initial_model(random_levels, ledger_entries, prior, records)
     for _ in range(iterations):
         weights = model.match_weight(sample_levels)
         # EM sees a sample, so the balance between records is not enforced while learning
         responsibility, _ = posterior(model, sample_sets, weights, balance_rounds=0)
         responsibility[clamp_pairs] = clamp_values
-        model = _maximise(sample_levels, sample_sets, responsibility, clamped_records, refused, model)
+        model = _maximise(sample_levels, sample_sets, responsibility, clamped_records, refused, model, prior)
     return MatchModel(
         model.m,
         model.u,
@@ -243,6 +264,7 @@ def fit(
             "labels": len(labels),
             "iterations": iterations,
             "random_pairs": len(random_levels.name_similarity),
+            "prior_share_of_m": round(PRIOR_RECORDS / (PRIOR_RECORDS + len(chosen)), 4),
         },
     )
 
@@ -288,14 +310,16 @@ def _maximise(
     clamped_records: np.ndarray,
     refused: np.ndarray,
     previous: MatchModel,
+    prior: MatchModel,
 ) -> MatchModel:
     m = {}
     for comparison in COMPARISONS:
         level = levels.levels[comparison.name]
         count = len(comparison.levels)
-        # one pseudo-pair spread like the data, so a level never seen has no m and weighs nothing
-        seen = np.bincount(level, minlength=count) / max(len(level), 1)
-        true_mass = np.bincount(level, weights=responsibility, minlength=count) + _PSEUDO_PAIRS * seen
+        # the prior's records count as pseudo-records: a few records move m only a little
+        true_mass = np.bincount(level, weights=responsibility, minlength=count) + PRIOR_RECORDS * np.array(
+            prior.m[comparison.name]
+        )
         m[comparison.name] = list(true_mass / true_mass.sum())
         if comparison in ORDERED:
             m[comparison.name] = monotone(np.array(m[comparison.name]), np.array(previous.u[comparison.name]))
@@ -305,7 +329,8 @@ def _maximise(
         matched = matched.copy()
         matched[refused] = 0.0
     none = np.clip(1.0 - matched, 1e-6, 1.0)
-    prior_none = float(none.mean()) if len(none) else 0.5
+    prior_share = prior.no_match_odds / (1.0 + prior.no_match_odds)
+    prior_none = (float(none.sum()) + PRIOR_RECORDS * prior_share) / (len(none) + PRIOR_RECORDS)
     no_match_odds = prior_none / max(1.0 - prior_none, 1e-6)
     return MatchModel(m, previous.u, no_match_odds, previous.ledger_entries)
 

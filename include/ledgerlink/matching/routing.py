@@ -26,6 +26,7 @@ from ledgerlink.matching.scorer import (
     PairBatch,
     ScoredRecord,
     TrainedModels,
+    confirmed_links,
     labels_for,
     prepare,
     score,
@@ -36,6 +37,13 @@ from ledgerlink.workspaces import Workspace, load_workspace
 #: Two candidates whose match weights differ by less than this are too close to call without a
 #: person, whatever the probability says (2^3: the top one is 8 times as likely).
 MIN_LEAD_BITS = 3.0
+#: A reviewer sees this many candidates first: when they are likely together, the record is worth
+#: a review even if no single one is.
+REVIEW_CANDIDATES = 3
+#: Candidates this close in match weight are twins: their comparison levels are the same, nothing
+#: in the data tells them apart. (Within 1 bit on bank-to-ledger, the records this sends to review
+#: have their true entry in the top three only a third of the time; equal weights do not.)
+TWIN_BITS = 0.05
 #: EM samples records with this seed, so a rerun over the same data trains the same model.
 TRAINING_SEED = 20_240_601
 
@@ -91,10 +99,42 @@ def route_for(scored: ScoredRecord, workspace: Workspace) -> str:
         if scored.lead_bits is not None and scored.lead_bits < MIN_LEAD_BITS:
             scored.explanation["held_back"] = f"runner-up within {MIN_LEAD_BITS:g} bits of the top candidate"
             return "review"
+        if reason := policy_hold(scored, workspace):
+            scored.explanation["held_back"] = reason
+            scored.explanation["policy"] = reason
+            return "review"
         return "auto_link"
     if probability >= workspace.review_threshold:
         return "review"
+    # near twins split the probability between them: neither reaches the review threshold, yet a
+    # person can tell which is right
+    twins = [
+        c
+        for c in scored.ranked[:REVIEW_CANDIDATES]
+        if scored.ranked[0].match_weight - c.match_weight < TWIN_BITS
+    ]
+    shared = Decimal(str(round(sum(c.score for c in twins), 4)))
+    if len(twins) > 1 and shared >= workspace.review_threshold:
+        scored.explanation["review_reason"] = (
+            f"{len(twins)} near-equal candidates share a probability of {shared}"
+        )
+        return "review"
     return "refused"
+
+
+def policy_hold(scored: ScoredRecord, workspace: Workspace) -> str | None:
+    """Why the workspace's policy keeps this record from auto-linking, or None when it does not."""
+    amount = scored.record.amount_minor
+    limit = workspace.max_auto_link_amount_minor
+    if limit is not None and amount is not None and abs(amount) > limit:
+        return f"amount {amount} is above the workspace's auto-link maximum of {limit} (minor units)"
+    listed = {name.strip().casefold() for name in workspace.never_auto_link_vendors}
+    top = scored.ranked[0] if scored.ranked else None
+    names = [scored.record.counterparty_name, *((top.candidate_id, top.candidate_name) if top else ())]
+    for name in names:
+        if name and name.strip().casefold() in listed:
+            return f"{name} is on the workspace's never-auto-link list"
+    return None
 
 
 def score_workspace(
@@ -112,7 +152,7 @@ def score_workspace(
         for source, record_id, action, candidate_id in conn.execute(_VERDICTS, (workspace_id,))
     }
     clock.lap("read_seconds")
-    prepared = prepare(batch)
+    prepared = prepare(batch, confirmed_links(batch, verdicts))
     clock.lap("compare_seconds")
     models = train(prepared, labels_for(prepared, verdicts), seed)
     clock.lap("train_seconds")

@@ -17,6 +17,7 @@ import numpy as np
 from ledgerlink.matching.batch import PAIR_COLUMNS, LedgerEntry, PairBatch, SourceRecord
 from ledgerlink.matching.features import COMPARISONS, PairColumns, PairLevels, compare
 from ledgerlink.matching.model import CandidateSets, MatchModel, RecordLabel, fit, posterior
+from ledgerlink.matching.prior import shipped_prior
 
 TOP_CANDIDATES_KEPT = 5
 #: Random record-entry pairs ``u`` is estimated from, per kind of ledger entry.
@@ -64,6 +65,10 @@ def _days(values: list[Any]) -> np.ndarray:
     return np.array([np.nan if v is None else v.toordinal() for v in values], dtype=float)
 
 
+#: counterparty name (normalised) -> entry id -> the records a reviewer confirmed it for
+ConfirmedLinks = Mapping[str, Mapping[str, frozenset[tuple[str, str]]]]
+
+
 @dataclass(frozen=True)
 class PreparedPairs:
     """A batch's pairs compared and grouped by record."""
@@ -72,26 +77,65 @@ class PreparedPairs:
     levels: PairLevels
     sets: CandidateSets
     candidate_type: np.ndarray  # per pair
+    links: ConfirmedLinks
 
     @property
     def records(self) -> list[SourceRecord]:
         return self.batch.records
 
 
-def prepare(batch: PairBatch) -> PreparedPairs:
+def confirmed_links(batch: PairBatch, verdicts: Mapping[tuple[str, str], str | None]) -> ConfirmedLinks:
+    """What reviewers accepted or pinned, by the counterparty name of the record they did it for:
+    the same name paying the same entry again is strong evidence."""
+    links: dict[str, dict[str, set[tuple[str, str]]]] = {}
+    for record in batch.records:
+        key = (record.source, record.source_record_id)
+        chosen = verdicts.get(key)
+        if chosen is not None and record.counterparty_name_normalised:
+            links.setdefault(record.counterparty_name_normalised, {}).setdefault(chosen, set()).add(key)
+    return {
+        name: {entry: frozenset(keys) for entry, keys in by_entry.items()} for name, by_entry in links.items()
+    }
+
+
+def _confirmed_before(
+    batch: PairBatch, record_positions: np.ndarray, entry_positions: np.ndarray, links: ConfirmedLinks
+) -> np.ndarray | None:
+    """Per pair: 1 when a reviewer confirmed this entry for another record of the same name, 0 when
+    they confirmed only other entries for that name, nan when no reviewer did (a record's own
+    verdict never counts for itself)."""
+    if not links:
+        return None
+    flags = np.full(len(record_positions), np.nan)
+    names = [r.counterparty_name_normalised for r in batch.records]
+    for pair in np.flatnonzero(np.array([names[i] in links for i in record_positions.tolist()], dtype=bool)):
+        record = batch.records[int(record_positions[pair])]
+        key = (record.source, record.source_record_id)
+        by_entry = links[names[int(record_positions[pair])] or ""]
+        others = {entry for entry, keys in by_entry.items() if keys - {key}}
+        if others:
+            flags[pair] = float(batch.entries[int(entry_positions[pair])].candidate_id in others)
+    return flags
+
+
+def prepare(batch: PairBatch, links: ConfirmedLinks | None = None) -> PreparedPairs:
     record_names = np.array([r.counterparty_name_normalised for r in batch.records], dtype=object)
     entry_names = np.array([e.candidate_name_normalised for e in batch.entries], dtype=object)
     entry_amount = _floats([e.amount_minor for e in batch.entries])
     record_amount = _floats([r.amount_minor for r in batch.records])
     entry_type = np.array([e.candidate_type for e in batch.entries], dtype=object)
     columns = PairColumns(
-        record_names=list(record_names[batch.record_index]),
-        candidate_names=list(entry_names[batch.entry_index]),
+        record_names=record_names[batch.record_index],
+        candidate_names=entry_names[batch.entry_index],
         amount_diff_minor=batch.amount_diff_minor,
         candidate_amount_minor=entry_amount[batch.entry_index],
         date_lag_days=batch.date_lag_days,
         is_currency_match=batch.is_currency_match,
         is_reference_match=batch.is_reference_match,
+        names=[*record_names, *entry_names],
+        record_name_code=batch.record_index,
+        candidate_name_code=len(record_names) + batch.entry_index,
+        is_confirmed_before=_confirmed_before(batch, batch.record_index, batch.entry_index, links or {}),
     )
     candidate_type = entry_type[batch.entry_index]
     # only an open invoice has a balance that limits what can be matched to it
@@ -102,7 +146,7 @@ def prepare(batch: PairBatch) -> PreparedPairs:
         np.where(is_invoice, record_amount[batch.record_index], np.nan),
         np.where(is_invoice, entry_amount[batch.entry_index], np.nan),
     )
-    return PreparedPairs(batch, compare(columns), sets, candidate_type)
+    return PreparedPairs(batch, compare(columns), sets, candidate_type, links or {})
 
 
 def labels_for(
@@ -159,7 +203,15 @@ def train(
         kind_labels = _relabel(labels, subset)
         ledger_entries = len(np.unique(subset.sets.candidate_index))
         random_levels = compare(random_pairs(prepared, subset, rng))
-        models[kind] = fit(subset.levels, subset.sets, random_levels, ledger_entries, kind_labels, seed=seed)
+        models[kind] = fit(
+            subset.levels,
+            subset.sets,
+            random_levels,
+            ledger_entries,
+            kind_labels,
+            seed=seed,
+            prior=shipped_prior(kind),
+        )
     return TrainedModels(models)
 
 
@@ -175,26 +227,49 @@ def random_pairs(
     batch = prepared.batch
     record_positions = batch.record_index[subset.pairs[subset.sets.starts]]
     entry_positions = np.unique(batch.entry_index[subset.pairs])
-    records = [batch.records[int(i)] for i in record_positions[rng.integers(0, len(record_positions), count)]]
-    entries = [batch.entries[int(i)] for i in entry_positions[rng.integers(0, len(entry_positions), count)]]
+    chosen_records = record_positions[rng.integers(0, len(record_positions), count)]
+    chosen_entries = entry_positions[rng.integers(0, len(entry_positions), count)]
+    # each distinct record and entry is looked at once; the pairs are positions into them
+    record_names = np.array([r.counterparty_name_normalised for r in batch.records], dtype=object)
+    entry_names = np.array([e.candidate_name_normalised for e in batch.entries], dtype=object)
+    record_days = _days([r.occurred_on for r in batch.records])
+    entry_days = _days([e.entry_on for e in batch.entries])
+    entry_amount = _floats([e.amount_minor for e in batch.entries])
+    record_amount = _floats([r.amount_minor for r in batch.records])
+    record_currency, record_currency_code = _codes([r.currency for r in batch.records])
+    _, entry_currency_code = _codes([e.currency for e in batch.entries], record_currency)
+    record_reference, record_reference_code = _codes([_lower(r.reference) for r in batch.records])
+    _, entry_reference_code = _codes([_lower(e.reference) for e in batch.entries], record_reference)
 
-    def agree(a: str | None, b: str | None) -> float:
-        return np.nan if a is None or b is None else float(a.lower() == b.lower())
+    def agree(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        return np.where((left < 0) | (right < 0), np.nan, (left == right).astype(float))
 
-    entry_amount = _floats([e.amount_minor for e in entries])
     return PairColumns(
-        record_names=[r.counterparty_name_normalised for r in records],
-        candidate_names=[e.candidate_name_normalised for e in entries],
-        amount_diff_minor=_floats([r.amount_minor for r in records]) - entry_amount,
-        candidate_amount_minor=entry_amount,
-        date_lag_days=_days([r.occurred_on for r in records]) - _days([e.entry_on for e in entries]),
-        is_currency_match=np.array(
-            [agree(r.currency, e.currency) for r, e in zip(records, entries, strict=True)], dtype=float
-        ),
-        is_reference_match=np.array(
-            [agree(r.reference, e.reference) for r, e in zip(records, entries, strict=True)], dtype=float
-        ),
+        record_names=record_names[chosen_records],
+        candidate_names=entry_names[chosen_entries],
+        amount_diff_minor=record_amount[chosen_records] - entry_amount[chosen_entries],
+        candidate_amount_minor=entry_amount[chosen_entries],
+        date_lag_days=record_days[chosen_records] - entry_days[chosen_entries],
+        is_currency_match=agree(record_currency_code[chosen_records], entry_currency_code[chosen_entries]),
+        is_reference_match=agree(record_reference_code[chosen_records], entry_reference_code[chosen_entries]),
+        names=[*record_names, *entry_names],
+        record_name_code=chosen_records,
+        candidate_name_code=len(record_names) + chosen_entries,
+        is_confirmed_before=_confirmed_before(batch, chosen_records, chosen_entries, prepared.links),
     )
+
+
+def _lower(value: str | None) -> str | None:
+    return None if value is None else value.lower()
+
+
+def _codes(
+    values: list[str | None], known: dict[str, int] | None = None
+) -> tuple[dict[str, int], np.ndarray]:
+    """Each value as a code shared with ``known`` (-1 for None), so equality is a comparison of ints."""
+    table = dict(known or {})
+    codes = np.array([-1 if v is None else table.setdefault(v, len(table)) for v in values], dtype=np.int64)
+    return table, codes
 
 
 @dataclass(frozen=True)
@@ -261,43 +336,72 @@ def score(prepared: PreparedPairs, models: TrainedModels) -> list[ScoredRecord]:
             contributions[name][subset.pairs] = values
     level_names = {cmp.name: cmp.levels for cmp in COMPARISONS}
 
-    order = np.lexsort((-probability, prepared.sets.record_index))
+    # by record, then most probable first: probabilities lie in 0..1, so one float key does both
+    # (a two-key lexsort of millions of pairs takes several times longer)
+    order = np.argsort(prepared.sets.record_index * 2.0 - probability, kind="stable")
     sorted_records = prepared.sets.record_index[order]
     bounds = np.searchsorted(sorted_records, np.arange(len(prepared.records) + 1))
+    sizes = np.diff(bounds)
+    has_pairs = sizes > 0
+    # per record, as Python values gathered column-wise: the loop below touches no numpy scalar
+    first = (
+        np.where(has_pairs, order[np.minimum(bounds[:-1], len(order) - 1)], 0) if len(order) else bounds[:-1]
+    )
+    second = order[np.minimum(bounds[:-1] + 1, len(order) - 1)] if len(order) else bounds[:-1]
+    claimed = np.bincount(prepared.sets.record_index, weights=probability, minlength=len(prepared.records))
+    top_columns = {
+        "probability": probability[first].tolist(),
+        "weight": np.round(weight[first], 3).tolist(),
+        "lead": np.round(weight[first] - weight[second], 2).tolist(),
+        "lead_exact": (weight[first] - weight[second]).tolist(),
+        "similarity": np.round(prepared.levels.name_similarity[first].astype(float), 3).tolist(),
+        "overlap": np.round(prepared.levels.token_overlap[first].astype(float), 3).tolist(),
+        "none": np.round(1.0 - np.where(has_pairs, claimed, 0.0), 4).tolist(),
+    }
+    top_contributions = {name: np.round(values[first], 3).tolist() for name, values in contributions.items()}
+    top_levels = {
+        name: [level_names[name][level] for level in prepared.levels.levels[name][first].tolist()]
+        for name in level_names
+    }
+    kept = [
+        order[bounds[i] : bounds[i] + min(int(sizes[i]), TOP_CANDIDATES_KEPT)].tolist()
+        for i in range(len(sizes))
+    ]
+    kept_flat = [pair for pairs in kept for pair in pairs]
+    kept_probability = dict(zip(kept_flat, probability[kept_flat].tolist(), strict=True))
+    kept_weight = dict(zip(kept_flat, weight[kept_flat].tolist(), strict=True))
+    kept_entry = dict(zip(kept_flat, batch.entry_index[kept_flat].tolist(), strict=True))
     scored = []
     for index, record in enumerate(prepared.records):
-        ranked_pairs = order[bounds[index] : bounds[index + 1]]
-        if not len(ranked_pairs):
+        if not has_pairs[index]:
             scored.append(ScoredRecord(record, 0.0, [], None, {"reason": "no candidate in the ledger"}))
             continue
         ranked = []
-        for pair in ranked_pairs[:TOP_CANDIDATES_KEPT]:
-            entry: LedgerEntry = batch.entries[int(batch.entry_index[pair])]
+        for pair in kept[index]:
+            entry: LedgerEntry = batch.entries[kept_entry[pair]]
             ranked.append(
                 ScoredCandidate(
                     entry.candidate_type,
                     entry.candidate_id,
                     entry.candidate_name,
-                    float(probability[pair]),
-                    float(weight[pair]),
+                    kept_probability[pair],
+                    kept_weight[pair],
                     entry.amount_minor,
                 )
             )
-        top = ranked_pairs[0]
-        lead = float(weight[top] - weight[ranked_pairs[1]]) if len(ranked_pairs) > 1 else None
+        lead = top_columns["lead_exact"][index] if sizes[index] > 1 else None
         explanation = {
-            "contributions": {name: round(float(values[top]), 3) for name, values in contributions.items()},
-            "levels": {
-                name: level_names[name][int(prepared.levels.levels[name][top])] for name in level_names
-            },
-            "match_weight": round(float(weight[top]), 3),
-            "name_similarity": round(float(prepared.levels.name_similarity[top]), 3),
-            "token_overlap": round(float(prepared.levels.token_overlap[top]), 3),
-            "no_match_probability": round(float(1.0 - probability[ranked_pairs].sum()), 4),
-            "lead_bits": None if lead is None else round(lead, 2),
-            "candidates_compared": int(len(ranked_pairs)),
+            "contributions": {name: values[index] for name, values in top_contributions.items()},
+            "levels": {name: values[index] for name, values in top_levels.items()},
+            "match_weight": top_columns["weight"][index],
+            # 0 below features.SIMILAR_FROM: no level tells such names apart
+            "name_similarity": top_columns["similarity"][index],
+            "token_overlap": top_columns["overlap"][index],
+            "no_match_probability": top_columns["none"][index],
+            "lead_bits": None if lead is None else top_columns["lead"][index],
+            "candidates_compared": int(sizes[index]),
         }
-        scored.append(ScoredRecord(record, float(probability[top]), ranked, lead, explanation))
+        scored.append(ScoredRecord(record, top_columns["probability"][index], ranked, lead, explanation))
     return scored
 
 
@@ -305,6 +409,6 @@ def score_batch(
     batch: PairBatch, verdicts: Mapping[tuple[str, str], str | None] | None = None, seed: int = 0
 ) -> tuple[list[ScoredRecord], TrainedModels]:
     """Train on the batch (unsupervised, refined by reviewer ``verdicts``) and score it."""
-    prepared = prepare(batch)
+    prepared = prepare(batch, confirmed_links(batch, verdicts or {}))
     models = train(prepared, labels_for(prepared, verdicts or {}), seed)
     return score(prepared, models), models

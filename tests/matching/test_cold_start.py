@@ -1,0 +1,86 @@
+"""A workspace with a handful of records: EM has next to nothing to learn from, so the shipped prior
+carries the weights, and the workspace's own estimates take over as its records grow."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import numpy as np
+from test_engine import generated_rows
+
+from ledgerlink.matching.features import COMPARISONS
+from ledgerlink.matching.model import PRIOR_ENTRIES
+from ledgerlink.matching.prior import PRIORS, shipped_prior
+from ledgerlink.matching.routing import route_for
+from ledgerlink.matching.scorer import PairBatch, score_batch
+from ledgerlink.workspaces import Workspace
+
+# default thresholds: 0.85 to auto-link, 0.55 to review
+WORKSPACE = Workspace(workspace_id="ws", display_name="W", email_in_address="w@qbodocs.com")
+
+PAYMENTS = [
+    ("sq-globex", "globex corporation", 9_900, date(2026, 10, 5)),
+    ("sq-blue", "blue bottle coffee", 25_000, date(2026, 10, 5)),
+    ("sq-initech", "initech", 8_000, date(2026, 9, 22)),
+]
+INVOICES = [
+    ("2001", "globex corporation", 9_900, date(2026, 10, 1)),
+    # near twins: same customer, same amount, a day apart
+    ("1001", "blue bottle coffee", 25_000, date(2026, 10, 1)),
+    ("1002", "blue bottle coffee", 25_000, date(2026, 10, 2)),
+    ("1003", "initech", 8_000, date(2026, 9, 20)),
+]
+
+
+def _rows() -> list[tuple[Any, ...]]:
+    rows = []
+    for record_id, name, amount, on in PAYMENTS:
+        for invoice_id, customer, balance, entry_on in INVOICES:
+            rows.append(
+                (
+                    "ws", "square", record_id, f"sha-{record_id}", name, name, amount, "EUR", on, None,
+                    "invoice", invoice_id, customer, customer, balance, "EUR", entry_on, None,
+                    amount - balance, (on - entry_on).days, True, None,
+                )
+            )  # fmt: skip
+    return rows
+
+
+def test_three_records_at_default_thresholds_link_the_clear_match_and_review_the_twins() -> None:
+    scored, models = score_batch(PairBatch.from_rows(_rows()), seed=1)
+    by_id = {s.record.source_record_id: s for s in scored}
+    globex, blue = by_id["sq-globex"], by_id["sq-blue"]
+    assert globex.ranked[0].candidate_id == "2001" and globex.score >= 0.85
+    assert route_for(globex, WORKSPACE) == "auto_link"
+    assert route_for(by_id["sq-initech"], WORKSPACE) == "auto_link"
+    # the twins split the probability: neither is sure enough to link, together they are worth a review
+    assert {c.candidate_id for c in blue.ranked[:2]} == {"1001", "1002"}
+    assert route_for(blue, WORKSPACE) == "review"
+    assert models.by_candidate_type["invoice"].trained["prior_share_of_m"] > 0.9
+
+
+def test_the_workspace_takes_over_from_the_prior_as_records_grow() -> None:
+    rows, _ = generated_rows(seed=11, records=600)
+    model = score_batch(PairBatch.from_rows(rows), seed=1)[1].by_candidate_type["invoice"]
+    prior = shipped_prior("invoice")
+    assert model.trained["prior_share_of_m"] < 0.07
+    # the generator here never leaves an amount off by 10% or more for a true pair: the learned m
+    # of that level falls well below the prior's
+    assert model.m["amount"][1] < 0.5 * prior.m["amount"][1]
+    # u comes mostly from the workspace: 600 records against the prior's weight of 60 entries
+    assert PRIOR_ENTRIES / (600 + PRIOR_ENTRIES) < 0.1
+    assert not np.allclose(model.u["name"], prior.u["name"], atol=1e-3)
+
+
+def test_the_shipped_prior_covers_every_comparison_level() -> None:
+    for kind in PRIORS:
+        prior = shipped_prior(kind)
+        for comparison in COMPARISONS:
+            assert len(prior.m[comparison.name]) == len(comparison.levels)
+            assert (
+                sum(prior.u[comparison.name]) == np.float64(1.0)
+                or abs(sum(prior.u[comparison.name]) - 1) < 1e-9
+            )
+        bits = prior.level_bits()
+        assert bits["name"][-1] > 8 and bits["amount"][-1] > 6 and bits["name"][1] < -5
