@@ -8,6 +8,7 @@ import os
 import subprocess
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Literal
 
 import psycopg
 
@@ -71,8 +72,14 @@ def land(
         }
 
 
-def build_scoring_models(settings: Settings, address: ServerAddress) -> None:
-    """``dbt build`` of the scorer's input and everything upstream, as the DAG's dbt tasks do."""
+def build_scoring_models(
+    settings: Settings,
+    address: ServerAddress,
+    selection: str = DBT_SELECTION,
+    dbt_command: Literal["build", "run"] = "build",
+) -> None:
+    """``dbt build`` of the scorer's input and everything upstream, as the DAG's dbt tasks do
+    (or of another ``selection``; ``dbt_command="run"`` skips the dbt tests)."""
     from ledgerlink.cli.environment import airflow_environment
     from ledgerlink.cli.setup import venv_executable
 
@@ -85,9 +92,9 @@ def build_scoring_models(settings: Settings, address: ServerAddress) -> None:
     }
     command = [
         venv_executable("dbt"),
-        "build",
+        dbt_command,
         "--select",
-        DBT_SELECTION,
+        selection,
         "--project-dir",
         str(settings.dbt_project_dir),
         "--profiles-dir",

@@ -1,0 +1,112 @@
+-- Settings and decisions keep their history.
+--
+-- Review thresholds are versioned like field mappings: every change to a workspace's thresholds,
+-- by whichever path (the settings page, `ledgerlink workspace`), adds a version valid from the
+-- moment it was saved. The matcher reads the thresholds in ops.workspaces when it decides and
+-- stamps them on the decision, and a decision is only rewritten when its record changes, so a new
+-- version applies to records reconciled after it and never to those already decided.
+create table ops.threshold_versions (
+    workspace_id text not null references ops.workspaces,
+    threshold_version integer not null check (threshold_version > 0),
+    valid_from timestamptz not null,
+    auto_link_threshold numeric not null check (auto_link_threshold between 0 and 1),
+    review_threshold numeric not null check (review_threshold between 0 and 1),
+    -- who saved it: the settings page sets ledgerlink.actor for its transaction
+    created_by text not null,
+    primary key (workspace_id, threshold_version),
+    check (review_threshold <= auto_link_threshold)
+);
+
+create function ops.record_threshold_version() returns trigger
+language plpgsql as $$
+begin
+    if tg_op = 'UPDATE'
+        and new.auto_link_threshold = old.auto_link_threshold
+        and new.review_threshold = old.review_threshold then
+        return new;
+    end if;
+    insert into ops.threshold_versions
+        (workspace_id, threshold_version, valid_from, auto_link_threshold, review_threshold, created_by)
+    select
+        new.workspace_id,
+        coalesce(max(v.threshold_version), 0) + 1,
+        clock_timestamp(),
+        new.auto_link_threshold,
+        new.review_threshold,
+        coalesce(nullif(current_setting('ledgerlink.actor', true), ''), current_user)
+    from ops.threshold_versions as v
+    where v.workspace_id = new.workspace_id;
+    return new;
+end;
+$$;
+
+create trigger workspaces_threshold_versions
+after insert or update of auto_link_threshold, review_threshold on ops.workspaces
+for each row execute function ops.record_threshold_version();
+
+insert into ops.threshold_versions
+    (workspace_id, threshold_version, valid_from, auto_link_threshold, review_threshold, created_by)
+select workspace_id, 1, created_at, auto_link_threshold, review_threshold, 'migration 010'
+from ops.workspaces;
+
+-- Every decision the matcher made, with its model and mapping versions. ops.routing_decisions
+-- holds the current decision per record and is overwritten when the record changes; this keeps
+-- each one. A review moves the current decision to the chosen entry but not the history: the
+-- review itself is in ops.review_actions. Only the mapping version, stamped when the document is
+-- queued, is copied onto the decision it belongs to.
+create table ops.routing_decision_history (
+    -- no foreign key: the history outlives a decision a benchmark workspace's reset deletes
+    decision_id bigint not null,
+    decided_at timestamptz not null,
+    source_payload_sha256 text not null,
+    workspace_id text not null,
+    source text not null,
+    source_record_id text not null,
+    route text not null,
+    score numeric not null,
+    auto_link_threshold numeric not null,
+    review_threshold numeric not null,
+    top_candidate_type text,
+    top_candidate_id text,
+    candidates jsonb not null,
+    explanation jsonb not null,
+    model_version text not null,
+    mapping_version integer,
+    decided_by_run text not null,
+    primary key (decision_id, decided_at, source_payload_sha256)
+);
+
+create index routing_decision_history_by_record
+on ops.routing_decision_history (workspace_id, source, source_record_id);
+
+create function ops.record_decision_history() returns trigger
+language plpgsql as $$
+begin
+    insert into ops.routing_decision_history (
+        decision_id, decided_at, source_payload_sha256, workspace_id, source, source_record_id,
+        route, score, auto_link_threshold, review_threshold, top_candidate_type, top_candidate_id,
+        candidates, explanation, model_version, mapping_version, decided_by_run)
+    values (
+        new.decision_id, new.decided_at, new.source_payload_sha256, new.workspace_id, new.source,
+        new.source_record_id, new.route, new.score, new.auto_link_threshold, new.review_threshold,
+        new.top_candidate_type, new.top_candidate_id, new.candidates, new.explanation,
+        new.model_version, new.mapping_version, new.decided_by_run)
+    on conflict (decision_id, decided_at, source_payload_sha256) do update
+    set mapping_version = coalesce(excluded.mapping_version, ops.routing_decision_history.mapping_version);
+    return new;
+end;
+$$;
+
+create trigger routing_decisions_history
+after insert or update on ops.routing_decisions
+for each row execute function ops.record_decision_history();
+
+insert into ops.routing_decision_history (
+    decision_id, decided_at, source_payload_sha256, workspace_id, source, source_record_id,
+    route, score, auto_link_threshold, review_threshold, top_candidate_type, top_candidate_id,
+    candidates, explanation, model_version, mapping_version, decided_by_run)
+select
+    decision_id, decided_at, source_payload_sha256, workspace_id, source, source_record_id,
+    route, score, auto_link_threshold, review_threshold, top_candidate_type, top_candidate_id,
+    candidates, explanation, model_version, mapping_version, decided_by_run
+from ops.routing_decisions;
