@@ -30,6 +30,14 @@ def test_a_changed_record_keeps_every_decision(warehouse: ServerAddress) -> None
         row = conn.execute(_UPSERT, ("sha-1", "review", 0.7, "1001", "model-a", first_at, "run-1")).fetchone()
         assert row is not None
         decision_id = row[0]
+        # the first decision's document is queued with mapping version 3
+        conn.execute(
+            "insert into ops.delivery_outbox (workspace_id, decision_id, source, source_record_id,"
+            " source_payload_sha256, message_id, recipient, document, created_at, mapping_version)"
+            " values ('history-ws', %s, 'square', 'pay-1', 'sha-1', '<m1@ledgerlink>', 'h@qbodocs.com', '{}',"
+            " %s, 3)",
+            (decision_id, first_at),
+        )
         conn.execute(
             "update ops.routing_decisions set mapping_version = 3 where decision_id = %s", (decision_id,)
         )

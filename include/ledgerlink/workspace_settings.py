@@ -27,7 +27,7 @@ from ledgerlink.delivery.mappings import (
     save_mapping_version,
     validate_spec,
 )
-from ledgerlink.workspaces import load_workspace, save_workspace
+from ledgerlink.workspaces import Workspace, load_workspace, save_workspace
 
 _FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
@@ -93,9 +93,10 @@ def _assignments(text: str, label: str, problems: list[str]) -> dict[str, str]:
     return found
 
 
-def parse_form(form: SettingsForm) -> tuple[Decimal, Decimal, dict[str, Any]]:
-    """The thresholds and mapping spec the form says; raises :class:`InvalidSettings` listing
-    every problem (thresholds, lines, unknown fields, expressions the sandbox refuses)."""
+def parse_form(form: SettingsForm, workspace: Workspace) -> tuple[Decimal, Decimal, dict[str, Any]]:
+    """The thresholds and mapping spec the form says for ``workspace``; raises
+    :class:`InvalidSettings` listing every problem (thresholds, as :meth:`Workspace.problems`
+    words them, lines, unknown fields, expressions the sandbox refuses)."""
     problems: list[str] = []
     thresholds: list[Decimal] = []
     for label, text in (
@@ -110,6 +111,9 @@ def parse_form(form: SettingsForm) -> tuple[Decimal, Decimal, dict[str, Any]]:
             problems.append(f"{label}: {text.strip()!r} is not a number; write e.g. 0.85")
             value = Decimal(0)
         thresholds.append(value / 100 if text.strip().endswith("%") else value)
+    if not problems:
+        changed = replace(workspace, auto_link_threshold=thresholds[0], review_threshold=thresholds[1])
+        problems.extend(changed.problems())
     overrides = _assignments(form.overrides, "overrides", problems)
     computed = _assignments(form.computed, "computed values", problems)
     ignored = [name.strip() for name in re.split(r"[,\n]", form.ignored) if name.strip()]
@@ -141,11 +145,9 @@ def save_settings(
     conn: psycopg.Connection, workspace_id: str, form: SettingsForm, *, actor: str, saved_at: datetime
 ) -> SavedSettings:
     """Validate the form and store what changed as new versions, in one transaction."""
-    auto_link, review, spec = parse_form(form)
     workspace = load_workspace(conn, workspace_id)
+    auto_link, review, spec = parse_form(form, workspace)
     changed = replace(workspace, auto_link_threshold=auto_link, review_threshold=review)
-    if problems := changed.problems():
-        raise InvalidSettings(problems)
     with conn.transaction():
         conn.execute("select set_config('ledgerlink.actor', %s, true)", (actor,))
         threshold_version = None

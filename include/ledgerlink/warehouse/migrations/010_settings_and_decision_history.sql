@@ -52,8 +52,8 @@ from ops.workspaces;
 -- Every decision the matcher made, with its model and mapping versions. ops.routing_decisions
 -- holds the current decision per record and is overwritten when the record changes; this keeps
 -- each one. A review moves the current decision to the chosen entry but not the history: the
--- review itself is in ops.review_actions. Only the mapping version, stamped when the document is
--- queued, is copied onto the decision it belongs to.
+-- review itself is in ops.review_actions. The mapping version is the one the decision's document
+-- was queued (or retried) with, stamped from ops.delivery_outbox.
 create table ops.routing_decision_history (
     -- no foreign key: the history outlives a decision a benchmark workspace's reset deletes
     decision_id bigint not null,
@@ -82,6 +82,9 @@ on ops.routing_decision_history (workspace_id, source, source_record_id);
 create function ops.record_decision_history() returns trigger
 language plpgsql as $$
 begin
+    -- a new decision has no mapping version yet (its document is not queued): the outbox
+    -- trigger below stamps it; the row in ops.routing_decisions may still carry the stamp of the
+    -- record's earlier decision, which must not be copied
     insert into ops.routing_decision_history (
         decision_id, decided_at, source_payload_sha256, workspace_id, source, source_record_id,
         route, score, auto_link_threshold, review_threshold, top_candidate_type, top_candidate_id,
@@ -90,9 +93,11 @@ begin
         new.decision_id, new.decided_at, new.source_payload_sha256, new.workspace_id, new.source,
         new.source_record_id, new.route, new.score, new.auto_link_threshold, new.review_threshold,
         new.top_candidate_type, new.top_candidate_id, new.candidates, new.explanation,
-        new.model_version, new.mapping_version, new.decided_by_run)
-    on conflict (decision_id, decided_at, source_payload_sha256) do update
-    set mapping_version = coalesce(excluded.mapping_version, ops.routing_decision_history.mapping_version);
+        new.model_version,
+        (select max(o.mapping_version) from ops.delivery_outbox as o
+         where o.decision_id = new.decision_id and o.source_payload_sha256 = new.source_payload_sha256),
+        new.decided_by_run)
+    on conflict (decision_id, decided_at, source_payload_sha256) do nothing;
     return new;
 end;
 $$;
@@ -100,6 +105,23 @@ $$;
 create trigger routing_decisions_history
 after insert or update on ops.routing_decisions
 for each row execute function ops.record_decision_history();
+
+-- The mapping version a decision's document was queued (or retried) with.
+create function ops.stamp_decision_history_mapping() returns trigger
+language plpgsql as $$
+begin
+    update ops.routing_decision_history as h
+    set mapping_version = new.mapping_version
+    where h.decision_id = new.decision_id and h.source_payload_sha256 = new.source_payload_sha256
+        and h.mapping_version is distinct from new.mapping_version;
+    return new;
+end;
+$$;
+
+create trigger delivery_outbox_decision_mapping
+after insert or update of mapping_version on ops.delivery_outbox
+for each row when (new.decision_id is not null and new.mapping_version is not null)
+execute function ops.stamp_decision_history_mapping();
 
 insert into ops.routing_decision_history (
     decision_id, decided_at, source_payload_sha256, workspace_id, source, source_record_id,
