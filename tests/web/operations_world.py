@@ -25,7 +25,7 @@ class NeedsCompanyMapping(AcceptancePolicy):
 
     def check_message(self, mail_from: str, recipients: list[str], content: bytes) -> str | None:
         if b"Mapping version: 0" in content:
-            return "550 5.7.1 documents must carry the company's field mapping (account code)"
+            return "554 5.6.0 documents must carry the company's field mapping (account code)"
         return None
 
 

@@ -272,7 +272,11 @@ def create_app() -> FastAPI:
 
     @app.post("/deliveries/{outbox_id}/retry")
     def retry_after_fix(
-        request: Request, reviewer: CsrfCheckedReviewerDep, conn: WarehouseDep, outbox_id: int
+        request: Request,
+        reviewer: CsrfCheckedReviewerDep,
+        conn: WarehouseDep,
+        outbox_id: int,
+        workspace: Annotated[str, Form(max_length=63)] = "",
     ) -> Response:
         """Queue a rejected or failed delivery again, once its cause is fixed; the next run sends it."""
         row = conn.execute(
@@ -285,8 +289,10 @@ def create_app() -> FastAPI:
         except DeliveryNotFound as error:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "No such delivery in your workspaces.") from error
         conn.commit()
+        # back to the status page as the operator was looking at it
+        shown = {"workspace": workspace} if workspace and reviewer.may_see(workspace) else {}
         target = request.url_for("status_page").include_query_params(
-            retried=f"{retried.source}:{retried.source_record_id}", queued=int(retried.queued)
+            **shown, retried=f"{retried.source}:{retried.source_record_id}", queued=int(retried.queued)
         )
         return RedirectResponse(target, status.HTTP_303_SEE_OTHER)
 
