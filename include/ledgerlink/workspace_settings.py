@@ -195,9 +195,9 @@ def flatten_thresholds(version: dict[str, Any]) -> dict[str, str]:
 
 def flatten_spec(spec: dict[str, Any]) -> dict[str, str]:
     """A mapping spec as one line per setting, so two versions compare line by line."""
-    flat = {f"override {name}": str(value) for name, value in (spec.get("overrides") or {}).items()}
+    flat = {f"fixed value {name}": str(value) for name, value in (spec.get("overrides") or {}).items()}
     flat.update({f"computed {name}": str(value) for name, value in (spec.get("computed") or {}).items()})
-    flat.update({f"ignored {name}": "ignored" for name in spec.get("ignored") or ()})
+    flat.update({f"left out {name}": "left out" for name in spec.get("ignored") or ()})
     return flat
 
 

@@ -71,7 +71,7 @@ def test_saving_settings_adds_versions_and_the_diff_shows_them(
         diff = third.text[third.text.index('id="diff"') :]
         assert "from version 1 to version 2" in diff
         assert "computed gl_code" in diff and "&#39;706&#39;" in diff and "&#39;707&#39;" in diff
-        assert "override tax" not in diff  # unchanged settings are not in the diff
+        assert "fixed value tax" not in diff  # unchanged settings are not in the diff
         thresholds_diff = alice.get(
             "/ledgerlink/settings",
             params={"workspace": workspace, "compare": "thresholds", "old": 1, "new": 2},

@@ -53,7 +53,7 @@ latest_reviews as (
     inner join review_actions
         on
             routing_decisions.decision_id = review_actions.decision_id
-            and review_actions.acted_at >= routing_decisions.decided_at
+            and routing_decisions.decided_at <= review_actions.acted_at
     order by routing_decisions.decision_id asc, review_actions.acted_at desc
 ),
 
