@@ -1,4 +1,5 @@
-"""ledgerlink's pages in the Airflow UI: the review queue and the integration status, each a
+"""ledgerlink's pages in the Airflow UI: the review queue, the integration status, the dashboard
+and the settings, each a
 navigation entry (``external_views``) opening the FastAPI app mounted at ``/ledgerlink``.
 
 The app (``ledgerlink.web.app``) authenticates every route with Airflow's own auth dependency
@@ -31,5 +32,19 @@ class LedgerlinkPagesPlugin(AirflowPlugin):
             "destination": "nav",
             "category": "ledgerlink",
             "url_route": "ledgerlink-integration-status",
+        },
+        {
+            "name": "Reconciliation dashboard",
+            "href": f"{URL_PREFIX}/dashboard",
+            "destination": "nav",
+            "category": "ledgerlink",
+            "url_route": "ledgerlink-dashboard",
+        },
+        {
+            "name": "Settings",
+            "href": f"{URL_PREFIX}/settings",
+            "destination": "nav",
+            "category": "ledgerlink",
+            "url_route": "ledgerlink-settings",
         },
     ]

@@ -93,3 +93,46 @@ def test_disabling_an_unknown_workspace_says_so(warehouse) -> None:  # noqa: ANN
     result = _invoke("disable", "no-such-ws")
     assert result.exit_code == 2
     assert "no workspace 'no-such-ws'" in result.output
+
+
+def test_members_are_added_listed_and_removed(warehouse) -> None:  # noqa: ANN001
+    assert _invoke("add", "cli-members", "--name", "Members Co", "--email-in", "m@qbodocs.com").exit_code == 0
+    try:
+        assert "no members" in _invoke("member", "list", "cli-members").output
+        added = _invoke("member", "add", "cli-members", "carol")
+        assert added.exit_code == 0 and "carol is now a member of cli-members" in added.output
+        assert "was already" in _invoke("member", "add", "cli-members", "carol").output
+        assert _invoke("member", "add", "cli-members", "dave").exit_code == 0
+        listed = _invoke("member", "list", "cli-members").output.splitlines()
+        assert [line.split()[0] for line in listed] == ["carol", "dave"]
+        removed = _invoke("member", "remove", "cli-members", "carol")
+        assert removed.exit_code == 0 and "no longer a member" in removed.output
+        again = _invoke("member", "remove", "cli-members", "carol")
+        assert again.exit_code == 2 and "carol is not a member of cli-members" in again.output
+        unknown = _invoke("member", "add", "no-such-ws", "carol")
+        assert unknown.exit_code == 2 and "no workspace 'no-such-ws'" in unknown.output
+        blank = _invoke("member", "add", "cli-members", " ")
+        assert blank.exit_code == 2 and "username" in blank.output
+        with connect(warehouse) as conn:
+            members = conn.execute(
+                "select username from ops.workspace_members where workspace_id = 'cli-members'"
+            ).fetchall()
+        assert members == [("dave",)]
+    finally:
+        _invoke("disable", "cli-members")
+
+
+def test_changed_thresholds_become_a_new_version(warehouse) -> None:  # noqa: ANN001
+    common = ("--name", "Versions Co", "--email-in", "v@qbodocs.com")
+    assert _invoke("add", "cli-versions", *common, "--auto-link-threshold", "0.9").exit_code == 0
+    assert _invoke("add", "cli-versions", *common, "--auto-link-threshold", "0.9").exit_code == 0  # same
+    assert _invoke("add", "cli-versions", *common, "--auto-link-threshold", "0.95").exit_code == 0
+    try:
+        with connect(warehouse) as conn:
+            versions = conn.execute(
+                "select threshold_version, auto_link_threshold::text from ops.threshold_versions"
+                " where workspace_id = 'cli-versions' order by threshold_version"
+            ).fetchall()
+        assert versions == [(1, "0.9"), (2, "0.95")]
+    finally:
+        _invoke("disable", "cli-versions")

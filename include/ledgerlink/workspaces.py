@@ -129,3 +129,36 @@ def set_workspace_active(conn: psycopg.Connection, workspace_id: str, active: bo
     )
     if cursor.rowcount == 0:
         raise LookupError(f"no workspace {workspace_id!r}")
+
+
+def add_member(conn: psycopg.Connection, workspace_id: str, username: str) -> bool:
+    """Let the Airflow user ``username`` see and act on the workspace in the pages; ``False`` when
+    they already may. Refuses an unknown workspace or a blank username."""
+    if not username.strip() or username != username.strip() or len(username) > 256:
+        raise ValueError("username: give the Airflow user's name, without spaces around it")
+    if not conn.execute("select 1 from ops.workspaces where workspace_id = %s", (workspace_id,)).fetchone():
+        raise LookupError(f"no workspace {workspace_id!r}")
+    cursor = conn.execute(
+        "insert into ops.workspace_members (workspace_id, username) values (%s, %s) on conflict do nothing",
+        (workspace_id, username),
+    )
+    return cursor.rowcount == 1
+
+
+def remove_member(conn: psycopg.Connection, workspace_id: str, username: str) -> bool:
+    """Take the workspace away from ``username``; ``False`` when they were not a member."""
+    cursor = conn.execute(
+        "delete from ops.workspace_members where workspace_id = %s and username = %s",
+        (workspace_id, username),
+    )
+    return cursor.rowcount == 1
+
+
+def list_members(conn: psycopg.Connection, workspace_id: str) -> list[tuple[str, str]]:
+    """The workspace's members and when each was added (ISO 8601, UTC), by name."""
+    rows = conn.execute(
+        "select username, to_char(added_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI') from ops.workspace_members"
+        " where workspace_id = %s order by username",
+        (workspace_id,),
+    ).fetchall()
+    return [(row[0], row[1]) for row in rows]

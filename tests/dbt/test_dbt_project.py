@@ -385,3 +385,41 @@ def test_dbt_parse_builds_a_manifest_without_a_warehouse(tmp_path: Path) -> None
     match_features = manifest["nodes"]["model.ledgerlink.match_features"]
     assert match_features["schema"] == "marts"
     assert match_features["config"]["contract"]["enforced"] is True
+
+
+@pytest.mark.timeout(120)
+def test_every_mart_and_mart_column_is_documented(warehouse: dict[str, str], tmp_path: Path) -> None:
+    # the marts as built (zero rows: --empty), against what their yml says of them
+    built = run_dbt("run", "--empty", "--select", "+path:models/marts", env=warehouse, work_dir=tmp_path)
+    assert built.returncode == 0, built.stdout[-4000:] + built.stderr[-2000:]
+    manifest = json.loads((tmp_path / "target" / "manifest.json").read_text(encoding="utf-8"))
+    marts = {
+        node["name"]: node
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model" and node["schema"] == "marts"
+    }
+    with psycopg.connect(warehouse["LEDGERLINK_CONNINFO"]) as conn:
+        built_columns: dict[str, set[str]] = {}
+        for table, column in conn.execute(
+            "select table_name, column_name from information_schema.columns where table_schema = 'marts'"
+        ):
+            built_columns.setdefault(table, set()).add(column)
+    assert set(marts) <= set(built_columns)
+    undocumented = {
+        f"{name}.{column}"
+        for name, node in marts.items()
+        for column in built_columns[name]
+        if not node["columns"].get(column, {}).get("description", "").strip()
+    }
+    assert not undocumented, (
+        f"mart columns without a description in their _*__models.yml: {sorted(undocumented)}"
+    )
+    assert all(node["description"].strip() for node in marts.values())
+    exposed = {
+        dependency
+        for exposure in manifest["exposures"].values()
+        for dependency in exposure["depends_on"]["nodes"]
+    }
+    assert {
+        f"model.ledgerlink.{name}" for name in ("review_queue", "reconciliation_status", "auto_link_outcomes")
+    } <= exposed

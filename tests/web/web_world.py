@@ -29,7 +29,7 @@ import pytest
 from fpdf import FPDF
 
 from ledgerlink.blobstore import BlobStore
-from ledgerlink.evaluation.pipeline import land
+from ledgerlink.evaluation.pipeline import build_scoring_models, land
 from ledgerlink.matching import route_workspace
 from ledgerlink.settings import Settings
 from ledgerlink.warehouse import ServerAddress, connect
@@ -146,31 +146,7 @@ def _supplier_invoice_pdf(supplier: str, number: str, amount: str) -> bytes:
 
 def _dbt_run(settings: Settings, address: ServerAddress, selection: str) -> None:
     """``dbt run`` of the selection (the models; their dbt tests run in tests/dbt)."""
-    from ledgerlink.cli.environment import airflow_environment
-
-    work_dir = settings.state_dir / "web-tests-dbt"
-    environment = {
-        **os.environ,
-        **airflow_environment(settings, address),
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-    }
-    command = [
-        str(Path(sys.executable).parent / "dbt"),
-        "run",
-        "--select",
-        selection,
-        "--project-dir",
-        str(settings.dbt_project_dir),
-        "--profiles-dir",
-        str(settings.dbt_project_dir),
-        "--target-path",
-        str(work_dir / "target"),
-        "--log-path",
-        str(work_dir / "logs"),
-        "--quiet",
-    ]
-    result = subprocess.run(command, env=environment, capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    build_scoring_models(settings, address, selection, dbt_command="run")
 
 
 def _benchmark_decisions(conn: psycopg.Connection, workspace_id: str, count: int) -> None:
@@ -297,7 +273,12 @@ def world(prepared: tuple[Settings, ServerAddress]) -> World:
         for workspace_id in (workspace_a, workspace_b):
             route_workspace(conn, workspace_id, "web-test", decided_at)
         conn.commit()
-        _dbt_run(settings, warehouse, "path:models/staging/ops path:models/marts/reporting")
+        _dbt_run(
+            settings,
+            warehouse,
+            "path:models/staging/ops path:models/intermediate/delivery path:models/marts/reporting"
+            " path:models/marts/delivery",
+        )
 
         def decisions(workspace_id: str, route: str) -> list[int]:
             rows = conn.execute(

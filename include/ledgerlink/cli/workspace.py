@@ -142,3 +142,51 @@ def _set_active(workspace_id: str, active: bool) -> None:
         except LookupError as error:
             raise click.UsageError(str(error)) from error
     click.echo(f"{'enabled' if active else 'disabled'} workspace {workspace_id}")
+
+
+@workspace.group("member")
+def member() -> None:
+    """Who may see and act on a workspace in the Airflow pages (by Airflow username)."""
+
+
+@member.command("add")
+@click.argument("workspace_id")
+@click.argument("username")
+def member_add(workspace_id: str, username: str) -> None:
+    """Let an Airflow user review and manage the workspace."""
+    from ledgerlink.workspaces import add_member
+
+    with _connect() as conn:
+        try:
+            added = add_member(conn, workspace_id, username)
+        except (LookupError, ValueError) as error:
+            raise click.UsageError(str(error)) from error
+    click.echo(f"{username} {'is now' if added else 'was already'} a member of {workspace_id}")
+
+
+@member.command("remove")
+@click.argument("workspace_id")
+@click.argument("username")
+def member_remove(workspace_id: str, username: str) -> None:
+    """Take the workspace away from an Airflow user."""
+    from ledgerlink.workspaces import remove_member
+
+    with _connect() as conn:
+        removed = remove_member(conn, workspace_id, username)
+    if not removed:
+        raise click.UsageError(f"{username} is not a member of {workspace_id}")
+    click.echo(f"{username} is no longer a member of {workspace_id}")
+
+
+@member.command("list")
+@click.argument("workspace_id")
+def member_list(workspace_id: str) -> None:
+    """The workspace's members."""
+    from ledgerlink.workspaces import list_members
+
+    with _connect() as conn:
+        members = list_members(conn, workspace_id)
+    if not members:
+        click.echo(f"no members: add one with `ledgerlink workspace member add {workspace_id} USERNAME`")
+    for username, added_at in members:
+        click.echo(f"{username:<32} added {added_at} UTC")

@@ -154,6 +154,19 @@ def enqueue_document(
     return cursor.rowcount == 1
 
 
+def remap_document(
+    conn: psycopg.Connection, workspace_id: str, document: dict[str, Any], at: datetime
+) -> dict[str, Any]:
+    """The queued document with the field mapping in effect at ``at`` applied and stamped: for a
+    delivery retried after its mapping was fixed (it was never delivered, so no copy differs)."""
+    mapping = mapping_in_effect(conn, workspace_id, at)
+    return {
+        **document,
+        "mapping_version": mapping.version,
+        "fields": mapping.apply(_mapping_values(document)),
+    }
+
+
 def _mapping_values(document: dict[str, Any]) -> dict[str, Any]:
     """What mapping expressions can read: the record and its matched entry, plain values only."""
     amount_minor, currency = document["amount_minor"], document["currency"]

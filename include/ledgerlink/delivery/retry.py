@@ -3,13 +3,18 @@ fixed (a sender registered, a size limit raised, an attachment re-landed).
 
 The row keeps its Message-ID and its source record, so the retry goes through the same send path
 and the same crash-safe, idempotent rules as the first try; asking twice queues it once. Each
-request is recorded among the row's attempts with who asked."""
+request is recorded among the row's attempts with who asked. The document takes the field mapping
+in effect at the retry, so a mapping fixed since the rejection applies (it was never delivered)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import psycopg
+from psycopg.types.json import Jsonb
+
+from ledgerlink.delivery.outbox import remap_document
 
 RETRYABLE_STATES = ("rejected", "failed")
 
@@ -48,7 +53,8 @@ def retry_delivery(
     with conn.transaction():
         row = conn.execute(
             """
-            select outbox_id, source, source_record_id, status, rejected_reason from ops.delivery_outbox
+            select outbox_id, source, source_record_id, status, rejected_reason, document, decision_id
+            from ops.delivery_outbox
             where workspace_id = %(ws)s and status <> 'superseded'
                 and (outbox_id = %(outbox_id)s or (source = %(source)s and source_record_id = %(record_id)s))
             order by outbox_id desc limit 1
@@ -58,13 +64,18 @@ def retry_delivery(
         ).fetchone()
         if row is None:
             raise DeliveryNotFound(f"no delivery {outbox_id or source_record} in workspace {workspace_id}")
-        found_id, found_source, found_record, status, reason = row
+        found_id, found_source, found_record, status, reason, document, decision_id = row
         queued = status in RETRYABLE_STATES
         if queued:
+            document = remap_document(conn, workspace_id, document, datetime.now(UTC))
             conn.execute(
-                "update ops.delivery_outbox set status = 'pending', next_attempt_at = null, attempt_count = 0"
-                " where outbox_id = %s",
-                (found_id,),
+                "update ops.delivery_outbox set status = 'pending', next_attempt_at = null, attempt_count = 0,"
+                " document = %s, mapping_version = %s where outbox_id = %s",
+                (Jsonb(document), document["mapping_version"], found_id),
+            )
+            conn.execute(
+                "update ops.routing_decisions set mapping_version = %s where decision_id = %s",
+                (document["mapping_version"], decision_id),
             )
             conn.execute(
                 "insert into ops.delivery_attempts (outbox_id, attempted_at, attempted_by_run, outcome, detail,"

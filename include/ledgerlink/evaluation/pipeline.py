@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Literal
 
 import psycopg
 
@@ -70,9 +71,15 @@ def land(
         }
 
 
-def build_scoring_models(settings: Settings, address: ServerAddress) -> None:
-    """``dbt build`` of the scorer's input and everything upstream, as the DAG's dbt tasks do, in
-    this process (dbt's programmatic runner): no second interpreter to start and import dbt."""
+def build_scoring_models(
+    settings: Settings,
+    address: ServerAddress,
+    selection: str = DBT_SELECTION,
+    dbt_command: Literal["build", "run"] = "build",
+) -> None:
+    """``dbt build`` of the scorer's input and everything upstream, as the DAG's dbt tasks do (or
+    of another ``selection``; ``dbt_command="run"`` skips the dbt tests), in this process (dbt's
+    programmatic runner): no second interpreter to start and import dbt."""
     from dbt.cli.main import dbtRunner
 
     from ledgerlink.cli.environment import airflow_environment
@@ -81,9 +88,9 @@ def build_scoring_models(settings: Settings, address: ServerAddress) -> None:
     work_dir.mkdir(parents=True, exist_ok=True)
     environment = {**airflow_environment(settings, address), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
     arguments = [
-        "build",
+        dbt_command,
         "--select",
-        DBT_SELECTION,
+        selection,
         "--project-dir",
         str(settings.dbt_project_dir),
         "--profiles-dir",
@@ -110,7 +117,7 @@ def build_scoring_models(settings: Settings, address: ServerAddress) -> None:
         failed = [
             f"{n.node.unique_id}: {n.message}" for n in nodes if str(n.status) not in ("success", "pass")
         ]
-        raise RuntimeError(f"dbt build failed: {result.exception or ''} {'; '.join(failed)[-4000:]}")
+        raise RuntimeError(f"dbt {dbt_command} failed: {result.exception or ''} {'; '.join(failed)[-4000:]}")
 
 
 def route_and_read(

@@ -23,11 +23,14 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ledgerlink import workspace_settings
 from ledgerlink.delivery.documents import DocumentUnavailable, qonto_attachment, render_square_receipt
+from ledgerlink.delivery.mappings import DEFAULT_FIELDS, mapping_in_effect
+from ledgerlink.delivery.retry import DeliveryNotFound, retry_delivery
 from ledgerlink.money import format_money
 from ledgerlink.review import ReviewChoice, ReviewRefused, take_review_action
 from ledgerlink.warehouse.regions import blob_store_for_workspace
-from ledgerlink.web import queries
+from ledgerlink.web import charts, queries
 from ledgerlink.web.auth import CsrfCheckedReviewerDep, Reviewer, ReviewerDep, WarehouseDep
 
 HERE = Path(__file__).parent
@@ -39,6 +42,7 @@ FEATURE_LABELS = {
     "date_lag": "Date lag",
     "currency": "Currency",
     "reference": "Reference",
+    "confirmed_before": "Linked by a reviewer before",
 }
 _SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -177,7 +181,8 @@ def create_app() -> FastAPI:
                     conn, blobs, found.workspace_id, found.source_record_id, found.source_payload_sha256
                 )
             else:
-                file_name, content = f"square-{found.source_record_id}.pdf", _square_receipt(found, reviewer)
+                file_name = f"square-{found.source_record_id}.pdf"
+                content = _square_receipt(conn, found, reviewer)
         except (DocumentUnavailable, FileNotFoundError) as error:
             raise HTTPException(
                 status.HTTP_404_NOT_FOUND, "The document is not in the blob store."
@@ -249,18 +254,212 @@ def create_app() -> FastAPI:
 
     @app.get("/status", response_class=HTMLResponse)
     def status_page(
-        request: Request, reviewer: ReviewerDep, conn: WarehouseDep, workspace: str | None = None
+        request: Request,
+        reviewer: ReviewerDep,
+        conn: WarehouseDep,
+        workspace: str | None = None,
+        retried: Annotated[str | None, Query(max_length=200)] = None,
+        queued: int | None = None,
     ) -> HTMLResponse:
         report = queries.integration_status(conn, _workspace_filter(reviewer, workspace))
         return _render(
-            request, "status.html.j2", reviewer, report=report, filters={"workspace": workspace or ""}
+            request,
+            "status.html.j2",
+            reviewer,
+            report=report,
+            filters={"workspace": workspace or ""},
+            retried=retried,
+            queued=queued,
+        )
+
+    @app.post("/deliveries/{outbox_id}/retry")
+    def retry_after_fix(
+        request: Request,
+        reviewer: CsrfCheckedReviewerDep,
+        conn: WarehouseDep,
+        outbox_id: int,
+        workspace: Annotated[str, Form(max_length=63)] = "",
+    ) -> Response:
+        """Queue a rejected or failed delivery again, once its cause is fixed; the next run sends it."""
+        row = conn.execute(
+            "select workspace_id from ops.delivery_outbox where outbox_id = %s", (outbox_id,)
+        ).fetchone()
+        if row is None or not reviewer.may_see(row[0]):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "No such delivery in your workspaces.")
+        try:
+            retried = retry_delivery(conn, row[0], actor=reviewer.username, outbox_id=outbox_id)
+        except DeliveryNotFound as error:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "No such delivery in your workspaces.") from error
+        conn.commit()
+        # back to the status page as the operator was looking at it
+        shown = {"workspace": workspace} if workspace and reviewer.may_see(workspace) else {}
+        target = request.url_for("status_page").include_query_params(
+            **shown, retried=f"{retried.source}:{retried.source_record_id}", queued=int(retried.queued)
+        )
+        return RedirectResponse(target, status.HTTP_303_SEE_OTHER)
+
+    @app.get("/settings", response_class=HTMLResponse)
+    def settings_page(
+        request: Request,
+        reviewer: ReviewerDep,
+        conn: WarehouseDep,
+        workspace: str | None = None,
+        compare: Literal["thresholds", "mapping"] = "mapping",
+        old: Annotated[int | None, Query(ge=0)] = None,
+        new: Annotated[int | None, Query(ge=0)] = None,
+        saved: str | None = None,
+    ) -> HTMLResponse:
+        workspace_id = _settings_workspace(reviewer, workspace)
+        return _settings_page(request, reviewer, conn, workspace_id, compare, old, new, saved=saved)
+
+    @app.post("/settings", response_class=HTMLResponse)
+    def save_settings(
+        request: Request,
+        reviewer: CsrfCheckedReviewerDep,
+        conn: WarehouseDep,
+        workspace: Annotated[str, Form(max_length=63)],
+        auto_link_threshold: Annotated[str, Form(max_length=20)],
+        review_threshold: Annotated[str, Form(max_length=20)],
+        overrides: Annotated[str, Form(max_length=5000)] = "",
+        ignored: Annotated[str, Form(max_length=1000)] = "",
+        computed: Annotated[str, Form(max_length=10000)] = "",
+    ) -> Response:
+        workspace_id = _settings_workspace(reviewer, workspace)
+        form = workspace_settings.SettingsForm(
+            auto_link_threshold, review_threshold, overrides, ignored, computed
+        )
+        try:
+            saved = workspace_settings.save_settings(
+                conn, workspace_id, form, actor=reviewer.username, saved_at=datetime.now(UTC)
+            )
+        except workspace_settings.InvalidSettings as invalid:
+            return _settings_page(
+                request,
+                reviewer,
+                conn,
+                workspace_id,
+                "mapping",
+                None,
+                None,
+                form=form,
+                problems=invalid.problems,
+            )
+        conn.commit()
+        parts = []
+        if saved.threshold_version is not None:
+            parts.append(f"thresholds version {saved.threshold_version}")
+        if saved.mapping_version is not None:
+            parts.append(f"mapping version {saved.mapping_version}")
+        compare = "mapping" if saved.mapping_version is not None or not parts else "thresholds"
+        target = request.url_for("settings_page").include_query_params(
+            workspace=workspace_id, compare=compare, saved=" and ".join(parts) or "nothing changed"
+        )
+        return RedirectResponse(target, status.HTTP_303_SEE_OTHER)
+
+    @app.get("/dashboard", response_class=HTMLResponse)
+    def dashboard_page(
+        request: Request,
+        reviewer: ReviewerDep,
+        conn: WarehouseDep,
+        workspace: str | None = None,
+        days: Annotated[int, Query(ge=7, le=366)] = 30,
+    ) -> HTMLResponse:
+        today = datetime.now(UTC).date()
+        board = queries.dashboard(conn, _workspace_filter(reviewer, workspace), today, days)
+        return _render(
+            request,
+            "dashboard.html.j2",
+            reviewer,
+            board=board,
+            route_chart=charts.stacked_bars(board.days, board.routes_by_day, charts.ROUTE_COLOURS),
+            failure_chart=charts.stacked_bars(board.days, board.failures_by_day, charts.FAILURE_COLOURS),
+            age_chart=charts.bars(board.queue_age_buckets, colour="#9a6700"),
+            precision_chart=charts.bars(
+                [(label, value) for label, value, _measured in board.precision_by_week],
+                colour="#1a7f37",
+                as_percent=True,
+            ),
+            filters={"workspace": workspace or "", "days": days},
         )
 
     return app
 
 
-def _square_receipt(found: queries.Decision, reviewer: Reviewer) -> bytes:
+def _settings_workspace(reviewer: Reviewer, workspace: str | None) -> str:
+    """The one workspace the settings page edits: the one asked for, or the reviewer's first."""
+    if not workspace:
+        if not reviewer.workspace_ids:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "You are not a member of any workspace.")
+        return reviewer.workspace_ids[0]
+    if not reviewer.may_see(workspace):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "You are not a member of that workspace.")
+    return workspace
+
+
+def _settings_page(
+    request: Request,
+    reviewer: Reviewer,
+    conn: Any,
+    workspace_id: str,
+    compare: str,
+    old: int | None,
+    new: int | None,
+    *,
+    saved: str | None = None,
+    form: workspace_settings.SettingsForm | None = None,
+    problems: list[str] | None = None,
+) -> HTMLResponse:
+    thresholds = workspace_settings.threshold_history(conn, workspace_id)
+    mappings = workspace_settings.mapping_history(conn, workspace_id)
+    if form is None:
+        spec = workspace_settings.current_spec(conn, workspace_id, datetime.now(UTC))
+        latest = thresholds[0] if thresholds else {"auto_link_threshold": "", "review_threshold": ""}
+        form = workspace_settings.SettingsForm(
+            str(latest["auto_link_threshold"]),
+            str(latest["review_threshold"]),
+            "\n".join(f"{name} = {value}" for name, value in spec["overrides"].items()),
+            ", ".join(spec["ignored"]),
+            "\n".join(f"{name} = {value}" for name, value in spec["computed"].items()),
+        )
+    history = thresholds if compare == "thresholds" else mappings
+    flatten = (
+        workspace_settings.flatten_thresholds
+        if compare == "thresholds"
+        else (lambda version: workspace_settings.flatten_spec(version["spec"]))
+    )
+    by_version = {version["version"]: version for version in history}
+    # by default the latest version against the one before it
+    new = new if new in by_version else (history[0]["version"] if history else None)
+    older = [version["version"] for version in history if new is not None and version["version"] < new]
+    old = old if old in by_version else (older[0] if older else None)
+    changes = (
+        workspace_settings.diff(flatten(by_version[old]), flatten(by_version[new]))
+        if old is not None and new is not None
+        else []
+    )
+    return _render(
+        request,
+        "settings.html.j2",
+        reviewer,
+        code=status.HTTP_422_UNPROCESSABLE_ENTITY if problems else status.HTTP_200_OK,
+        workspace_id=workspace_id,
+        form=form,
+        problems=problems or [],
+        saved=saved,
+        threshold_history=thresholds,
+        mapping_history=mappings,
+        compare=compare,
+        old=old,
+        new=new,
+        changes=changes,
+        field_names=", ".join(DEFAULT_FIELDS),
+    )
+
+
+def _square_receipt(conn: Any, found: queries.Decision, reviewer: Reviewer) -> bytes:
+    """The receipt as it would be delivered now: with the mapping version queuing it would stamp."""
     top = found.candidates[0] if found.candidates else {}
+    mapping = mapping_in_effect(conn, found.workspace_id, datetime.now(UTC))
     workspace_name = next(
         (w.display_name for w in reviewer.workspaces if w.workspace_id == found.workspace_id),
         found.workspace_id,
@@ -276,6 +475,7 @@ def _square_receipt(found: queries.Decision, reviewer: Reviewer) -> bytes:
             "matched_id": top.get("candidate_id"),
             "matched_name": top.get("candidate_name"),
             "score": float(found.score),
+            "mapping_version": mapping.version,
         },
         workspace_name,
     )

@@ -14,13 +14,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
 import psycopg
 from psycopg import sql
 from psycopg.rows import class_row, dict_row
+
+from ledgerlink.matching.batch import LedgerEntry
 
 QueueSort = Literal["score", "amount", "age"]
 SortDirection = Literal["asc", "desc"]
@@ -100,17 +102,6 @@ class Decision:
     amount_minor: int | None
     currency: str | None
     occurred_on: date | None
-    reference: str | None
-
-
-@dataclass(frozen=True)
-class LedgerEntry:
-    candidate_type: str
-    candidate_id: str
-    candidate_name: str | None
-    amount_minor: int | None
-    currency: str | None
-    entry_on: date | None
     reference: str | None
 
 
@@ -260,21 +251,6 @@ def decision(conn: psycopg.Connection, workspace_ids: Sequence[str], decision_id
         ).fetchone()
 
 
-def ledger_entry(
-    conn: psycopg.Connection, workspace_id: str, candidate_type: str, candidate_id: str
-) -> LedgerEntry | None:
-    """One QuickBooks entry a record can be linked to (an active vendor or an open invoice)."""
-    with conn.cursor(row_factory=class_row(LedgerEntry)) as cursor:
-        return cursor.execute(
-            """
-            select candidate_type, candidate_id, candidate_name, amount_minor, currency, entry_on, reference
-            from intermediate.int_ledger_entries_unioned
-            where workspace_id = %s and candidate_type = %s and candidate_id = %s
-            """,
-            (workspace_id, candidate_type, candidate_id),
-        ).fetchone()
-
-
 def search_ledger(
     conn: psycopg.Connection, workspace_id: str, text: str, limit: int = 20
 ) -> list[LedgerEntry]:
@@ -283,7 +259,8 @@ def search_ledger(
     with conn.cursor(row_factory=class_row(LedgerEntry)) as cursor:
         return cursor.execute(
             """
-            select candidate_type, candidate_id, candidate_name, amount_minor, currency, entry_on, reference
+            select candidate_type, candidate_id, candidate_name, candidate_name_normalised, amount_minor,
+                currency, entry_on, reference
             from intermediate.int_ledger_entries_unioned
             where workspace_id = %s
                 and (candidate_name ilike %s or reference ilike %s or candidate_id = %s)
@@ -307,9 +284,16 @@ def review_actions(conn: psycopg.Connection, decision_id: int) -> list[dict[str,
 class AuditTrail:
     landed_versions: list[dict[str, Any]]
     decision: dict[str, Any] | None
+    #: every decision the matcher made on the record, oldest first, with model and mapping versions
+    decision_history: list[dict[str, Any]]
     review_actions: list[dict[str, Any]]
     deliveries: list[dict[str, Any]]
     attempts: list[dict[str, Any]]
+
+    @property
+    def postings(self) -> list[dict[str, Any]]:
+        """The deliveries QuickBooks has posted (read back with the entry's id)."""
+        return [delivery for delivery in self.deliveries if delivery["quickbooks_id"] is not None]
 
 
 def audit_trail(
@@ -330,10 +314,17 @@ def audit_trail(
         ).fetchall()
         decision_row = cursor.execute(
             "select decision_id, source_payload_sha256, route, score, top_candidate_type, top_candidate_id,"
-            " candidates, explanation, model_version, decided_at, decided_by_run"
+            " candidates, explanation, model_version, mapping_version, decided_at, decided_by_run"
             " from ops.routing_decisions where workspace_id = %s and source = %s and source_record_id = %s",
             (workspace_id, source, source_record_id),
         ).fetchone()
+        history = cursor.execute(
+            "select decision_id, decided_at, source_payload_sha256, route, score, auto_link_threshold,"
+            " review_threshold, top_candidate_type, top_candidate_id, model_version, mapping_version,"
+            " decided_by_run from ops.routing_decision_history"
+            " where workspace_id = %s and source = %s and source_record_id = %s order by decided_at",
+            (workspace_id, source, source_record_id),
+        ).fetchall()
         actions = cursor.execute(
             "select action, candidate_type, candidate_id, actor, acted_at, note, source_payload_sha256"
             " from ops.review_actions where workspace_id = %s and source = %s and source_record_id = %s"
@@ -342,7 +333,8 @@ def audit_trail(
         ).fetchall()
         deliveries = cursor.execute(
             "select outbox_id, source_payload_sha256, message_id, recipient, status, attempt_count,"
-            " last_error, created_at, sent_at, document from ops.delivery_outbox"
+            " last_error, rejected_reason, created_at, sent_at, posted_at, quickbooks_entity, quickbooks_id,"
+            " mapping_version, is_possible_duplicate, document from ops.delivery_outbox"
             " where workspace_id = %s and source = %s and source_record_id = %s order by created_at, outbox_id",
             (workspace_id, source, source_record_id),
         ).fetchall()
@@ -353,7 +345,7 @@ def audit_trail(
             " order by t.attempted_at, t.attempt_id",
             (workspace_id, source, source_record_id),
         ).fetchall()
-    return AuditTrail(landed, decision_row, actions, deliveries, attempts)
+    return AuditTrail(landed, decision_row, history, actions, deliveries, attempts)
 
 
 @dataclass(frozen=True)
@@ -362,16 +354,36 @@ class IntegrationStatus:
     open_incidents: list[dict[str, Any]]
     deliveries_by_state: list[dict[str, Any]]
     failed_deliveries: list[dict[str, Any]]
+    #: records a source sent that could not be landed (``ops.rejected_records``, still open)
+    rejected_records: list[dict[str, Any]]
+    #: documents that may be in QuickBooks twice: resent after an unconfirmed DATA, or held back
+    #: because they look like another record's
+    possible_duplicates: list[dict[str, Any]]
+    #: records changed after their document was delivered: QuickBooks needs a person
+    needs_person: list[dict[str, Any]]
+
+    @property
+    def is_all_well(self) -> bool:
+        return not (
+            self.open_incidents
+            or self.failed_deliveries
+            or self.rejected_records
+            or self.possible_duplicates
+            or self.needs_person
+            or any(connection["status"] != "connected" for connection in self.connections)
+        )
 
 
 def integration_status(conn: psycopg.Connection, workspace_ids: Sequence[str]) -> IntegrationStatus:
-    """Connection health per workspace and source, open incidents, deliveries by state and every
-    failed delivery with its reason."""
+    """Connection health per workspace and source, open incidents, deliveries by state and
+    everything that failed: failed or rejected deliveries with their reason, records a source
+    sent that could not be landed, possible duplicates with their evidence and records changed
+    after delivery."""
     workspaces = (list(workspace_ids),)
     with conn.cursor(row_factory=dict_row) as cursor:
         connections = cursor.execute(
             """
-            select c.workspace_id, c.source, c.status, c.updated_at, c.access_token_expires_at,
+            select c.workspace_id, c.source, c.status, c.status_detail, c.updated_at, c.access_token_expires_at,
                 (select max(m.marker_at) from ops.sync_markers as m
                  where m.workspace_id = c.workspace_id and m.source = c.source) as synced_until
             from ops.source_credentials as c
@@ -395,7 +407,8 @@ def integration_status(conn: psycopg.Connection, workspace_ids: Sequence[str]) -
         failed = cursor.execute(
             """
             select o.outbox_id, o.workspace_id, o.source, o.source_record_id, o.message_id, o.recipient,
-                o.attempt_count, o.last_error, o.created_at,
+                o.status, o.attempt_count, coalesce(o.rejected_reason, o.last_error) as reason, o.created_at,
+                o.mapping_version,
                 (select max(t.attempted_at) from ops.delivery_attempts as t
                  where t.outbox_id = o.outbox_id) as last_attempt_at
             from ops.delivery_outbox as o
@@ -404,4 +417,152 @@ def integration_status(conn: psycopg.Connection, workspace_ids: Sequence[str]) -
             """,
             workspaces,
         ).fetchall()
-    return IntegrationStatus(connections, incidents, by_state, failed)
+        rejected_records = cursor.execute(
+            "select rejection_id, workspace_id, source, entity, source_record_id, reason, rejected_at,"
+            " rejected_by_run, attempts, left(raw_payload, 300) as raw_excerpt from ops.rejected_records"
+            " where workspace_id = any(%s) and retry_state = 'open' order by rejected_at, rejection_id",
+            workspaces,
+        ).fetchall()
+        resent = cursor.execute(
+            """
+            select o.workspace_id, o.source, o.source_record_id, o.message_id, o.status, o.sent_at,
+                'resent after the email server did not confirm the first copy; both carry the same'
+                || ' Message-ID, so look for two drafts in QuickBooks' as evidence,
+                null::text as look_alike_of
+            from ops.delivery_outbox as o
+            where o.workspace_id = any(%s) and o.is_possible_duplicate and o.status <> 'superseded'
+            order by o.created_at, o.outbox_id
+            """,
+            workspaces,
+        ).fetchall()
+        look_alikes = cursor.execute(
+            """
+            select d.workspace_id, d.source, d.source_record_id, null::text as message_id, d.route as status,
+                null::timestamptz as sent_at,
+                'same amount, currency and counterparty within a few days, with no reference to tell'
+                || ' them apart; held for review' as evidence,
+                d.explanation ->> 'look_alike_of' as look_alike_of
+            from ops.routing_decisions as d
+            where d.workspace_id = any(%s) and d.explanation ? 'look_alike_of'
+                and not exists (
+                    select from ops.review_actions as a
+                    where a.decision_id = d.decision_id and a.source_payload_sha256 = d.source_payload_sha256
+                )
+            order by d.decided_at, d.decision_id
+            """,
+            workspaces,
+        ).fetchall()
+        needs_person = cursor.execute(
+            "select workspace_id, source, source_record_id, message_id, needs_person_reason, created_at"
+            " from ops.delivery_outbox where workspace_id = any(%s) and needs_person"
+            " and status <> 'superseded' order by created_at, outbox_id",
+            workspaces,
+        ).fetchall()
+    return IntegrationStatus(
+        connections, incidents, by_state, failed, rejected_records, resent + look_alikes, needs_person
+    )
+
+
+#: how long records have waited in the review queue, in days: (label, from, to)
+QUEUE_AGE_BUCKETS = (
+    ("under 1 day", 0, 1),
+    ("1-3 days", 1, 3),
+    ("3-7 days", 3, 7),
+    ("1-4 weeks", 7, 28),
+    ("over 4 weeks", 28, 100_000),
+)
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    days: list[date]
+    routes_by_day: dict[str, list[int]]
+    failures_by_day: dict[str, list[int]]
+    queue_size: int
+    oldest_waiting_days: int | None
+    queue_age_buckets: list[tuple[str, float | None]]
+    #: (week starting, precision or None when nothing was measured, links measured)
+    precision_by_week: list[tuple[str, float | None, int]]
+    auto_links: int
+    confirmed: int
+    contradicted: int
+
+    @property
+    def precision(self) -> float | None:
+        measured = self.confirmed + self.contradicted
+        return self.confirmed / measured if measured else None
+
+
+def dashboard(conn: psycopg.Connection, workspace_ids: Sequence[str], today: date, days: int) -> Dashboard:
+    """The dashboard's figures over the last ``days`` days, read from the dbt marts
+    (``reconciliation_status``, ``delivery_status``, ``review_queue``, ``auto_link_outcomes``)."""
+    window = [today - timedelta(days=offset) for offset in range(days - 1, -1, -1)]
+    index = {day: position for position, day in enumerate(window)}
+    parameters = {"workspaces": list(workspace_ids), "since": window[0]}
+    routes: dict[str, list[int]] = {route: [0] * days for route in ("auto_link", "review", "refused")}
+    for route, decided_on, count in conn.execute(
+        "select route, decided_on, sum(record_count) from marts.reconciliation_status"
+        " where workspace_id = any(%(workspaces)s) and decided_on >= %(since)s group by route, decided_on",
+        parameters,
+    ):
+        if route in routes and decided_on in index:
+            routes[route][index[decided_on]] += int(count)
+    failures: dict[str, list[int]] = {state: [0] * days for state in ("rejected", "failed")}
+    for state, created_on, count in conn.execute(
+        "select delivery_state, (created_at at time zone 'UTC')::date, count(*) from marts.delivery_status"
+        " where workspace_id = any(%(workspaces)s) and delivery_state in ('rejected', 'failed')"
+        " and created_at >= %(since)s group by 1, 2",
+        parameters,
+    ):
+        if created_on in index:
+            failures[state][index[created_on]] += int(count)
+    waiting = review_queue_page(
+        conn, workspace_ids, source=None, sort="score", direction="desc", page=1, page_size=1
+    ).total
+    ages = conn.execute(
+        """
+        select extract(epoch from (now() - q.decided_at)) / 86400
+        from marts.review_queue as q
+        where q.workspace_id = any(%(workspaces)s) and not q.is_record_changed_since_decision
+            and not exists (
+                select from ops.review_actions as a
+                where a.decision_id = q.decision_id and a.source_payload_sha256 = q.source_payload_sha256
+            )
+        """,
+        parameters,
+    ).fetchall()
+    waited = [float(row[0]) for row in ages]
+    buckets: list[tuple[str, float | None]] = [
+        (label, float(sum(1 for age in waited if low <= age < high)))
+        for label, low, high in QUEUE_AGE_BUCKETS
+    ]
+    weeks = conn.execute(
+        """
+        select date_trunc('week', decided_on)::date as week, count(*) filter (where is_confirmed),
+            count(*) filter (where is_contradicted), count(*)
+        from marts.auto_link_outcomes
+        where workspace_id = any(%(workspaces)s) and decided_on >= %(since)s
+        group by 1 order by 1
+        """,
+        parameters,
+    ).fetchall()
+    precision_by_week = [
+        (
+            f"week of {week:%d %b}",
+            confirmed / (confirmed + contradicted) if confirmed + contradicted else None,
+            confirmed + contradicted,
+        )
+        for week, confirmed, contradicted, _links in weeks
+    ]
+    return Dashboard(
+        window,
+        routes,
+        failures,
+        waiting,
+        int(max(waited)) if waited else None,
+        buckets,
+        precision_by_week,
+        sum(int(row[3]) for row in weeks),
+        sum(int(row[1]) for row in weeks),
+        sum(int(row[2]) for row in weeks),
+    )
