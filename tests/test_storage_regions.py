@@ -39,7 +39,9 @@ EMAIL_IN = {
 #: the tables a workspace's data lives in, by schema
 DATA_SCHEMAS = ("raw", "ops", "staging", "intermediate", "marts")
 #: shared configuration: the registry and who may see what, no customer data
-CONFIGURATION_TABLES = {"ops.workspaces", "ops.workspace_members"}
+#: settings, not customer data: the registry, its members, and the history of its thresholds (a
+#: trigger on ops.workspaces versions them wherever the registry row changes)
+CONFIGURATION_TABLES = {"ops.workspaces", "ops.workspace_members", "ops.threshold_versions"}
 
 
 def _tables_with_workspace_id(conn: psycopg.Connection) -> list[str]:

@@ -34,7 +34,7 @@ from ledgerlink.matching import route_workspace
 from ledgerlink.settings import Settings
 from ledgerlink.warehouse import ServerAddress, connect
 from ledgerlink.warehouse.landing import SourceRecord, payload_sha256
-from ledgerlink.workspaces import Workspace, save_workspace
+from ledgerlink.workspaces import DEFAULT_REVIEW_THRESHOLD, Workspace, save_workspace
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 PASSWORDS = {"alice": "alice-pw-7Hq", "bob": "bob-pw-2Lx", "admin": "admin-pw-9Zk"}
@@ -211,10 +211,10 @@ def world(prepared: tuple[Settings, ServerAddress]) -> World:
     pdf_sha = blobs.put(_supplier_invoice_pdf("Boulangerie Dupont", "F-q-dupont", "120.50"))
     with connect(warehouse) as conn:
         for workspace_id, name, review_threshold in (
-            (workspace_a, "Acme Bakery", Decimal("0.45")),
+            (workspace_a, "Acme Bakery", DEFAULT_REVIEW_THRESHOLD),
             # one record: whatever it scores, workspace B has something to review
             (workspace_b, "Beta Coffee", Decimal("0")),
-            (workspace_benchmark, "Benchmark Co", Decimal("0.45")),
+            (workspace_benchmark, "Benchmark Co", DEFAULT_REVIEW_THRESHOLD),
         ):
             save_workspace(
                 conn,
@@ -223,10 +223,10 @@ def world(prepared: tuple[Settings, ServerAddress]) -> World:
                     name,
                     f"{workspace_id}@qbodocs.com",
                     owner_email=f"owner@{workspace_id}.example",
-                    # a cautious workspace: even a perfect name match with a close runner-up is
-                    # reviewed. With three records the matcher cannot learn weights (EM has next to
-                    # no data), so twins score 0.5 each; a low review threshold keeps them reviewable.
-                    auto_link_threshold=Decimal("0.95"),
+                    # a cautious workspace: a name match with a close runner-up (Dupont SARL
+                    # against Dupont et Fils scores about 0.96 with the matcher's cold-start prior)
+                    # is reviewed, not linked.
+                    auto_link_threshold=Decimal("0.98"),
                     review_threshold=review_threshold,
                     is_active=False,
                 ),
