@@ -9,13 +9,18 @@ UV := $(BOOTSTRAP)/bin/uv
 VENV := .venv
 SYNCED := $(VENV)/.synced
 
-.PHONY: run test lint env airflow compose-cli browser clean-state
+.PHONY: run test test-backfill lint env airflow compose-cli browser clean-state
 
 run: $(SYNCED)
 	$(VENV)/bin/ledgerlink run
 
 test: $(SYNCED)
 	$(VENV)/bin/pytest
+
+# Backfills the DAG twice over a past window with a real scheduler (about 20 minutes): asked for,
+# not part of `make test`.
+test-backfill: $(SYNCED)
+	LEDGERLINK_RUN_BACKFILL_TEST=1 $(VENV)/bin/pytest tests/test_backfill_idempotency.py
 
 lint: $(SYNCED)
 	$(VENV)/bin/ruff check .

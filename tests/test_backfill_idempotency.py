@@ -35,8 +35,17 @@ from ledgerlink.settings import AIRFLOW_DATABASE, STATE_DIR_VARIABLE, Settings
 from ledgerlink.warehouse import ServerAddress, connect, resolve_server
 
 # four DAG runs one after another, plus preparing a fresh state folder: about 20 minutes on two
-# busy cores (each run is some 30 dbt tasks, two at a time)
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
+# busy cores (each run is some 30 dbt tasks, two at a time). Too long for every `make test`, so it
+# runs when asked: `make test-backfill`.
+RUN_VARIABLE = "LEDGERLINK_RUN_BACKFILL_TEST"
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.timeout(2400),
+    pytest.mark.skipif(
+        os.environ.get(RUN_VARIABLE) != "1",
+        reason=f"about 20 minutes; run with `make test-backfill` ({RUN_VARIABLE}=1)",
+    ),
+]
 
 SEED = 11
 DAG_ID = "ledgerlink_reconcile"
