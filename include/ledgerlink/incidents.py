@@ -78,12 +78,15 @@ def open_incidents(conn: psycopg.Connection, workspace_id: str, channel: str | N
         ).fetchall()
 
 
-def resolve_incidents(conn: psycopg.Connection, workspace_id: str, channel: str) -> int:
-    """Close the channel's open incidents after a success; return how many were closed."""
+def resolve_incidents(
+    conn: psycopg.Connection, workspace_id: str, channel: str, *, resolved_by: str | None = None
+) -> int:
+    """Close the channel's open incidents after a success (or a person reconnecting it, named by
+    ``resolved_by``); return how many were closed."""
     cursor = conn.execute(
-        "update ops.incidents set resolved_at = now()"
+        "update ops.incidents set resolved_at = now(), resolved_by = %s"
         " where workspace_id = %s and channel = %s and resolved_at is null",
-        (workspace_id, channel),
+        (resolved_by, workspace_id, channel),
     )
     return cursor.rowcount
 

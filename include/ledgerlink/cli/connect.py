@@ -2,8 +2,9 @@
 
 It prints the authorize URL (and opens a browser unless told not to), receives the code on a
 loopback callback, or takes the redirected URL or the bare code pasted, checks ``state``, exchanges
-the code and stores the tokens encrypted. Storing marks the connection ``connected`` again, so
-a workspace that was ``needs_reauth`` is read by the next run, whose success resolves the incident.
+the code and stores the tokens encrypted (:mod:`ledgerlink.sources.authorization`, the flow the
+status page's *Reconnect* runs too). Storing marks the connection ``connected`` again and resolves
+its open incident, so a workspace that was ``needs_reauth`` is read by the next run.
 
 Square can also be connected the way its MCP server is: with ``--register`` the CLI registers
 itself as a public client through RFC 7591 Dynamic Client Registration (discovered from the
@@ -12,34 +13,29 @@ server's ``/.well-known/oauth-authorization-server``) and uses PKCE, so no clien
 
 from __future__ import annotations
 
+import getpass
 import http.server
 import secrets
 import threading
 import webbrowser
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
 import click
 import httpx
 import psycopg
 
-from ledgerlink.credentials import (
-    RegisteredClient,
-    load_registered_client,
-    store_registered_client,
-    store_token,
+from ledgerlink.credentials import RegisteredClient, load_registered_client, store_registered_client
+from ledgerlink.sources.authorization import (
+    AuthorizationRefused,
+    begin_authorization,
+    claim_authorization,
+    exchange_code,
+    store_authorization,
 )
-from ledgerlink.sources.oauth import (
-    QONTO_SCOPES,
-    SQUARE_SCOPES,
-    OAuthClient,
-    authorize_url,
-    pkce_pair,
-    qonto_token,
-    register_client,
-    square_token,
-)
+from ledgerlink.sources.oauth import QONTO_SCOPES, SQUARE_SCOPES, OAuthClient, register_client
 
 DEFAULT_OAUTH_HOSTS = {"qonto": "https://oauth.qonto.com", "square": "https://connect.squareup.com"}
 AUTHORIZE_PATHS = {"qonto": "/oauth2/auth", "square": "/oauth2/authorize"}
@@ -109,32 +105,6 @@ def parse_pasted(text: str, expected_state: str) -> str:
     return text
 
 
-def _remember_state(
-    conn: psycopg.Connection,
-    state: str,
-    workspace_id: str,
-    source: str,
-    redirect_uri: str,
-    code_verifier: str | None,
-) -> None:
-    with conn.transaction():
-        conn.execute(
-            "insert into ops.oauth_states (state, workspace_id, source, redirect_uri, code_verifier)"
-            " values (%s, %s, %s, %s, %s)",
-            (state, workspace_id, source, redirect_uri, code_verifier),
-        )
-
-
-def _consume_state(conn: psycopg.Connection, state: str) -> None:
-    with conn.transaction():
-        consumed = conn.execute(
-            "update ops.oauth_states set consumed_at = now() where state = %s and consumed_at is null",
-            (state,),
-        ).rowcount
-    if consumed != 1:
-        raise click.ClickException("this authorization was already used; start again")
-
-
 def connect_source(
     conn: psycopg.Connection,
     source: str,
@@ -147,30 +117,36 @@ def connect_source(
     timeout: float = CALLBACK_TIMEOUT_SECONDS,
     echo: Callable[[str], None] = click.echo,
 ) -> None:
-    """Run the code flow for ``source`` and store the tokens for ``workspace_id``. With ``paste``,
-    the code (or redirected URL) is read from it; otherwise it arrives on a loopback callback."""
-    state = secrets.token_urlsafe(24)
-    verifier, challenge = pkce_pair() if client.client_secret is None else (None, None)
+    """Run the code flow for ``source`` and store the tokens for ``workspace_id`` (the flow is
+    :mod:`ledgerlink.sources.authorization`, shared with the status page). With ``paste``, the code
+    (or redirected URL) is read from it; otherwise it arrives on a loopback callback."""
     with LoopbackCallback(port) as callback:
-        redirect_uri = callback.redirect_uri
-        _remember_state(conn, state, workspace_id, source, redirect_uri, verifier)
-        url = authorize_url(client, redirect_uri, state, challenge)
-        echo(f"Open this URL to connect {source} for workspace {workspace_id}:\n\n  {url}\n")
+        pending = begin_authorization(
+            conn,
+            client,
+            workspace_id=workspace_id,
+            source=source,
+            redirect_uri=callback.redirect_uri,
+            requested_by=None,
+            now=datetime.now(UTC),
+        )
+        echo(
+            f"Open this URL to connect {source} for workspace {workspace_id}:\n\n  {pending.authorize_url}\n"
+        )
         if open_url is not None:
-            open_url(url)
+            open_url(pending.authorize_url)
         if paste is not None:
-            code = parse_pasted(paste(), state)
+            code = parse_pasted(paste(), pending.state)
         else:
-            code = code_from_redirect(callback.wait(timeout), state)
-    _consume_state(conn, state)
-    grant = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
-    if verifier is not None:
-        grant["code_verifier"] = verifier
-    issued = qonto_token(client, grant) if source == "qonto" else square_token(client, grant)
-    if source == "qonto" and issued.refresh_token is None:
-        raise click.ClickException("Qonto issued no refresh token: the offline_access scope was not granted")
-    with conn.transaction():
-        store_token(conn, workspace_id, source, issued.access_token, issued.refresh_token, issued.expires_at)
+            code = code_from_redirect(callback.wait(timeout), pending.state)
+    try:
+        authorization = claim_authorization(conn, pending.state, requested_by=None, now=datetime.now(UTC))
+        issued = exchange_code(client, authorization, code)
+        store_authorization(
+            conn, authorization, issued, connected_by=f"ledgerlink connect ({getpass.getuser()})"
+        )
+    except AuthorizationRefused as refusal:
+        raise click.ClickException(str(refusal).replace(" with Reconnect", "")) from refusal
     echo(f"{source} is connected for workspace {workspace_id} (token stored encrypted).")
 
 

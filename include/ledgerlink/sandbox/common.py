@@ -5,13 +5,16 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import html
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
+from urllib.parse import urlencode
 
 from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from ledgerlink.sandbox.faults import FaultInjector
 
@@ -101,3 +104,39 @@ def decode_cursor(cursor: str, fingerprint: str) -> int:
     if issued_for != fingerprint or offset < 0:
         raise ValueError("cursor does not belong to this query")
     return offset
+
+
+def consent_answer(request: Request, provider: str) -> Response | None:
+    """The consent step of an OAuth authorize endpoint, as a person meets it.
+
+    A browser (``Accept: text/html``) first gets a page naming the application and the scopes,
+    with *Allow* and *Deny*: the buttons send the same query back with ``consent=allow|deny``.
+    *Deny* redirects to the ``redirect_uri`` with ``error=access_denied`` and the ``state``, as
+    RFC 6749 §4.1.2.1 says. Returns ``None`` when the caller should issue a code now (*Allow*, or a
+    program following the URL, which the sandbox's user always consents for). The caller has
+    checked the client and the redirect URI already."""
+    params = request.query_params
+    consent = params.get("consent")
+    if consent == "deny":
+        query = urlencode({"error": "access_denied", "state": params.get("state", "")})
+        redirect_uri = params.get("redirect_uri", "")
+        return RedirectResponse(f"{redirect_uri}{'&' if '?' in redirect_uri else '?'}{query}", 303)
+    if consent == "allow" or "text/html" not in request.headers.get("accept", ""):
+        return None
+    hidden = "".join(
+        f'<input type="hidden" name="{html.escape(key)}" value="{html.escape(value)}">'
+        for key, value in params.items()
+        if key != "consent"
+    )
+    scopes = "".join(
+        f"<li><code>{html.escape(scope)}</code></li>" for scope in params.get("scope", "").split()
+    )
+    page = (
+        f"<!doctype html><html><head><title>{provider} sandbox: authorize</title></head>"
+        f'<body style="font-family:sans-serif;max-width:36em;margin:3em auto">'
+        f"<h1>{provider} sandbox</h1><p>The application <strong>{html.escape(params.get('client_id', ''))}"
+        f"</strong> asks to read your account:</p><ul>{scopes}</ul>"
+        f'<form method="get">{hidden}<button name="consent" value="allow">Allow</button> '
+        f'<button name="consent" value="deny">Deny</button></form></body></html>'
+    )
+    return HTMLResponse(page)

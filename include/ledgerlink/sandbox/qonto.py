@@ -6,8 +6,9 @@
   that clamped to 100 unless :attr:`SandboxOptions.qonto_per_page_over_max` is ``reject``).
 * ``GET /v2/supplier_invoices/{id}``, ``GET /v2/attachments/{id}`` (the ``url`` is a signed link to
   this server's ``/files/{id}``, valid for :attr:`SandboxOptions.attachment_url_ttl_seconds`).
-* ``GET /oauth2/auth``: the authorize step of the code flow, as if the user were logged in and
-  consented: redirects to a loopback ``redirect_uri`` with ``code`` and ``state``.
+* ``GET /oauth2/auth``: the authorize step of the code flow. A browser is shown a consent page
+  (Allow / Deny); a program following the URL is taken to have consented. It redirects to a
+  loopback ``redirect_uri`` with ``code`` and ``state`` (or ``error=access_denied``).
 * ``POST /oauth2/token``: the authorization-code grant and the refresh-token grant, rotating the
   refresh token on every use with a grace period for the old one, as Qonto's OAuth server does.
 
@@ -31,7 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from ledgerlink.sandbox.common import SandboxOptions, bearer_token, parse_timestamp
+from ledgerlink.sandbox.common import SandboxOptions, bearer_token, consent_answer, parse_timestamp
 from ledgerlink.sandbox.faults import FaultMiddleware
 from ledgerlink.sandbox.fixtures import Fixtures
 
@@ -269,7 +270,7 @@ def create_qonto_app(fixtures: Fixtures, options: SandboxOptions | None = None) 
 
     @app.get("/oauth2/auth")
     def oauth_authorize(request: Request) -> Response:
-        # The sandbox's user is always logged in and always consents.
+        # The sandbox's user is always logged in; a browser is asked to consent first.
         params = request.query_params
         redirect_uri = params.get("redirect_uri", "")
         if params.get("client_id") != oauth_client.client_id or not _is_loopback(redirect_uri):
@@ -279,6 +280,9 @@ def create_qonto_app(fixtures: Fixtures, options: SandboxOptions | None = None) 
             )
         if params.get("response_type") != "code":
             return JSONResponse({"error": "unsupported_response_type"}, status_code=400)
+        consent = consent_answer(request, "Qonto")
+        if consent is not None:
+            return consent
         code = f"ory_ac_{secrets.token_urlsafe(24)}"
         with tokens.lock:
             tokens.codes[code] = (redirect_uri, params.get("scope", ""))

@@ -9,7 +9,8 @@
 * ``GET /v2/payments/{id}``, ``GET /v2/customers`` (``limit`` 1..100 or 400), ``POST
   /v2/customers/search``, ``GET /v2/customers/{id}``, ``GET /v2/locations[/{id}]``.
 
-* OAuth (``apis.md`` §2.6-2.7): ``GET /oauth2/authorize`` (the seller always consents; redirects
+* OAuth (``apis.md`` §2.6-2.7): ``GET /oauth2/authorize`` (a browser gets a consent page, a program
+  following the URL consents; redirects
   to a loopback ``redirect_uri`` with ``code`` and ``state``), ``POST /oauth2/token`` with the
   ``authorization_code`` grant (30-day access tokens; PKCE with ``code_verifier`` for clients
   without a secret) and the ``refresh_token`` grant (code flow: the same refresh token comes back,
@@ -42,6 +43,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from ledgerlink.sandbox.common import (
     SandboxOptions,
     bearer_token,
+    consent_answer,
     decode_cursor,
     encode_cursor,
     parse_timestamp,
@@ -573,13 +575,16 @@ def create_square_app(fixtures: Fixtures, options: SandboxOptions | None = None)
 
     @app.get("/oauth2/authorize")
     def oauth_authorize(request: Request) -> Response:
-        # The sandbox's seller is always logged in and always consents.
+        # The sandbox's seller is always logged in; a browser is asked to consent first.
         params = request.query_params
         redirect_uri = params.get("redirect_uri", "")
         with oauth.lock:
             client = oauth.clients.get(params.get("client_id", ""))
         if client is None or not _is_loopback(redirect_uri) or (client[1] and redirect_uri not in client[1]):
             return _oauth_error(400, "BAD_REQUEST", "Unknown client_id or redirect_uri.")
+        consent = consent_answer(request, "Square")
+        if consent is not None:
+            return consent
         code = f"sq0cgb-{secrets.token_urlsafe(24)}"
         with oauth.lock:
             oauth.codes[code] = (params["client_id"], redirect_uri, params.get("code_challenge"))
