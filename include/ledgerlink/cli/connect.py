@@ -31,9 +31,7 @@ from ledgerlink.credentials import RegisteredClient, load_registered_client, sto
 from ledgerlink.sources.authorization import (
     AuthorizationRefused,
     begin_authorization,
-    claim_authorization,
-    exchange_code,
-    store_authorization,
+    finish_authorization,
 )
 from ledgerlink.sources.oauth import QONTO_SCOPES, SQUARE_SCOPES, OAuthClient, register_client
 
@@ -140,10 +138,14 @@ def connect_source(
         else:
             code = code_from_redirect(callback.wait(timeout), pending.state)
     try:
-        authorization = claim_authorization(conn, pending.state, requested_by=None, now=datetime.now(UTC))
-        issued = exchange_code(client, authorization, code)
-        store_authorization(
-            conn, authorization, issued, connected_by=f"ledgerlink connect ({getpass.getuser()})"
+        finish_authorization(
+            conn,
+            lambda _source: client,
+            state=pending.state,
+            code=code,
+            requested_by=None,
+            now=datetime.now(UTC),
+            connected_by=f"ledgerlink connect ({getpass.getuser()})",
         )
     except AuthorizationRefused as refusal:
         raise click.ClickException(str(refusal).replace(" with Reconnect", "")) from refusal

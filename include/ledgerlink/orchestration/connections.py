@@ -12,6 +12,7 @@ from ledgerlink.orchestration.connection_ids import EMAIL_IN_CONN_ID, NOTIFICATI
 
 if TYPE_CHECKING:
     from ledgerlink.extraction import SourceAccess
+    from ledgerlink.sources.oauth import OAuthClient
 
 
 def api_base_url(conn_id: str) -> str:
@@ -68,3 +69,18 @@ def source_access(conn_id: str, source: str, notifier: SmtpEndpoint | None = Non
             scopes=QONTO_SCOPES if source == "qonto" else SQUARE_SCOPES,
         )
     return SourceAccess(base_url=api_base_url(conn_id), oauth=oauth, notifier=notifier)
+
+
+def oauth_application(source: str) -> OAuthClient | None:
+    """The source's OAuth application from its Airflow connection (:func:`source_access`), when it
+    names one with an ``authorize_url`` a person can be sent to; ``None`` otherwise (then only
+    ``ledgerlink connect`` can reconnect the source)."""
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    from ledgerlink.orchestration.connection_ids import SOURCE_CONN_IDS
+
+    try:
+        oauth = source_access(SOURCE_CONN_IDS[source], source).oauth
+    except AirflowNotFoundException:
+        return None
+    return oauth if oauth is not None and oauth.authorize_url else None

@@ -16,6 +16,7 @@ for a person and changes no token, connection or incident.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -194,22 +195,22 @@ def store_authorization(
 
 def finish_authorization(
     conn: psycopg.Connection,
-    client: OAuthClient,
+    client_for: Callable[[str], OAuthClient],
     *,
     state: str,
     code: str | None,
-    provider_error: str | None,
+    provider_error: str | None = None,
     requested_by: str | None,
     now: datetime,
     connected_by: str,
 ) -> Connected:
-    """Check the callback, exchange its code and store the tokens; refuse with
+    """Check the callback for ``state``, exchange its code with the source's OAuth application
+    (``client_for(source)``, which may refuse) and store the tokens; refuse with
     :class:`AuthorizationRefused`, changing nothing but the state's use."""
     authorization = claim_authorization(
         conn, state, requested_by=requested_by, now=now, provider_error=provider_error
     )
     if not code:
         raise AuthorizationRefused("The provider's answer carries no code; nothing was changed.")
-    return store_authorization(
-        conn, authorization, exchange_code(client, authorization, code), connected_by=connected_by
-    )
+    issued = exchange_code(client_for(authorization.source), authorization, code)
+    return store_authorization(conn, authorization, issued, connected_by=connected_by)

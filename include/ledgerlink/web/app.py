@@ -14,6 +14,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import jinja2
 from fastapi import FastAPI, Form, HTTPException, Query, Request, status
@@ -24,12 +25,24 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledgerlink import workspace_settings
+from ledgerlink.credentials import CONNECTED, connection_status
+from ledgerlink.delivery.acknowledgements import acknowledge_changed_record
 from ledgerlink.delivery.documents import DocumentUnavailable, qonto_attachment, render_square_receipt
 from ledgerlink.delivery.mappings import DEFAULT_FIELDS, mapping_in_effect
 from ledgerlink.delivery.retry import DeliveryNotFound, retry_delivery
 from ledgerlink.money import format_money
+from ledgerlink.orchestration.connection_ids import SOURCE_CONN_IDS
+from ledgerlink.orchestration.connections import oauth_application
 from ledgerlink.review import ReviewChoice, ReviewRefused, take_review_action
-from ledgerlink.warehouse.regions import blob_store_for_workspace
+from ledgerlink.sources.authorization import (
+    SOURCES,
+    AuthorizationRefused,
+    begin_authorization,
+    finish_authorization,
+    workspace_of_state,
+)
+from ledgerlink.sources.oauth import OAuthClient
+from ledgerlink.warehouse.regions import blob_store_for_workspace, connect_for_workspace
 from ledgerlink.web import charts, queries
 from ledgerlink.web.auth import CsrfCheckedReviewerDep, Reviewer, ReviewerDep, WarehouseDep
 
@@ -44,11 +57,21 @@ FEATURE_LABELS = {
     "reference": "Reference",
     "confirmed_before": "Linked by a reviewer before",
 }
-_SECURITY_HEADERS = {
-    "Content-Security-Policy": (
+
+
+def _content_security_policy(form_targets: tuple[str, ...] = ()) -> str:
+    """No inline script; forms post to the pages only, or to ``form_targets`` (origins a form's
+    answer redirects to: browsers hold a redirect after a form to ``form-action`` too)."""
+    form_action = " ".join(["'self'", *form_targets])
+    return (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
-        " object-src 'self'; frame-src 'self'; frame-ancestors 'self'; form-action 'self'; base-uri 'none'"
-    ),
+        f" object-src 'self'; frame-src 'self'; frame-ancestors 'self'; form-action {form_action};"
+        " base-uri 'none'"
+    )
+
+
+_SECURITY_HEADERS = {
+    "Content-Security-Policy": _content_security_policy(),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
@@ -58,6 +81,8 @@ _ERROR_TITLES = {
     401: "Please sign in",
     403: "Not allowed",
     404: "Not found",
+    400: "That did not work",
+    409: "That cannot be done here",
     422: "That request is not valid",
 }
 
@@ -71,14 +96,25 @@ templates = Jinja2Templates(env=_environment)
 
 
 def _render(
-    request: Request, template: str, reviewer: Reviewer, code: int = 200, **context: Any
+    request: Request,
+    template: str,
+    reviewer: Reviewer,
+    code: int = 200,
+    headers: dict[str, str] | None = None,
+    **context: Any,
 ) -> HTMLResponse:
     return templates.TemplateResponse(
         request,
         template,
         {"reviewer": reviewer, "feature_labels": FEATURE_LABELS, **context},
         status_code=code,
+        headers=headers,
     )
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _workspace_filter(reviewer: Reviewer, workspace: str | None) -> list[str]:
@@ -260,17 +296,113 @@ def create_app() -> FastAPI:
         workspace: str | None = None,
         retried: Annotated[str | None, Query(max_length=200)] = None,
         queued: int | None = None,
+        reconnected: Literal["qonto", "square"] | None = None,
+        resolved: Annotated[int | None, Query(ge=0)] = None,
+        acknowledged: Annotated[str | None, Query(max_length=200)] = None,
     ) -> HTMLResponse:
         report = queries.integration_status(conn, _workspace_filter(reviewer, workspace))
+        broken = {
+            c["source"] for c in report.connections if c["status"] != CONNECTED and c["source"] in SOURCES
+        }
+        applications = {source: oauth_application(source) for source in sorted(broken)}
+        reconnectable = {source for source, application in applications.items() if application is not None}
         return _render(
             request,
             "status.html.j2",
             reviewer,
+            headers={
+                "Content-Security-Policy": _content_security_policy(
+                    tuple(
+                        _origin(application.authorize_url)
+                        for application in applications.values()
+                        if application
+                    )
+                )
+            },
             report=report,
             filters={"workspace": workspace or ""},
             retried=retried,
             queued=queued,
+            reconnectable=reconnectable,
+            reconnected=reconnected,
+            resolved=resolved,
+            acknowledged=acknowledged,
         )
+
+    @app.post("/connections/{workspace_id}/{source}/reconnect")
+    def reconnect(
+        request: Request,
+        reviewer: CsrfCheckedReviewerDep,
+        conn: WarehouseDep,
+        workspace_id: str,
+        source: Literal["qonto", "square"],
+    ) -> Response:
+        """Start the OAuth code flow: send the person to the source to approve ledgerlink again."""
+        if not reviewer.may_see(workspace_id) or connection_status(conn, workspace_id, source) is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "No such connection in your workspaces.")
+        application = oauth_application(source)
+        if application is None:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                f"No OAuth application is configured for {source.capitalize()} in Airflow's connection"
+                f" {SOURCE_CONN_IDS[source]}; an administrator reconnects with"
+                f" `ledgerlink connect {source} --workspace {workspace_id}`.",
+            )
+        pending = begin_authorization(
+            conn,
+            application,
+            workspace_id=workspace_id,
+            source=source,
+            redirect_uri=str(request.url_for("oauth_callback")),
+            requested_by=reviewer.username,
+            now=datetime.now(UTC),
+        )
+        return RedirectResponse(pending.authorize_url, status.HTTP_303_SEE_OTHER)
+
+    @app.get("/connections/oauth/callback")
+    def oauth_callback(
+        request: Request,
+        reviewer: ReviewerDep,
+        state: Annotated[str, Query(max_length=200)] = "",
+        code: Annotated[str | None, Query(max_length=2000)] = None,
+        error: Annotated[str | None, Query(max_length=200)] = None,
+    ) -> Response:
+        """Where the source sends the person back: the code is exchanged and the tokens stored,
+        only for a state this user started, unused and in time."""
+        workspace_id = workspace_of_state(state)
+        if workspace_id not in {workspace.workspace_id for workspace in reviewer.workspaces}:
+            raise HTTPException(
+                status.HTTP_400_BAD_REQUEST,
+                "This authorization was not started by you here; nothing was changed. Start again with"
+                " Reconnect.",
+            )
+
+        def application_for(source: str) -> OAuthClient:
+            application = oauth_application(source)
+            if application is None:
+                raise AuthorizationRefused(f"No OAuth application is configured for {source}.")
+            return application
+
+        try:
+            with connect_for_workspace(workspace_id) as conn:
+                connected = finish_authorization(
+                    conn,
+                    application_for,
+                    state=state,
+                    code=code,
+                    provider_error=error,
+                    requested_by=reviewer.username,
+                    now=datetime.now(UTC),
+                    connected_by=reviewer.username,
+                )
+        except AuthorizationRefused as refusal:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, str(refusal)) from refusal
+        target = request.url_for("status_page").include_query_params(
+            workspace=connected.workspace_id,
+            reconnected=connected.source,
+            resolved=connected.incidents_resolved,
+        )
+        return RedirectResponse(target, status.HTTP_303_SEE_OTHER)
 
     @app.post("/deliveries/{outbox_id}/retry")
     def retry_after_fix(
@@ -281,22 +413,44 @@ def create_app() -> FastAPI:
         workspace: Annotated[str, Form(max_length=63)] = "",
     ) -> Response:
         """Queue a rejected or failed delivery again, once its cause is fixed; the next run sends it."""
-        row = conn.execute(
-            "select workspace_id from ops.delivery_outbox where outbox_id = %s", (outbox_id,)
-        ).fetchone()
-        if row is None or not reviewer.may_see(row[0]):
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "No such delivery in your workspaces.")
+        workspace_id = _outbox_workspace_or_404(conn, reviewer, outbox_id, "delivery")
         try:
-            retried = retry_delivery(conn, row[0], actor=reviewer.username, outbox_id=outbox_id)
+            retried = retry_delivery(conn, workspace_id, actor=reviewer.username, outbox_id=outbox_id)
         except DeliveryNotFound as error:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "No such delivery in your workspaces.") from error
         conn.commit()
-        # back to the status page as the operator was looking at it
-        shown = {"workspace": workspace} if workspace and reviewer.may_see(workspace) else {}
-        target = request.url_for("status_page").include_query_params(
-            **shown, retried=f"{retried.source}:{retried.source_record_id}", queued=int(retried.queued)
+        return _back_to_status(
+            request,
+            reviewer,
+            workspace,
+            retried=f"{retried.source}:{retried.source_record_id}",
+            queued=int(retried.queued),
         )
-        return RedirectResponse(target, status.HTTP_303_SEE_OTHER)
+
+    @app.post("/deliveries/{outbox_id}/acknowledge")
+    def acknowledge_changed(
+        request: Request,
+        reviewer: CsrfCheckedReviewerDep,
+        conn: WarehouseDep,
+        outbox_id: int,
+        workspace: Annotated[str, Form(max_length=63)] = "",
+    ) -> Response:
+        """A person has checked QuickBooks for a record changed after delivery: record who and when."""
+        workspace_id = _outbox_workspace_or_404(conn, reviewer, outbox_id, "changed record")
+        try:
+            acknowledgement = acknowledge_changed_record(
+                conn, workspace_id, outbox_id, actor=reviewer.username, at=datetime.now(UTC)
+            )
+        except DeliveryNotFound as error:
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND, "No such changed record in your workspaces."
+            ) from error
+        return _back_to_status(
+            request,
+            reviewer,
+            workspace,
+            acknowledged=f"{acknowledgement.source}:{acknowledgement.source_record_id}",
+        )
 
     @app.get("/settings", response_class=HTMLResponse)
     def settings_page(
@@ -383,6 +537,24 @@ def create_app() -> FastAPI:
         )
 
     return app
+
+
+def _outbox_workspace_or_404(conn: Any, reviewer: Reviewer, outbox_id: int, what: str) -> str:
+    """The workspace of outbox row ``outbox_id``, when the reviewer may act on it; another
+    workspace's row is as absent as a missing one."""
+    row = conn.execute(
+        "select workspace_id from ops.delivery_outbox where outbox_id = %s", (outbox_id,)
+    ).fetchone()
+    if row is None or not reviewer.may_see(row[0]):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"No such {what} in your workspaces.")
+    return str(row[0])
+
+
+def _back_to_status(request: Request, reviewer: Reviewer, workspace: str, **notice: Any) -> RedirectResponse:
+    """Back to the status page as the operator was looking at it, with what the action did."""
+    shown = {"workspace": workspace} if workspace and reviewer.may_see(workspace) else {}
+    target = request.url_for("status_page").include_query_params(**shown, **notice)
+    return RedirectResponse(target, status.HTTP_303_SEE_OTHER)
 
 
 def _settings_workspace(reviewer: Reviewer, workspace: str | None) -> str:

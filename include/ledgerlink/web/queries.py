@@ -334,7 +334,8 @@ def audit_trail(
         deliveries = cursor.execute(
             "select outbox_id, source_payload_sha256, message_id, recipient, status, attempt_count,"
             " last_error, rejected_reason, created_at, sent_at, posted_at, quickbooks_entity, quickbooks_id,"
-            " mapping_version, is_possible_duplicate, document from ops.delivery_outbox"
+            " mapping_version, is_possible_duplicate, needs_person, needs_person_reason,"
+            " needs_person_resolved_by, needs_person_resolved_at, document from ops.delivery_outbox"
             " where workspace_id = %s and source = %s and source_record_id = %s order by created_at, outbox_id",
             (workspace_id, source, source_record_id),
         ).fetchall()
@@ -359,7 +360,8 @@ class IntegrationStatus:
     #: documents that may be in QuickBooks twice: resent after an unconfirmed DATA, or held back
     #: because they look like another record's
     possible_duplicates: list[dict[str, Any]]
-    #: records changed after their document was delivered: QuickBooks needs a person
+    #: records changed after their document was delivered that nobody has acknowledged yet:
+    #: QuickBooks needs a person
     needs_person: list[dict[str, Any]]
 
     @property
@@ -453,9 +455,9 @@ def integration_status(conn: psycopg.Connection, workspace_ids: Sequence[str]) -
             workspaces,
         ).fetchall()
         needs_person = cursor.execute(
-            "select workspace_id, source, source_record_id, message_id, needs_person_reason, created_at"
-            " from ops.delivery_outbox where workspace_id = any(%s) and needs_person"
-            " and status <> 'superseded' order by created_at, outbox_id",
+            "select outbox_id, workspace_id, source, source_record_id, message_id, needs_person_reason,"
+            " created_at from ops.delivery_outbox where workspace_id = any(%s) and needs_person"
+            " and needs_person_resolved_at is null and status <> 'superseded' order by created_at, outbox_id",
             workspaces,
         ).fetchall()
     return IntegrationStatus(
