@@ -1,3 +1,3 @@
 """Fixtures of the page tests; they live in ``web_world`` so the tests can import its helpers."""
 
-from web_world import airflow_server, artifacts, world  # noqa: F401
+from web_world import airflow_server, artifacts, oauth_sandbox, world  # noqa: F401

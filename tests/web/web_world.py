@@ -31,6 +31,7 @@ from fpdf import FPDF
 from ledgerlink.blobstore import BlobStore
 from ledgerlink.evaluation.pipeline import build_scoring_models, land
 from ledgerlink.matching import route_workspace
+from ledgerlink.sandbox import SandboxEndpoints, SandboxPorts, generate_fixtures, run_sandbox
 from ledgerlink.settings import Settings
 from ledgerlink.warehouse import ServerAddress, connect
 from ledgerlink.warehouse.landing import SourceRecord, payload_sha256
@@ -331,10 +332,53 @@ class AirflowServer:
 
 
 @pytest.fixture(scope="session")
+def oauth_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxEndpoints]:
+    """The sandbox's Qonto and Square (their OAuth servers among them) on loopback: the sources a
+    person reconnects from the status page."""
+    fixtures = generate_fixtures(
+        tmp_path_factory.mktemp("oauth-sandbox") / "fixtures",
+        seed=6,
+        qonto_invoices=3,
+        square_payments=3,
+        customers=4,
+        open_invoices_without_charge=1,
+        paid_invoices=1,
+    )
+    with run_sandbox(
+        fixtures, tmp_path_factory.mktemp("oauth-sandbox-mail"), ports=SandboxPorts.ephemeral()
+    ) as endpoints:
+        yield endpoints
+
+
+def source_connections(sandbox: SandboxEndpoints) -> dict[str, str]:
+    """``AIRFLOW_CONN_*`` of the sources, naming the sandbox's OAuth applications, as an operator
+    configures the real ones."""
+    return {
+        f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(
+            {
+                "conn_type": "http",
+                "host": base_url,
+                "login": oauth["client_id"],
+                "password": oauth["client_secret"],
+                "extra": {"authorize_url": oauth["authorize_url"], "token_url": oauth["token_url"]},
+            }
+        )
+        for conn_id, base_url, oauth in (
+            ("ledgerlink_qonto", sandbox.qonto_base_url, sandbox.qonto_oauth),
+            ("ledgerlink_square", sandbox.square_base_url, sandbox.square_oauth),
+        )
+    }
+
+
+@pytest.fixture(scope="session")
 def airflow_server(
-    world: World, settings: Settings, tmp_path_factory: pytest.TempPathFactory
+    world: World,
+    settings: Settings,
+    oauth_sandbox: SandboxEndpoints,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[AirflowServer]:
-    """Airflow's api-server app with its plugins (ours among them), served by uvicorn on loopback."""
+    """Airflow's api-server app with its plugins (ours among them), served by uvicorn on loopback,
+    with the sources' connections pointing at the sandbox."""
     folder = tmp_path_factory.mktemp("airflow-api")
     passwords = folder / "passwords.json"
     passwords.write_text(json.dumps(PASSWORDS))
@@ -347,6 +391,7 @@ def airflow_server(
         "AIRFLOW__API_AUTH__JWT_SECRET": uuid.uuid4().hex,
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPOSITORY / "plugins"),
+        **source_connections(oauth_sandbox),
     }
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     log = (ARTIFACTS / "api-server.log").open("w")
