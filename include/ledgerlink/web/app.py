@@ -11,13 +11,15 @@ autoescaped; scripts are static files, so the Content-Security-Policy forbids in
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import jinja2
-from fastapi import FastAPI, Form, HTTPException, Query, Request, status
+from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request, status
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -47,6 +49,7 @@ from ledgerlink.web import charts, queries
 from ledgerlink.web.auth import CsrfCheckedReviewerDep, Reviewer, ReviewerDep, WarehouseDep
 
 HERE = Path(__file__).parent
+ActionResult = TypeVar("ActionResult")
 QUEUE_PAGE_SIZE = 50
 #: The matcher's comparisons (``explanation.contributions``, match weights in bits).
 FEATURE_LABELS = {
@@ -117,12 +120,49 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def _workspace_filter(reviewer: Reviewer, workspace: str | None) -> list[str]:
-    if workspace is None or workspace == "":
-        return reviewer.workspace_ids
-    if not reviewer.may_see(workspace):
+@dataclass(frozen=True)
+class WorkspaceChoice:
+    """Which of the reviewer's workspaces a page shows: the one asked for (``?workspace=``, a
+    membership checked by :func:`choose_workspace`), else all of them."""
+
+    reviewer: Reviewer
+    #: the workspace asked for, ``""`` for all
+    asked: str
+
+    @property
+    def workspace_ids(self) -> list[str]:
+        return [self.asked] if self.asked else self.reviewer.workspace_ids
+
+    @property
+    def one(self) -> str:
+        """For a page that edits one workspace: the one asked for, or the reviewer's first."""
+        if self.asked:
+            return self.asked
+        if not self.reviewer.workspace_ids:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "You are not a member of any workspace.")
+        return self.reviewer.workspace_ids[0]
+
+    def render(
+        self, request: Request, template: str, *, filters: dict[str, Any] | None = None, **context: Any
+    ) -> HTMLResponse:
+        """The page, with the workspace filter (and ``filters``) as the person chose them."""
+        return _render(
+            request, template, self.reviewer, filters={"workspace": self.asked, **(filters or {})}, **context
+        )
+
+
+def choose_workspace(reviewer: Reviewer, workspace: str | None) -> WorkspaceChoice:
+    if workspace and not reviewer.may_see(workspace):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "You are not a member of that workspace.")
-    return [workspace]
+    return WorkspaceChoice(reviewer, workspace or "")
+
+
+def _chosen_workspace(reviewer: ReviewerDep, workspace: str | None = None) -> WorkspaceChoice:
+    return choose_workspace(reviewer, workspace)
+
+
+#: the ``?workspace=`` filter of a page, checked against the reviewer's memberships
+WorkspaceChoiceDep = Annotated[WorkspaceChoice, Depends(_chosen_workspace)]
 
 
 def _decision_or_404(conn: Any, reviewer: Reviewer, decision_id: int) -> queries.Decision:
@@ -167,34 +207,27 @@ def create_app() -> FastAPI:
     @app.get("/queue", response_class=HTMLResponse)
     def queue_page(
         request: Request,
-        reviewer: ReviewerDep,
+        chosen: WorkspaceChoiceDep,
         conn: WarehouseDep,
-        workspace: str | None = None,
         source: Literal["", "qonto", "square"] = "",
-        show: Literal["review", "refused"] = "review",
+        show: queries.QueueList = "review",
         sort: queries.QueueSort = "score",
         direction: queries.SortDirection = "desc",
         page: Annotated[int, Query(ge=1, le=100_000)] = 1,
         done: int | None = None,
     ) -> HTMLResponse:
-        read_page = queries.refused_records_page if show == "refused" else queries.review_queue_page
-        page_of_items = read_page(
+        page_of_items = queries.queue_page(
             conn,
-            _workspace_filter(reviewer, workspace),
+            chosen.workspace_ids,
+            show=show,
             source=source or None,
             sort=sort,
             direction=direction,
             page=page,
             page_size=QUEUE_PAGE_SIZE,
         )
-        filters = {
-            "workspace": workspace or "",
-            "source": source,
-            "sort": sort,
-            "direction": direction,
-            "show": show,
-        }
-        return _render(request, "queue.html.j2", reviewer, queue=page_of_items, filters=filters, done=done)
+        filters = {"source": source, "sort": sort, "direction": direction, "show": show}
+        return chosen.render(request, "queue.html.j2", queue=page_of_items, filters=filters, done=done)
 
     @app.get("/decisions/{decision_id}", response_class=HTMLResponse)
     def review_page(
@@ -291,25 +324,23 @@ def create_app() -> FastAPI:
     @app.get("/status", response_class=HTMLResponse)
     def status_page(
         request: Request,
-        reviewer: ReviewerDep,
+        chosen: WorkspaceChoiceDep,
         conn: WarehouseDep,
-        workspace: str | None = None,
         retried: Annotated[str | None, Query(max_length=200)] = None,
         queued: int | None = None,
         reconnected: Literal["qonto", "square"] | None = None,
         resolved: Annotated[int | None, Query(ge=0)] = None,
         acknowledged: Annotated[str | None, Query(max_length=200)] = None,
     ) -> HTMLResponse:
-        report = queries.integration_status(conn, _workspace_filter(reviewer, workspace))
+        report = queries.integration_status(conn, chosen.workspace_ids)
         broken = {
             c["source"] for c in report.connections if c["status"] != CONNECTED and c["source"] in SOURCES
         }
         applications = {source: oauth_application(source) for source in sorted(broken)}
         reconnectable = {source for source, application in applications.items() if application is not None}
-        return _render(
+        return chosen.render(
             request,
             "status.html.j2",
-            reviewer,
             headers={
                 "Content-Security-Policy": _content_security_policy(
                     tuple(
@@ -320,7 +351,6 @@ def create_app() -> FastAPI:
                 )
             },
             report=report,
-            filters={"workspace": workspace or ""},
             retried=retried,
             queued=queued,
             reconnectable=reconnectable,
@@ -413,11 +443,15 @@ def create_app() -> FastAPI:
         workspace: Annotated[str, Form(max_length=63)] = "",
     ) -> Response:
         """Queue a rejected or failed delivery again, once its cause is fixed; the next run sends it."""
-        workspace_id = _outbox_workspace_or_404(conn, reviewer, outbox_id, "delivery")
-        try:
-            retried = retry_delivery(conn, workspace_id, actor=reviewer.username, outbox_id=outbox_id)
-        except DeliveryNotFound as error:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "No such delivery in your workspaces.") from error
+        retried = _act_on_outbox(
+            conn,
+            reviewer,
+            outbox_id,
+            "delivery",
+            lambda workspace_id: retry_delivery(
+                conn, workspace_id, actor=reviewer.username, outbox_id=outbox_id
+            ),
+        )
         conn.commit()
         return _back_to_status(
             request,
@@ -436,15 +470,15 @@ def create_app() -> FastAPI:
         workspace: Annotated[str, Form(max_length=63)] = "",
     ) -> Response:
         """A person has checked QuickBooks for a record changed after delivery: record who and when."""
-        workspace_id = _outbox_workspace_or_404(conn, reviewer, outbox_id, "changed record")
-        try:
-            acknowledgement = acknowledge_changed_record(
+        acknowledgement = _act_on_outbox(
+            conn,
+            reviewer,
+            outbox_id,
+            "changed record",
+            lambda workspace_id: acknowledge_changed_record(
                 conn, workspace_id, outbox_id, actor=reviewer.username, at=datetime.now(UTC)
-            )
-        except DeliveryNotFound as error:
-            raise HTTPException(
-                status.HTTP_404_NOT_FOUND, "No such changed record in your workspaces."
-            ) from error
+            ),
+        )
         return _back_to_status(
             request,
             reviewer,
@@ -455,16 +489,14 @@ def create_app() -> FastAPI:
     @app.get("/settings", response_class=HTMLResponse)
     def settings_page(
         request: Request,
-        reviewer: ReviewerDep,
+        chosen: WorkspaceChoiceDep,
         conn: WarehouseDep,
-        workspace: str | None = None,
         compare: Literal["thresholds", "mapping"] = "mapping",
         old: Annotated[int | None, Query(ge=0)] = None,
         new: Annotated[int | None, Query(ge=0)] = None,
         saved: str | None = None,
     ) -> HTMLResponse:
-        workspace_id = _settings_workspace(reviewer, workspace)
-        return _settings_page(request, reviewer, conn, workspace_id, compare, old, new, saved=saved)
+        return _settings_page(request, chosen.reviewer, conn, chosen.one, compare, old, new, saved=saved)
 
     @app.post("/settings", response_class=HTMLResponse)
     def save_settings(
@@ -478,7 +510,7 @@ def create_app() -> FastAPI:
         ignored: Annotated[str, Form(max_length=1000)] = "",
         computed: Annotated[str, Form(max_length=10000)] = "",
     ) -> Response:
-        workspace_id = _settings_workspace(reviewer, workspace)
+        workspace_id = choose_workspace(reviewer, workspace).one
         form = workspace_settings.SettingsForm(
             auto_link_threshold, review_threshold, overrides, ignored, computed
         )
@@ -513,17 +545,15 @@ def create_app() -> FastAPI:
     @app.get("/dashboard", response_class=HTMLResponse)
     def dashboard_page(
         request: Request,
-        reviewer: ReviewerDep,
+        chosen: WorkspaceChoiceDep,
         conn: WarehouseDep,
-        workspace: str | None = None,
         days: Annotated[int, Query(ge=7, le=366)] = 30,
     ) -> HTMLResponse:
         today = datetime.now(UTC).date()
-        board = queries.dashboard(conn, _workspace_filter(reviewer, workspace), today, days)
-        return _render(
+        board = queries.dashboard(conn, chosen.workspace_ids, today, days)
+        return chosen.render(
             request,
             "dashboard.html.j2",
-            reviewer,
             board=board,
             route_chart=charts.stacked_bars(board.days, board.routes_by_day, charts.ROUTE_COLOURS),
             failure_chart=charts.stacked_bars(board.days, board.failures_by_day, charts.FAILURE_COLOURS),
@@ -533,21 +563,26 @@ def create_app() -> FastAPI:
                 colour="#1a7f37",
                 as_percent=True,
             ),
-            filters={"workspace": workspace or "", "days": days},
+            filters={"days": days},
         )
 
     return app
 
 
-def _outbox_workspace_or_404(conn: Any, reviewer: Reviewer, outbox_id: int, what: str) -> str:
-    """The workspace of outbox row ``outbox_id``, when the reviewer may act on it; another
-    workspace's row is as absent as a missing one."""
+def _act_on_outbox(
+    conn: Any, reviewer: Reviewer, outbox_id: int, what: str, act: Callable[[str], ActionResult]
+) -> ActionResult:
+    """``act(workspace_id)`` on outbox row ``outbox_id`` when the reviewer may act on its workspace;
+    another workspace's row, or one the action does not apply to, is as absent as a missing one."""
     row = conn.execute(
         "select workspace_id from ops.delivery_outbox where outbox_id = %s", (outbox_id,)
     ).fetchone()
     if row is None or not reviewer.may_see(row[0]):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"No such {what} in your workspaces.")
-    return str(row[0])
+    try:
+        return act(str(row[0]))
+    except DeliveryNotFound as error:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"No such {what} in your workspaces.") from error
 
 
 def _back_to_status(request: Request, reviewer: Reviewer, workspace: str, **notice: Any) -> RedirectResponse:
@@ -555,17 +590,6 @@ def _back_to_status(request: Request, reviewer: Reviewer, workspace: str, **noti
     shown = {"workspace": workspace} if workspace and reviewer.may_see(workspace) else {}
     target = request.url_for("status_page").include_query_params(**shown, **notice)
     return RedirectResponse(target, status.HTTP_303_SEE_OTHER)
-
-
-def _settings_workspace(reviewer: Reviewer, workspace: str | None) -> str:
-    """The one workspace the settings page edits: the one asked for, or the reviewer's first."""
-    if not workspace:
-        if not reviewer.workspace_ids:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "You are not a member of any workspace.")
-        return reviewer.workspace_ids[0]
-    if not reviewer.may_see(workspace):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "You are not a member of that workspace.")
-    return workspace
 
 
 def _settings_page(

@@ -26,6 +26,7 @@ from ledgerlink.matching.batch import LedgerEntry
 
 QueueSort = Literal["score", "amount", "age"]
 SortDirection = Literal["asc", "desc"]
+QueueList = Literal["review", "refused"]
 
 #: the raw table holding each source's records, version by version
 RAW_RECORD_TABLES = {"qonto": "qonto_supplier_invoices", "square": "square_payments"}
@@ -120,73 +121,39 @@ def member_workspaces(conn: psycopg.Connection, username: str) -> list[Workspace
         ).fetchall()
 
 
-def review_queue_page(
-    conn: psycopg.Connection,
-    workspace_ids: Sequence[str],
-    *,
-    source: str | None,
-    sort: QueueSort,
-    direction: SortDirection,
-    page: int,
-    page_size: int,
-) -> QueuePage:
-    """One page of the records waiting for review in these workspaces, without those a reviewer
-    already accepted, pinned or refused in their current content."""
-    order = sql.SQL(_QUEUE_ORDER[(sort, direction)])  # one of the fixed strings above
-    where = sql.SQL(
-        """
-        q.workspace_id = any(%(workspaces)s)
-        and (%(source)s::text is null or q.source = %(source)s)
-        and not q.is_record_changed_since_decision
-        and not exists (
-            select from ops.review_actions as a
-            where a.decision_id = q.decision_id
-                and a.source_payload_sha256 = q.source_payload_sha256
-        )
-        """
+#: a queue item still waiting for a reviewer: its record is unchanged since the decision and
+#: nobody acted on that content yet (``q`` is a ``marts.review_queue`` row)
+_WAITING = sql.SQL(
+    """
+    not q.is_record_changed_since_decision
+    and not exists (
+        select from ops.review_actions as a
+        where a.decision_id = q.decision_id
+            and a.source_payload_sha256 = q.source_payload_sha256
     )
-    parameters = {
-        "workspaces": list(workspace_ids),
-        "source": source,
-        "limit": page_size,
-        "offset": (page - 1) * page_size,
-    }
-    total_row = conn.execute(
-        sql.SQL("select count(*) from marts.review_queue as q where {}").format(where), parameters
-    ).fetchone()
-    with conn.cursor(row_factory=class_row(QueueItem)) as cursor:
-        items = cursor.execute(
-            sql.SQL(
-                """
-                select q.decision_id, q.workspace_id, q.source, q.source_record_id, q.score,
-                    q.top_candidate_type, q.top_candidate_id, q.top_candidate_name,
-                    q.counterparty_name, q.amount_minor, q.currency, q.occurred_on, q.reference,
-                    q.decided_at
-                from marts.review_queue as q
-                where {}
-                order by {}
-                limit %(limit)s offset %(offset)s
-                """
-            ).format(where, order),
-            parameters,
-        ).fetchall()
-    return QueuePage(items, total_row[0] if total_row else 0, page, page_size)
+    """
+)
 
 
-def refused_records_page(
-    conn: psycopg.Connection,
-    workspace_ids: Sequence[str],
-    *,
-    source: str | None,
-    sort: QueueSort,
-    direction: SortDirection,
-    page: int,
-    page_size: int,
-) -> QueuePage:
-    """One page of the records the matcher refused and no reviewer has linked since: they keep
-    their candidates and wait for someone to pin the right entry."""
-    order = sql.SQL(_QUEUE_ORDER[(sort, direction)])  # one of the fixed strings above
-    refused = sql.SQL(
+#: the items of each list of the queue page (:class:`QueueItem` columns, filtered by the
+#: parameters ``workspaces`` and ``source``): records waiting for review, without those a
+#: reviewer already accepted, pinned or refused in their current content; and records the matcher
+#: refused that no reviewer has linked since (they keep their candidates and wait for someone to
+#: pin the right entry)
+_QUEUE_ITEMS = {
+    "review": sql.SQL(
+        """
+        select q.decision_id, q.workspace_id, q.source, q.source_record_id, q.score,
+            q.top_candidate_type, q.top_candidate_id, q.top_candidate_name,
+            q.counterparty_name, q.amount_minor, q.currency, q.occurred_on, q.reference,
+            q.decided_at
+        from marts.review_queue as q
+        where q.workspace_id = any(%(workspaces)s)
+            and (%(source)s::text is null or q.source = %(source)s)
+            and {}
+        """
+    ).format(_WAITING),
+    "refused": sql.SQL(
         """
         select d.decision_id, d.workspace_id, d.source, d.source_record_id, d.score,
             d.top_candidate_type, d.top_candidate_id, d.candidates -> 0 ->> 'candidate_name' as top_candidate_name,
@@ -203,31 +170,47 @@ def refused_records_page(
                     and a.action in ('accept', 'pin')
             )
         """
-    )
+    ),
+}
+
+
+def queue_page(
+    conn: psycopg.Connection,
+    workspace_ids: Sequence[str],
+    *,
+    show: QueueList = "review",
+    source: str | None,
+    sort: QueueSort,
+    direction: SortDirection,
+    page: int,
+    page_size: int,
+) -> QueuePage:
+    """One page of a list of the queue in these workspaces (``show``: the records waiting for
+    review, or those the matcher refused), in the asked order, with the list's total."""
+    items = _QUEUE_ITEMS[show]
+    order = sql.SQL(_QUEUE_ORDER[(sort, direction)])  # one of the fixed strings above
     parameters = {
         "workspaces": list(workspace_ids),
         "source": source,
         "limit": page_size,
         "offset": (page - 1) * page_size,
     }
-    total_row = conn.execute(sql.SQL("select count(*) from ({}) as q").format(refused), parameters).fetchone()
+    total_row = conn.execute(sql.SQL("select count(*) from ({}) as q").format(items), parameters).fetchone()
     with conn.cursor(row_factory=class_row(QueueItem)) as cursor:
-        items = cursor.execute(
+        found = cursor.execute(
             sql.SQL("select * from ({}) as q order by {} limit %(limit)s offset %(offset)s").format(
-                refused, order
+                items, order
             ),
             parameters,
         ).fetchall()
-    return QueuePage(items, total_row[0] if total_row else 0, page, page_size)
+    return QueuePage(found, total_row[0] if total_row else 0, page, page_size)
 
 
 def next_in_queue(
     conn: psycopg.Connection, workspace_ids: Sequence[str], after_decision_id: int
 ) -> int | None:
     """The next record waiting for review, by score, other than ``after_decision_id``."""
-    page = review_queue_page(
-        conn, workspace_ids, source=None, sort="score", direction="desc", page=1, page_size=2
-    )
+    page = queue_page(conn, workspace_ids, source=None, sort="score", direction="desc", page=1, page_size=2)
     return next((item.decision_id for item in page.items if item.decision_id != after_decision_id), None)
 
 
@@ -518,19 +501,14 @@ def dashboard(conn: psycopg.Connection, workspace_ids: Sequence[str], today: dat
     ):
         if created_on in index:
             failures[state][index[created_on]] += int(count)
-    waiting = review_queue_page(
+    waiting = queue_page(
         conn, workspace_ids, source=None, sort="score", direction="desc", page=1, page_size=1
     ).total
     ages = conn.execute(
-        """
-        select extract(epoch from (now() - q.decided_at)) / 86400
-        from marts.review_queue as q
-        where q.workspace_id = any(%(workspaces)s) and not q.is_record_changed_since_decision
-            and not exists (
-                select from ops.review_actions as a
-                where a.decision_id = q.decision_id and a.source_payload_sha256 = q.source_payload_sha256
-            )
-        """,
+        sql.SQL(
+            "select extract(epoch from (now() - q.decided_at)) / 86400 from marts.review_queue as q"
+            " where q.workspace_id = any(%(workspaces)s) and {}"
+        ).format(_WAITING),
         parameters,
     ).fetchall()
     waited = [float(row[0]) for row in ages]
