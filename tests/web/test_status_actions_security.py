@@ -18,6 +18,7 @@ from web_world import AirflowServer, World
 
 from ledgerlink.credentials import load_token
 from ledgerlink.warehouse import ServerAddress, connect
+from ledgerlink.workspaces import add_member
 
 CALLBACK = "/ledgerlink/connections/oauth/callback"
 
@@ -179,6 +180,24 @@ def test_forged_foreign_expired_and_denied_callbacks_change_nothing(
     assert alice.get(CALLBACK, params={"code": code, "state": state}).status_code == 303
     assert _connection(warehouse, alices, "qonto")["status"] == "connected"
     assert _connection(warehouse, bobs, "square") == bob_before
+
+
+def test_a_state_another_member_started_is_refused(
+    alice: httpx.Client, bob: httpx.Client, warehouse: ServerAddress
+) -> None:
+    """Both may reconnect the shared workspace, but a callback belongs to whoever started it: a
+    link bob was sent back with, opened in alice's session, connects nothing."""
+    shared = broken_connection(warehouse, "qonto", "alice")
+    with connect(warehouse) as conn:
+        add_member(conn, shared, "bob")
+        conn.commit()
+    before = _connection(warehouse, shared, "qonto")
+    bobs = _approve(_start(bob, shared, "qonto"))
+    taken = alice.get(CALLBACK, params=dict(bobs.params), headers={"accept": "text/html"})
+    assert taken.status_code == 400 and "not started by you" in taken.text
+    assert _connection(warehouse, shared, "qonto") == before
+    assert bob.get(CALLBACK, params=dict(bobs.params)).status_code == 303  # still his to finish
+    assert _connection(warehouse, shared, "qonto")["status"] == "connected"
 
 
 def test_reconnect_refuses_anonymous_cross_workspace_and_forged_requests(
