@@ -10,7 +10,7 @@ from pathlib import Path
 
 from operations_world import broken_connection, changed_after_delivery
 from playwright.sync_api import Browser, expect
-from test_review_in_browser import _log_in, browser  # noqa: F401 - the module's browser fixture
+from test_review_in_browser import browser, signed_in_page  # noqa: F401 - the module's browser fixture
 from web_world import AirflowServer, World
 
 from ledgerlink.credentials import connection_status, load_token
@@ -28,8 +28,7 @@ def test_an_operator_reconnects_qonto_from_the_status_page(
 ) -> None:
     warehouse = prepared[1]
     workspace_id = broken_connection(warehouse, "qonto", "alice")
-    page = browser.new_page(viewport={"width": 1440, "height": 1000})
-    _log_in(page, airflow_server, "alice")
+    page = signed_in_page(browser, airflow_server, "alice")
     status_url = f"{airflow_server.base_url}/ledgerlink/status?workspace={workspace_id}"
 
     # first the person refuses at Qonto: the page says so, and the connection stays broken
@@ -81,8 +80,7 @@ def test_an_operator_marks_a_changed_record_as_checked(
 ) -> None:
     warehouse = prepared[1]
     changed = changed_after_delivery(warehouse, world.blobs, tmp_path)
-    page = browser.new_page(viewport={"width": 1440, "height": 1000})
-    _log_in(page, airflow_server, "alice")
+    page = signed_in_page(browser, airflow_server, "alice")
     page.goto(f"{airflow_server.base_url}/ledgerlink/status?workspace={changed.workspace_id}")
     row = page.locator("tr.needs-person")
     expect(row).to_have_count(1)

@@ -43,6 +43,13 @@ def _log_in(page: Page, server: AirflowServer, username: str) -> None:
     page.wait_for_url("**/ledgerlink/queue")
 
 
+def signed_in_page(browser: Browser, server: AirflowServer, username: str) -> Page:
+    """A fresh desktop-sized tab, signed in to Airflow as ``username``."""
+    page = browser.new_page(viewport={"width": 1440, "height": 1000})
+    _log_in(page, server, username)
+    return page
+
+
 def _screenshot(page: Page, path: Path) -> None:
     """A full-page screenshot, once the PDF viewer (which draws after load) shows the document."""
     if page.locator("object#document").count():
@@ -59,8 +66,7 @@ def test_a_reviewer_pins_a_candidate_and_the_next_run_delivers_it(
     tmp_path: Path,
 ) -> None:
     warehouse = prepared[1]
-    page = browser.new_page(viewport={"width": 1440, "height": 1000})
-    _log_in(page, airflow_server, "alice")
+    page = signed_in_page(browser, airflow_server, "alice")
     # the pages are part of the Airflow UI: its navigation opens them in place
     page.goto(f"{airflow_server.base_url}/plugin/ledgerlink-review-queue")
     embedded = page.frame_locator("iframe").locator("h1")

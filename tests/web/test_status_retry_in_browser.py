@@ -10,7 +10,7 @@ from pathlib import Path
 
 from operations_world import deliver, rejected_delivery, start_inbox
 from playwright.sync_api import Browser, expect
-from test_review_in_browser import _log_in, browser  # noqa: F401 - the module's browser fixture
+from test_review_in_browser import browser, signed_in_page  # noqa: F401 - the module's browser fixture
 from web_world import AirflowServer, World, outbox_rows
 
 from ledgerlink.warehouse import ServerAddress
@@ -26,8 +26,7 @@ def test_an_operator_retries_a_rejected_record_after_fixing_its_mapping(
 ) -> None:
     warehouse = prepared[1]
     operations = rejected_delivery(warehouse, world.blobs, tmp_path / "rejecting")
-    page = browser.new_page(viewport={"width": 1440, "height": 1000})
-    _log_in(page, airflow_server, "alice")
+    page = signed_in_page(browser, airflow_server, "alice")
 
     page.goto(f"{airflow_server.base_url}/ledgerlink/status?workspace={operations.workspace_id}")
     failed = page.locator("tr.failed")
