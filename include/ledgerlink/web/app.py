@@ -1,6 +1,8 @@
 """The people's pages, a FastAPI app mounted into Airflow's api-server by the plugin in
-``plugins/ledgerlink_pages.py``: the review queue, one record's review page, its audit trail and
-the integration status.
+``plugins/ledgerlink_pages.py``: the review queue, one record's review page, its audit trail, the
+integration status (with its actions: retry a delivery after a fix, mark a record changed after
+delivery as checked, and reconnect a source through the OAuth code flow of
+:mod:`ledgerlink.sources.authorization`, whose callback is a route here), settings and dashboard.
 
 Every route depends on :func:`ledgerlink.web.auth.current_reviewer` (Airflow's authentication,
 then workspace membership); state-changing routes on the CSRF-checked variant. Reads go through
