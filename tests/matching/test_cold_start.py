@@ -41,7 +41,7 @@ def _rows() -> list[tuple[Any, ...]]:
                 (
                     "ws", "square", record_id, f"sha-{record_id}", name, name, amount, "EUR", on, None,
                     "invoice", invoice_id, customer, customer, balance, "EUR", entry_on, None,
-                    amount - balance, (on - entry_on).days, True, None,
+                    amount - balance, (on - entry_on).days, True, None, False,
                 )
             )  # fmt: skip
     return rows

@@ -55,6 +55,7 @@ def _row(record: dict[str, Any], entry: dict[str, Any]) -> tuple[Any, ...]:
         (record["on"] - entry["on"]).days,
         True,
         None,
+        record.get("refunded", False),
     )
 
 
@@ -176,7 +177,7 @@ def test_labels_improve_the_model_on_records_held_back() -> None:
 
 def test_a_record_without_candidates_scores_zero() -> None:
     rows, _ = generated_rows(seed=2, records=100)
-    lonely = ("ws", "square", "pay-zzz", "sha", "x", "x", 100, "EUR", date(2026, 1, 1), None, *([None] * 12))
+    lonely = ("ws", "square", "pay-zzz", "sha", "x", "x", 100, "EUR", date(2026, 1, 1), None, *([None] * 12), False)  # fmt: skip
     scored = {s.record.source_record_id: s for s in score_batch(PairBatch.from_rows([*rows, lonely]))[0]}
     assert scored["pay-zzz"].score == 0.0 and scored["pay-zzz"].ranked == []
     assert route_for(scored["pay-zzz"], WORKSPACE) == "refused"

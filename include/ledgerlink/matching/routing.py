@@ -2,9 +2,10 @@
 decisions in ``ops.routing_decisions`` and, for each auto-link, an outbox row in the same
 transaction, so a decision and its delivery never part.
 
-A record auto-links only when three things hold: the probability that its top candidate is right
+A record auto-links only when four things hold: the probability that its top candidate is right
 reaches the workspace's auto-link threshold, the top candidate leads the runner-up by at least
-:data:`MIN_LEAD_BITS`, and the one-to-one assignment gives it the entry. Otherwise it waits in
+:data:`MIN_LEAD_BITS`, neither a refund in full nor the workspace's policy holds it back, and the
+one-to-one assignment gives it the entry. Otherwise it waits in
 review (at or above the review threshold, or when a gate held it back) or is refused.
 """
 
@@ -98,6 +99,11 @@ def route_for(scored: ScoredRecord, workspace: Workspace) -> str:
     if probability >= workspace.auto_link_threshold:
         if scored.lead_bits is not None and scored.lead_bits < MIN_LEAD_BITS:
             scored.explanation["held_back"] = f"runner-up within {MIN_LEAD_BITS:g} bits of the top candidate"
+            return "review"
+        if scored.record.is_fully_refunded:
+            reason = "the charge was refunded in full: a person decides whether to book it"
+            scored.explanation["held_back"] = reason
+            scored.explanation["refunded"] = reason
             return "review"
         if reason := policy_hold(scored, workspace):
             scored.explanation["held_back"] = reason
