@@ -225,7 +225,7 @@ def _assign_one_to_one(
             record.scored.score,
             record.scored.ranked[0].candidate_type,
             record.scored.ranked[0].candidate_id,
-            record.scored.record.amount_minor,
+            _claimed_amount(record.scored),
             record.scored.ranked[0].amount_minor,
         )
         for index, record in enumerate(routed)
@@ -240,6 +240,12 @@ def _assign_one_to_one(
         else:
             result.append(record)
     return result
+
+
+def _claimed_amount(scored: ScoredRecord) -> int | None:
+    """What the record takes from its top candidate's balance, in the candidate's currency."""
+    top = scored.ranked[0]
+    return top.record_amount_minor if top.record_amount_minor is not None else scored.record.amount_minor
 
 
 def _save_models(
@@ -328,7 +334,7 @@ def _decision_row(
     explanation = dict(scored.explanation)
     if routed.route == "auto_link" and top is not None and top.candidate_type == "invoice":
         # what this auto-link takes from the invoice's balance, for the next run's assignment
-        explanation["claimed_amount_minor"] = record.amount_minor
+        explanation["claimed_amount_minor"] = _claimed_amount(scored)
     return (
         record.workspace_id,
         record.source,
