@@ -274,7 +274,7 @@ latest_verdicts as (
         candidate_id,
         is_link
     from review_actions
-    order by workspace_id, source, source_record_id, acted_at desc, action_id desc
+    order by workspace_id asc, source asc, source_record_id asc, acted_at desc, action_id desc
 ),
 
 -- the counterparty names reviewers linked to an entry that is still in the ledger

@@ -100,9 +100,9 @@ record_home_amounts as (
             and source_records.occurred_on >= exchange_rates.rate_date
     where source_records.currency <> workspaces.home_currency
     order by
-        source_records.workspace_id,
-        source_records.source,
-        source_records.source_record_id,
+        source_records.workspace_id asc,
+        source_records.source asc,
+        source_records.source_record_id asc,
         exchange_rates.rate_date desc
 ),
 
