@@ -6,7 +6,7 @@ objects: the warehouse sends them as fixed-width binary COPY rows that numpy rea
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -103,7 +103,8 @@ class PairBatch:
             key = (row[0], row[1], row[2])
             if key not in records:
                 records[key] = len(record_list)
-                record_list.append(SourceRecord(*row[:10], bool(row[22])))
+                record = SourceRecord(*row[:10])
+                record_list.append(replace(record, is_fully_refunded=True) if row[22] else record)
             if row[11] is None:
                 continue
             entry_key = (row[10], row[11])

@@ -101,9 +101,9 @@ def route_for(scored: ScoredRecord, workspace: Workspace) -> str:
             scored.explanation["held_back"] = f"runner-up within {MIN_LEAD_BITS:g} bits of the top candidate"
             return "review"
         if scored.record.is_fully_refunded:
-            reason = "the charge was refunded in full: a person decides whether to book it"
-            scored.explanation["held_back"] = reason
-            scored.explanation["refunded"] = reason
+            refunded = "the charge was refunded in full: a person decides whether to book it"
+            scored.explanation["held_back"] = refunded
+            scored.explanation["refunded"] = refunded
             return "review"
         if reason := policy_hold(scored, workspace):
             scored.explanation["held_back"] = reason
