@@ -11,12 +11,14 @@ candidates at all, as when blocking misses.
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
 import pytest
 
+from ledgerlink.matching.assignment import Claim, assign
 from ledgerlink.matching.features import COMPARISONS, PairColumns, compare, rarity_weighted_overlap
 from ledgerlink.matching.model import MODEL_FAMILY, monotone
 from ledgerlink.matching.routing import MIN_LEAD_BITS, route_for
@@ -55,6 +57,7 @@ def _row(record: dict[str, Any], entry: dict[str, Any]) -> tuple[Any, ...]:
         (record["on"] - entry["on"]).days,
         True,
         None,
+        record.get("refunded", False),
     )
 
 
@@ -176,7 +179,7 @@ def test_labels_improve_the_model_on_records_held_back() -> None:
 
 def test_a_record_without_candidates_scores_zero() -> None:
     rows, _ = generated_rows(seed=2, records=100)
-    lonely = ("ws", "square", "pay-zzz", "sha", "x", "x", 100, "EUR", date(2026, 1, 1), None, *([None] * 12))
+    lonely = ("ws", "square", "pay-zzz", "sha", "x", "x", 100, "EUR", date(2026, 1, 1), None, *([None] * 12), False)  # fmt: skip
     scored = {s.record.source_record_id: s for s in score_batch(PairBatch.from_rows([*rows, lonely]))[0]}
     assert scored["pay-zzz"].score == 0.0 and scored["pay-zzz"].ranked == []
     assert route_for(scored["pay-zzz"], WORKSPACE) == "refused"
@@ -194,3 +197,22 @@ def test_weights_never_fall_as_agreement_rises() -> None:
     bits = np.log2(np.array(monotone(m, u))[1:] / u[1:])
     assert np.all(np.diff(bits) >= -1e-9)
     assert sum(monotone(m, u)) == pytest.approx(1.0)
+
+
+def test_a_foreign_currency_charge_claims_the_invoice_in_the_invoice_currency() -> None:
+    rows, _ = generated_rows(seed=4, records=150)
+    on = date(2026, 3, 2)
+    charge = {"id": "pay-yen", "name": "kobayashi trading", "amount": 16_000, "on": on}
+    invoice = {"id": "inv-eur", "name": "kobayashi trading", "amount": 9_920, "on": on}
+    row = list(_row(charge, invoice))
+    # dbt converted 16,000 yen at 0.0062 into 9,840 cents: 80 cents under the invoice
+    row[7], row[18], row[20] = "JPY", -80, False
+    batch = PairBatch.from_rows(sorted([*rows, tuple(row)], key=lambda r: (r[2], r[11])))
+    scored = {s.record.source_record_id: s for s in score_batch(batch, seed=1)[0]}
+    top = scored["pay-yen"].ranked[0]
+    assert (top.candidate_id, top.record_amount_minor, top.amount_minor) == ("inv-eur", 9_840, 9_920)
+    assert scored["pay-yen"].explanation["levels"]["amount"] == "within_2pct"
+    # the one-to-one assignment compares euros with euros: the invoice's balance takes the charge
+    claim = Claim(0, 0.99, "invoice", "inv-eur", top.record_amount_minor, top.amount_minor)
+    assert assign([claim], {}) == {}
+    assert assign([replace(claim, amount_minor=16_000)], {}) != {}  # yen against euros would not fit

@@ -35,6 +35,15 @@ def test_generated_data_is_routed_with_explanations_the_review_queue_can_show(
             "select candidate_type, parameters from ops.match_models where workspace_id = %s", (WORKSPACE_ID,)
         ).fetchall()
         workspace_is_active = _is_active(conn)
+        # the generator refunds about 3% of completed charges in full
+        refunded = conn.execute(
+            "select d.route, d.score::float8, d.explanation from ops.routing_decisions as d"
+            " where d.workspace_id = %s and d.source = 'square' and exists ("
+            " select from marts.match_features as f where f.workspace_id = d.workspace_id"
+            " and f.source = d.source and f.source_record_id = d.source_record_id"
+            " and f.record_is_fully_refunded)",
+            (WORKSPACE_ID,),
+        ).fetchall()
     assert not workspace_is_active  # the DAG's fan-out never picks the benchmark up
     assert len(rows) == figures["records"]
     with_candidates = [row for row in rows if row[2]]
@@ -46,6 +55,12 @@ def test_generated_data_is_routed_with_explanations_the_review_queue_can_show(
         assert {"candidate_type", "candidate_id", "candidate_name", "score"} <= set(candidates[0])
         assert set(explanation["contributions"]) >= {"name", "currency"}
         assert route in ("auto_link", "review", "refused")
+    # a charge refunded in full is never auto-linked: a sure match waits for review with the reason
+    assert refunded and all(route != "auto_link" for route, _, _ in refunded)
+    held = [
+        explanation for route, _, explanation in refunded if route == "review" and "refunded" in explanation
+    ]
+    assert held and all("refunded in full" in explanation["held_back"] for explanation in held)
     assert {kind for kind, _ in models} == {"vendor", "invoice"}
     assert all(parameters["version"].startswith(MODEL_FAMILY) for _, parameters in models)
 

@@ -45,6 +45,15 @@ def test_a_record_above_the_maximum_amount_waits_for_review_with_the_reason() ->
     assert route_for(_sure_match(10_000_000), WORKSPACE) == "auto_link"  # no maximum set
 
 
+def test_a_charge_refunded_in_full_waits_for_review_with_the_reason() -> None:
+    refunded = _sure_match(500)
+    refunded = replace(refunded, record=replace(refunded.record, is_fully_refunded=True))
+    assert route_for(refunded, WORKSPACE) == "review"
+    assert "refunded in full" in refunded.explanation["refunded"]
+    assert refunded.explanation["held_back"] == refunded.explanation["refunded"]
+    assert route_for(_sure_match(500), WORKSPACE) == "auto_link"  # the same match, not refunded
+
+
 def test_a_listed_vendor_never_auto_links_by_name_or_id_whatever_the_case() -> None:
     for listed in ("globex corp", "56", "GLOBEX CORPORATION"):
         held = _sure_match(500)

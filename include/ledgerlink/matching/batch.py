@@ -6,7 +6,7 @@ objects: the warehouse sends them as fixed-width binary COPY rows that numpy rea
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -37,8 +37,9 @@ PAIR_COLUMNS = (
     "date_lag_days",
     "is_currency_match",
     "is_reference_match",
+    "record_is_fully_refunded",
 )
-_RECORD_COLUMNS = PAIR_COLUMNS[:10]
+_RECORD_COLUMNS = (*PAIR_COLUMNS[:10], "record_is_fully_refunded")
 _ENTRY_COLUMNS = PAIR_COLUMNS[10:18]
 _NO_LAG = -(2**31)
 
@@ -57,6 +58,8 @@ class SourceRecord:
     currency: str | None
     occurred_on: date | None
     reference: str | None
+    #: a Square charge refunded in full: scored, but a person decides what to book
+    is_fully_refunded: bool = False
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,8 @@ class PairBatch:
             key = (row[0], row[1], row[2])
             if key not in records:
                 records[key] = len(record_list)
-                record_list.append(SourceRecord(*row[:10]))
+                record = SourceRecord(*row[:10])
+                record_list.append(replace(record, is_fully_refunded=True) if row[22] else record)
             if row[11] is None:
                 continue
             entry_key = (row[10], row[11])

@@ -19,7 +19,10 @@ records and three entries is a third true matches, so ``u`` is close to ``m`` an
 weighs nothing. Every estimate is therefore shrunk toward a shipped prior
 (:mod:`ledgerlink.matching.prior`) by pseudo-counts, so the workspace's own data takes over as
 its records grow: ``u`` with the weight of :data:`PRIOR_ENTRIES` ledger entries, ``m`` and the
-no-match odds with that of :data:`PRIOR_RECORDS` records.
+no-match odds with that of :data:`PRIOR_RECORDS` records. Random pairs also hold true pairs, one
+in ``N`` of those whose record has an entry; ``u`` is taken without them
+(:class:`RandomPairShares`), so the prior no longer has to make up for them and weighs little: a
+120-record vendor workspace is mostly its own.
 
 On the ledger side, an open invoice can take only as much as its balance: the posterior is
 balanced so the expected amount claimed from an invoice never exceeds its balance (a few rounds
@@ -31,8 +34,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -47,8 +50,8 @@ EM_ITERATIONS = 30
 BALANCE_TOLERANCE = 0.10
 _BALANCING_ROUNDS = 4
 #: How many ledger entries / source records the shipped prior counts for against the workspace's own.
-PRIOR_ENTRIES = 60.0
-PRIOR_RECORDS = 40.0
+PRIOR_ENTRIES = 15.0
+PRIOR_RECORDS = 10.0
 #: Comparisons whose levels are ordered from least to most agreement.
 ORDERED = (NAME, AMOUNT)
 
@@ -138,22 +141,55 @@ class MatchModel:
         return np.sum(np.stack(list(parts.values())), axis=0) if parts else np.zeros(0)
 
 
+@dataclass(frozen=True)
+class RandomPairShares:
+    """How often each comparison level occurs among random record-entry pairs, and how much that
+    counts against the prior's ``u`` (``min(records, entries)`` against :data:`PRIOR_ENTRIES`:
+    random pairs are only as varied as the records and entries they are drawn from)."""
+
+    shares: dict[str, np.ndarray]
+    weight: float
+
+    @classmethod
+    def observe(
+        cls, random_levels: PairLevels, ledger_entries: int, distinct_records: int
+    ) -> RandomPairShares:
+        seen = min(distinct_records, ledger_entries)
+        shares = {}
+        for comparison in COMPARISONS:
+            observed = np.bincount(
+                random_levels.levels[comparison.name], minlength=len(comparison.levels)
+            ).astype(float)
+            shares[comparison.name] = observed / max(observed.sum(), 1.0)
+        return cls(shares, seen / (seen + PRIOR_ENTRIES))
+
+    def u(
+        self, m: Mapping[str, Sequence[float]], no_match_odds: float, ledger_entries: int, prior: MatchModel
+    ) -> dict[str, list[float]]:
+        """``u`` without the true matches random pairs hold: a record with an entry among the
+        ``N`` has it drawn with probability 1/N, so a share ``rho = P(match) / N`` of random pairs
+        are true pairs, distributed as ``m``, and ``share = rho * m + (1 - rho) * u``. In a
+        ledger of 40 vendors that share is 2%, as many as the exact-name pairs among all others:
+        left in, it makes an exact name look common and weigh little."""
+        rho = (1.0 / (1.0 + no_match_odds)) / max(ledger_entries, 1)
+        u = {}
+        for comparison in COMPARISONS:
+            share = self.shares[comparison.name]
+            cleaned = np.maximum(share - rho * np.asarray(m[comparison.name]), 0.0) / max(1.0 - rho, 1e-9)
+            cleaned = cleaned / max(cleaned.sum(), 1e-12)
+            mixed = self.weight * cleaned + (1.0 - self.weight) * np.asarray(prior.u[comparison.name])
+            u[comparison.name] = list(mixed / mixed.sum())
+        return u
+
+
 def initial_model(
     random_levels: PairLevels, ledger_entries: int, prior: MatchModel, distinct_records: int
 ) -> MatchModel:
-    """A deterministic start for EM: ``u`` as observed among random pairs, shrunk toward the
-    prior's (fixed from here on), and ``m`` and the no-match odds as the prior has them.
-
-    Random pairs are only as varied as the records and entries they are drawn from, and a share
-    of about 1/entries of them are true matches: the workspace's ``u`` counts for
-    ``min(records, entries)`` against :data:`PRIOR_ENTRIES`."""
-    weight = min(distinct_records, ledger_entries) / (min(distinct_records, ledger_entries) + PRIOR_ENTRIES)
-    u = {}
-    for comparison in COMPARISONS:
-        count = len(comparison.levels)
-        observed = np.bincount(random_levels.levels[comparison.name], minlength=count).astype(float)
-        share = observed / max(observed.sum(), 1.0)
-        u[comparison.name] = list(weight * share + (1.0 - weight) * np.array(prior.u[comparison.name]))
+    """A deterministic start for EM: ``u`` as observed among random pairs (less the true pairs
+    among them, by the prior's ``m``), shrunk toward the prior's, and ``m`` and the no-match odds
+    as the prior has them."""
+    shares = RandomPairShares.observe(random_levels, ledger_entries, distinct_records)
+    u = shares.u(prior.m, prior.no_match_odds, ledger_entries, prior)
     return MatchModel(dict(prior.m), u, prior.no_match_odds, ledger_entries)
 
 
@@ -245,6 +281,7 @@ def fit(
     clamped_records = np.array([position[record] for record in labels], dtype=int)
     refused = np.array([position[r] for r, label in labels.items() if label.pair_index is None], dtype=int)
 
+    shares = RandomPairShares.observe(random_levels, ledger_entries, records)
     model = initial_model(random_levels, ledger_entries, prior, records)
     for _ in range(iterations):
         weights = model.match_weight(sample_levels)
@@ -252,6 +289,7 @@ def fit(
         responsibility, _ = posterior(model, sample_sets, weights, balance_rounds=0)
         responsibility[clamp_pairs] = clamp_values
         model = _maximise(sample_levels, sample_sets, responsibility, clamped_records, refused, model, prior)
+        model = replace(model, u=shares.u(model.m, model.no_match_odds, ledger_entries, prior))
     return MatchModel(
         model.m,
         model.u,

@@ -2,9 +2,10 @@
 decisions in ``ops.routing_decisions`` and, for each auto-link, an outbox row in the same
 transaction, so a decision and its delivery never part.
 
-A record auto-links only when three things hold: the probability that its top candidate is right
+A record auto-links only when four things hold: the probability that its top candidate is right
 reaches the workspace's auto-link threshold, the top candidate leads the runner-up by at least
-:data:`MIN_LEAD_BITS`, and the one-to-one assignment gives it the entry. Otherwise it waits in
+:data:`MIN_LEAD_BITS`, neither a refund in full nor the workspace's policy holds it back, and the
+one-to-one assignment gives it the entry. Otherwise it waits in
 review (at or above the review threshold, or when a gate held it back) or is refused.
 """
 
@@ -98,6 +99,11 @@ def route_for(scored: ScoredRecord, workspace: Workspace) -> str:
     if probability >= workspace.auto_link_threshold:
         if scored.lead_bits is not None and scored.lead_bits < MIN_LEAD_BITS:
             scored.explanation["held_back"] = f"runner-up within {MIN_LEAD_BITS:g} bits of the top candidate"
+            return "review"
+        if scored.record.is_fully_refunded:
+            refunded = "the charge was refunded in full: a person decides whether to book it"
+            scored.explanation["held_back"] = refunded
+            scored.explanation["refunded"] = refunded
             return "review"
         if reason := policy_hold(scored, workspace):
             scored.explanation["held_back"] = reason
@@ -219,7 +225,7 @@ def _assign_one_to_one(
             record.scored.score,
             record.scored.ranked[0].candidate_type,
             record.scored.ranked[0].candidate_id,
-            record.scored.record.amount_minor,
+            _claimed_amount(record.scored),
             record.scored.ranked[0].amount_minor,
         )
         for index, record in enumerate(routed)
@@ -234,6 +240,12 @@ def _assign_one_to_one(
         else:
             result.append(record)
     return result
+
+
+def _claimed_amount(scored: ScoredRecord) -> int | None:
+    """What the record takes from its top candidate's balance, in the candidate's currency."""
+    top = scored.ranked[0]
+    return top.record_amount_minor if top.record_amount_minor is not None else scored.record.amount_minor
 
 
 def _save_models(
@@ -322,7 +334,7 @@ def _decision_row(
     explanation = dict(scored.explanation)
     if routed.route == "auto_link" and top is not None and top.candidate_type == "invoice":
         # what this auto-link takes from the invoice's balance, for the next run's assignment
-        explanation["claimed_amount_minor"] = record.amount_minor
+        explanation["claimed_amount_minor"] = _claimed_amount(scored)
     return (
         record.workspace_id,
         record.source,

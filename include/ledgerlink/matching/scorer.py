@@ -34,6 +34,9 @@ class ScoredCandidate:
     score: float
     match_weight: float
     amount_minor: int | None
+    #: what the record pays in this entry's currency (converted at the workspace's exchange rate
+    #: when the currencies differ and dbt had a rate); None when either amount is unknown
+    record_amount_minor: int | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -140,10 +143,17 @@ def prepare(batch: PairBatch, links: ConfirmedLinks | None = None) -> PreparedPa
     candidate_type = entry_type[batch.entry_index]
     # only an open invoice has a balance that limits what can be matched to it
     is_invoice = candidate_type == "invoice"
+    # what the record claims from an invoice, in the invoice's currency (dbt's amount difference
+    # is taken after converting a foreign-currency record)
+    claims = np.where(
+        np.isnan(batch.amount_diff_minor),
+        record_amount[batch.record_index],
+        entry_amount[batch.entry_index] + batch.amount_diff_minor,
+    )
     sets = CandidateSets.from_record_index(
         batch.record_index,
         batch.entry_index,
-        np.where(is_invoice, record_amount[batch.record_index], np.nan),
+        np.where(is_invoice, claims, np.nan),
         np.where(is_invoice, entry_amount[batch.entry_index], np.nan),
     )
     return PreparedPairs(batch, compare(columns), sets, candidate_type, links or {})
@@ -371,6 +381,7 @@ def score(prepared: PreparedPairs, models: TrainedModels) -> list[ScoredRecord]:
     kept_probability = dict(zip(kept_flat, probability[kept_flat].tolist(), strict=True))
     kept_weight = dict(zip(kept_flat, weight[kept_flat].tolist(), strict=True))
     kept_entry = dict(zip(kept_flat, batch.entry_index[kept_flat].tolist(), strict=True))
+    kept_claim = dict(zip(kept_flat, prepared.sets.record_amount[kept_flat].tolist(), strict=True))
     scored = []
     for index, record in enumerate(prepared.records):
         if not has_pairs[index]:
@@ -387,6 +398,7 @@ def score(prepared: PreparedPairs, models: TrainedModels) -> list[ScoredRecord]:
                     kept_probability[pair],
                     kept_weight[pair],
                     entry.amount_minor,
+                    None if np.isnan(kept_claim[pair]) else round(kept_claim[pair]),
                 )
             )
         lead = top_columns["lead_exact"][index] if sizes[index] > 1 else None

@@ -20,6 +20,10 @@
     - Initials key: an amount-matched invoice whose name starts with the same two initials as the
       record's is always kept, beyond that cap. Names of initials only ("J M L") have no token
       long enough for a name key, so without this their entry could be crowded out by the cap.
+    - Confirmed links: an entry a reviewer accepted or pinned (their latest word on that record)
+      for a record of the same normalised counterparty name is always a candidate, however
+      differently the entry is named: the scorer weighs it as strong evidence
+      (confirmed_before), which it can only do for a pair blocking kept.
 -#}
 {%- set amount_tolerance = var('blocking_amount_tolerance') -%}
 {%- set stop_tokens = ['the', 'and', 'les', 'des', 'der', 'die', 'das', 'und', 'von', 'van', 'for', 'pour'] -%}
@@ -50,6 +54,19 @@ ledger_entries as (
         entry_on,
         {{ name_initials('candidate_name_normalised') }} as initials_key
     from {{ ref('int_ledger_entries_unioned') }}
+),
+
+review_actions as (
+    select
+        workspace_id,
+        source,
+        source_record_id,
+        candidate_type,
+        candidate_id,
+        is_link,
+        acted_at,
+        action_id
+    from {{ ref('stg_ops__review_actions') }}
 ),
 
 -- which kind of ledger entry each source is matched against
@@ -248,6 +265,58 @@ amount_blocked_pairs as (
         or is_initials_match
 ),
 
+latest_verdicts as (
+    select distinct on (workspace_id, source, source_record_id)
+        workspace_id,
+        source,
+        source_record_id,
+        candidate_type,
+        candidate_id,
+        is_link
+    from review_actions
+    order by workspace_id asc, source asc, source_record_id asc, acted_at desc, action_id desc
+),
+
+-- the counterparty names reviewers linked to an entry that is still in the ledger
+confirmed_names as (
+    select distinct
+        latest_verdicts.workspace_id,
+        latest_verdicts.source,
+        latest_verdicts.candidate_type,
+        latest_verdicts.candidate_id,
+        source_records.counterparty_name_normalised
+    from latest_verdicts
+    inner join source_records
+        on
+            latest_verdicts.workspace_id = source_records.workspace_id
+            and latest_verdicts.source = source_records.source
+            and latest_verdicts.source_record_id = source_records.source_record_id
+    inner join ledger_entries
+        on
+            latest_verdicts.workspace_id = ledger_entries.workspace_id
+            and latest_verdicts.candidate_type = ledger_entries.candidate_type
+            and latest_verdicts.candidate_id = ledger_entries.candidate_id
+    where
+        latest_verdicts.is_link
+        and source_records.counterparty_name_normalised is not null
+),
+
+confirmed_pairs as (
+    select
+        reconcilable_records.workspace_id,
+        reconcilable_records.source,
+        reconcilable_records.source_record_id,
+        confirmed_names.candidate_type,
+        confirmed_names.candidate_id
+    from reconcilable_records
+    inner join confirmed_names
+        on
+            reconcilable_records.workspace_id = confirmed_names.workspace_id
+            and reconcilable_records.source = confirmed_names.source
+            and reconcilable_records.candidate_type = confirmed_names.candidate_type
+            and reconcilable_records.counterparty_name_normalised = confirmed_names.counterparty_name_normalised
+),
+
 blocked_pairs as (
     select
         workspace_id,
@@ -256,7 +325,8 @@ blocked_pairs as (
         candidate_type,
         candidate_id,
         true as is_name_blocked,
-        false as is_amount_blocked
+        false as is_amount_blocked,
+        false as is_confirmed_link
     from name_blocked_pairs
     union all
     select
@@ -266,8 +336,20 @@ blocked_pairs as (
         candidate_type,
         candidate_id,
         false as is_name_blocked,
-        true as is_amount_blocked
+        true as is_amount_blocked,
+        false as is_confirmed_link
     from amount_blocked_pairs
+    union all
+    select
+        workspace_id,
+        source,
+        source_record_id,
+        candidate_type,
+        candidate_id,
+        false as is_name_blocked,
+        false as is_amount_blocked,
+        true as is_confirmed_link
+    from confirmed_pairs
 ),
 
 final as (
@@ -278,7 +360,8 @@ final as (
         candidate_type,
         candidate_id,
         bool_or(is_name_blocked) as is_name_blocked,
-        bool_or(is_amount_blocked) as is_amount_blocked
+        bool_or(is_amount_blocked) as is_amount_blocked,
+        bool_or(is_confirmed_link) as is_confirmed_link
     from blocked_pairs
     group by
         workspace_id,

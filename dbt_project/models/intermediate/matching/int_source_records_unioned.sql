@@ -25,7 +25,8 @@ payments as (
         currency,
         reference_id,
         customer_id,
-        created_at
+        created_at,
+        is_fully_refunded
     from {{ ref('stg_square__payments') }}
 ),
 
@@ -53,7 +54,8 @@ qonto_records as (
         invoice_number as reference,
         attachment_id,
         -- a rejected or discarded document is not a bill to book
-        coalesce(invoice_status not in ('rejected', 'discarded'), true) as is_reconcilable
+        coalesce(invoice_status not in ('rejected', 'discarded'), true) as is_reconcilable,
+        false as is_fully_refunded
     from supplier_invoices
 ),
 
@@ -74,7 +76,9 @@ square_records as (
         payments.reference_id as reference,
         null::text as attachment_id,
         -- a canceled or failed charge moved no money
-        coalesce(payments.payment_status not in ('CANCELED', 'FAILED'), true) as is_reconcilable
+        coalesce(payments.payment_status not in ('CANCELED', 'FAILED'), true) as is_reconcilable,
+        -- the money went back: matched or not, it is not a charge to book without a person
+        coalesce(payments.is_fully_refunded, false) as is_fully_refunded
     from payments
     left join customers
         on
@@ -102,7 +106,8 @@ final as (
         occurred_on,
         reference,
         attachment_id,
-        is_reconcilable
+        is_reconcilable,
+        is_fully_refunded
     from source_records
 )
 

@@ -13,7 +13,8 @@ source_records as (
         amount_minor,
         currency,
         occurred_on,
-        reference
+        reference,
+        is_fully_refunded
     from {{ ref('int_source_records_unioned') }}
 ),
 
@@ -57,6 +58,7 @@ final as (
         source_records.currency as record_currency,
         source_records.occurred_on as record_occurred_on,
         source_records.reference as record_reference,
+        source_records.is_fully_refunded as record_is_fully_refunded,
         match_features.candidate_type,
         match_features.candidate_id,
         match_features.candidate_name,
