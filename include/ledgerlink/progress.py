@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any, Protocol
 
 
 class ProgressLog:
@@ -46,9 +47,15 @@ class ProgressLog:
         self.logger.info("%s: %s%s done in %.0f s%s", self.what, f"{self.done:,}", of_total, elapsed, rate)
 
 
+class InfoLogger(Protocol):
+    """A standard library logger, or Airflow's task logger."""
+
+    def info(self, msg: Any, /, *args: Any) -> Any: ...
+
+
 @contextmanager
 def progress_while(
-    logger: logging.Logger,
+    logger: InfoLogger,
     what: str,
     describe: Callable[[], str],
     interval_seconds: float = 15.0,

@@ -63,7 +63,7 @@ def _unicode_font_prototypes() -> dict[str, TTFFont]:
     pdf = FPDF()
     pdf.add_font("DejaVu", fname=str(_UNICODE_FONT))
     pdf.add_font("DejaVu", style="B", fname=str(_UNICODE_FONT))
-    return dict(pdf.fonts)
+    return {key: font for key, font in pdf.fonts.items() if isinstance(font, TTFFont)}
 
 
 def _add_unicode_font(pdf: FPDF) -> None:
