@@ -1,3 +1,30 @@
+{#-
+    A payment is also re-staged when its customer landed a new version: its row is unchanged, but
+    its staged_snapshot_xmin moves on, so a model downstream that names the counterparty from the
+    customer finds it among the records changed since its own last build.
+-#}
+{%- set payments_of_changed_customers -%}
+    select
+        staged_payments.workspace_id,
+        staged_payments.payment_id
+    from {{ this }} as staged_payments
+    inner join {{ source('square', 'customers') }} as customer_versions
+        on
+            staged_payments.workspace_id = customer_versions.workspace_id
+            and staged_payments.customer_id = customer_versions.source_record_id
+    where customer_versions.landed_xid >= {{ last_build_snapshot_xmin() }}
+{%- endset -%}
+
+{{
+    config(
+        unique_key=['workspace_id', 'payment_id'],
+        indexes=[
+            {'columns': ['workspace_id', 'payment_id'], 'unique': true},
+            {'columns': ['workspace_id', 'customer_id']},
+        ],
+    )
+}}
+
 with
 
 payment_versions as (
@@ -9,6 +36,7 @@ payment_versions as (
         source_updated_at,
         landed_at
     from {{ source('square', 'payments') }}
+    {{ records_landed_since_last_build(source('square', 'payments'), payments_of_changed_customers) }}
 ),
 
 -- raw is append-only (payment.created, then payment.updated, ...): keep the latest content
@@ -40,7 +68,8 @@ final as (
         lower(nullif(btrim(payload ->> 'buyer_email_address'), '')) as buyer_email_address,
         {{ iso_timestamp("payload ->> 'created_at'") }} as created_at,
         {{ iso_timestamp("payload ->> 'updated_at'") }} as updated_at,
-        landed_at
+        landed_at,
+        {{ staged_snapshot_xmin() }} as staged_snapshot_xmin
     from latest_versions
 )
 
