@@ -1,18 +1,21 @@
 {#-
     A payment is also re-staged when its customer landed a new version: its row is unchanged, but
     its staged_snapshot_xmin moves on, so a model downstream that names the counterparty from the
-    customer finds it among the records changed since its own last build.
+    customer finds it among the records changed since its own last build. (The source takes no
+    alias: `dbt run --empty` renders it as an aliased subquery.)
 -#}
 {%- set payments_of_changed_customers -%}
     select
-        staged_payments.workspace_id,
-        staged_payments.payment_id
-    from {{ this }} as staged_payments
-    inner join {{ source('square', 'customers') }} as customer_versions
-        on
-            staged_payments.workspace_id = customer_versions.workspace_id
-            and staged_payments.customer_id = customer_versions.source_record_id
-    where customer_versions.landed_xid >= {{ last_build_snapshot_xmin() }}
+        workspace_id,
+        payment_id
+    from {{ this }}
+    where (workspace_id, customer_id) in (
+        select
+            workspace_id,
+            source_record_id
+        from {{ source('square', 'customers') }}
+        where landed_xid >= {{ last_build_snapshot_xmin() }}
+    )
 {%- endset -%}
 
 {{
