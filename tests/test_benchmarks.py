@@ -27,3 +27,12 @@ def test_landing_benchmark_prints_both_rates_and_leaves_nothing_behind(warehouse
             "select count(*) from raw.square_payments where workspace_id = 'benchmark-landing'"
         )
         assert left.fetchone()[0] == 0
+
+
+def test_landing_benchmark_without_json_prints_one_readable_line(warehouse) -> None:  # noqa: ANN001
+    result = CliRunner().invoke(cli, ["benchmark", "landing", "--rows", "300"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("300 rows: landing ")
+    assert "rows/s" in lines[0] and "plain COPY" in lines[0] and "MiB" in lines[0]

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import io
 
+import fpdf.fpdf
+import pytest
 from pypdf import PdfReader
 
+from ledgerlink.delivery import documents
 from ledgerlink.delivery.documents import render_square_receipt
 from ledgerlink.delivery.sender import build_message
 
@@ -37,6 +40,31 @@ def test_square_receipt_shows_the_record_and_money_in_its_own_exponent() -> None
     assert "square:PAY123" in text
     assert "150,000 JPY" in text
     assert "77" in text
+
+
+@pytest.mark.skipif(not documents._UNICODE_FONT.exists(), reason="no Unicode font on this system")
+def test_receipts_parse_the_font_once_and_each_embeds_its_own_glyphs(monkeypatch: pytest.MonkeyPatch) -> None:
+    parsed: list[str] = []
+
+    class CountingFont(fpdf.fpdf.TTFFont):  # type: ignore[misc]
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            parsed.append(str(args[2]))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(fpdf.fpdf, "TTFFont", CountingFont)
+    documents._unicode_font_prototypes.cache_clear()
+    names = ["Łódź Piekarnia", "Ωmega Σ Ltd", "Ærøskøbing Café", "Łódź Piekarnia"]
+    texts = [
+        PdfReader(io.BytesIO(render_square_receipt({**DOCUMENT, "counterparty_name": name}, "Acme")))
+        .pages[0]
+        .extract_text()
+        for name in names
+    ]
+    documents._unicode_font_prototypes.cache_clear()
+
+    assert parsed == ["dejavu", "dejavuB"]  # regular and bold, once for all four receipts
+    for name, text in zip(names, texts, strict=True):
+        assert name in text  # a later receipt's glyphs neither miss nor leak into another's
 
 
 def test_control_characters_never_reach_a_header() -> None:

@@ -184,3 +184,23 @@ def test_an_env_file_missing_a_variable_is_caught(compose: list[str], tmp_path: 
     )
     result, _ = _config(compose, partial)
     assert "POSTGRES_PASSWORD" in _unset_variables(result), result.stderr
+
+
+def test_region_variables_reach_every_airflow_process(compose: list[str], tmp_path: Path) -> None:
+    from ledgerlink.warehouse.regions import configured_regions
+
+    url = "postgresql://ledgerlink:secret@pg-eu.internal:5432/ledgerlink"
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        ENV_EXAMPLE.read_text().replace("LEDGERLINK_REGION_EU_URL=\n", f"LEDGERLINK_REGION_EU_URL={url}\n")
+    )
+    result, parsed = _config(compose, env_file)
+    assert result.returncode == 0, result.stderr
+    for name, service in _airflow_services(parsed["services"]).items():
+        regions = configured_regions(environ={k: str(v or "") for k, v in service["environment"].items()})
+        assert {region: r.url for region, r in regions.items()} == {"eu": url}, name
+    # .env.example as it is: no region, so the configuration database is the one region
+    _, example = _config(compose, ENV_EXAMPLE)
+    for name, service in _airflow_services(example["services"]).items():
+        environment = {k: str(v or "") for k, v in service["environment"].items()}
+        assert list(configured_regions(environ=environment)) == ["default"], name

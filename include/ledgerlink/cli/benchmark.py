@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -48,6 +48,48 @@ def _stage_reporter(progress: Progress) -> Any:
     return on_stage
 
 
+def _report(
+    as_json: bool,
+    measure: Callable[[Progress], Any],
+    as_text: Callable[[dict[str, Any]], Iterable[str]],
+) -> None:
+    """Run ``measure`` with progress bars on stderr, then print its figures on stdout: one JSON
+    object with ``--json``, else the lines ``as_text`` makes of that same object."""
+    with _progress() as progress:
+        figures = measure(progress).as_json()
+    if as_json:
+        click.echo(json.dumps(figures))
+        return
+    for line in as_text(figures):
+        click.echo(line)
+
+
+def _history_option(default: int, what: str) -> Any:
+    return click.option(
+        "--history", type=click.IntRange(min=10), default=default, show_default=True, help=what
+    )
+
+
+_window_option = click.option(
+    "--window",
+    type=click.IntRange(min=1),
+    default=1_000,
+    show_default=True,
+    help="New payments in the 15-minute window run after the history.",
+)
+_json_option = click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
+
+
+def _stage_lines(title: str, seconds: float, stages: dict[str, float]) -> Iterator[str]:
+    yield f"{title}: {seconds:.1f} s"
+    for stage, stage_seconds in stages.items():
+        yield f"  {stage:<22} {stage_seconds:>8.1f} s"
+
+
+def _peak_rss_line(figures: dict[str, Any]) -> str:
+    return f"peak RSS of any process: {figures['peak_rss_bytes'] / 2**20:.0f} MiB"
+
+
 @click.group()
 def benchmark() -> None:
     """Measure ledgerlink's own code paths on generated data."""
@@ -56,7 +98,7 @@ def benchmark() -> None:
 @benchmark.command("landing")
 @click.option("--rows", type=click.IntRange(min=1), default=100_000, show_default=True)
 @click.option("--page-size", type=click.IntRange(min=1), default=100, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
+@_json_option
 def landing(rows: int, page_size: int, as_json: bool) -> None:
     """Landing throughput (raw landing path, page by page) against a plain COPY of the same rows."""
     from ledgerlink.benchmarks.landing import measure_landing
@@ -64,8 +106,7 @@ def landing(rows: int, page_size: int, as_json: bool) -> None:
     from ledgerlink.warehouse import connect, resolve_server
     from ledgerlink.warehouse.migrations import migrate
 
-    with connect(resolve_server(load_settings())) as conn, _progress() as progress:
-        migrate(conn)
+    def measure(progress: Progress) -> Any:
         bar = progress.add_task("landing, then plain COPY", total=2 * rows)
         phase = [0]
 
@@ -74,59 +115,48 @@ def landing(rows: int, page_size: int, as_json: bool) -> None:
                 phase[0] = rows  # the landing phase is over; the COPY counts from here
             progress.update(bar, completed=min(phase[0] + done, 2 * rows))
 
-        figures = measure_landing(conn, rows, page_size, on_rows=on_rows)
-    if as_json:
-        click.echo(json.dumps(figures.as_json()))
-        return
-    click.echo(
-        f"{figures.rows:,} rows: landing {figures.landing_rows_per_second:,} rows/s "
-        f"({figures.landing_seconds:.2f} s), plain COPY {figures.copy_rows_per_second:,} rows/s "
-        f"({figures.copy_seconds:.2f} s); peak RSS {figures.peak_rss_bytes / 2**20:.0f} MiB"
-    )
+        with connect(resolve_server(load_settings())) as conn:
+            migrate(conn)
+            return measure_landing(conn, rows, page_size, on_rows=on_rows)
+
+    def as_text(figures: dict[str, Any]) -> Iterator[str]:
+        yield (
+            f"{figures['rows']:,} rows: landing {figures['landing_rows_per_second']:,} rows/s "
+            f"({figures['landing_seconds']:.2f} s), plain COPY {figures['copy_rows_per_second']:,} rows/s "
+            f"({figures['copy_seconds']:.2f} s); peak RSS {figures['peak_rss_bytes'] / 2**20:.0f} MiB"
+        )
+
+    _report(as_json, measure, as_text)
 
 
 @benchmark.command("backfill")
-@click.option(
-    "--history",
-    type=click.IntRange(min=10),
-    default=1_000_000,
-    show_default=True,
-    help="Square payments in the workspace's history (its first sync).",
-)
-@click.option(
-    "--window",
-    type=click.IntRange(min=1),
-    default=1_000,
-    show_default=True,
-    help="New payments in the 15-minute window run after it.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
+@_history_option(1_000_000, "Square payments in the workspace's history (its first sync).")
+@_window_option
+@_json_option
 def backfill(history: int, window: int, as_json: bool) -> None:
     """A first sync of a long history through the DAG, then one window of new records on top.
     Runs in a state folder of its own; your data is not touched."""
     from ledgerlink.benchmarks.backfill import run_backfill_benchmark
 
-    with _progress() as progress:
-        figures = run_backfill_benchmark(history, window, on_stage=_stage_reporter(progress))
-    if as_json:
-        click.echo(json.dumps(figures.as_json()))
-        return
-    click.echo(f"first sync of {history:,} payments: {figures.backfill.seconds:.1f} s")
-    for stage, seconds in figures.backfill.stages.items():
-        click.echo(f"  {stage:<22} {seconds:>8.1f} s")
-    click.echo(f"window of {window:,} new payments: {figures.window_run.seconds:.1f} s")
-    for stage, seconds in figures.window_run.stages.items():
-        click.echo(f"  {stage:<22} {seconds:>8.1f} s")
-    click.echo(f"peak RSS of any process: {figures.peak_rss_bytes / 2**20:.0f} MiB")
+    def as_text(figures: dict[str, Any]) -> Iterator[str]:
+        yield from _stage_lines(
+            f"first sync of {history:,} payments", figures["backfill_seconds"], figures["backfill_stages"]
+        )
+        yield from _stage_lines(
+            f"window of {window:,} new payments", figures["window_seconds"], figures["window_stages"]
+        )
+        yield _peak_rss_line(figures)
+
+    _report(
+        as_json,
+        lambda progress: run_backfill_benchmark(history, window, on_stage=_stage_reporter(progress)),
+        as_text,
+    )
 
 
 @benchmark.command("all")
-@click.option(
-    "--history",
-    type=click.IntRange(min=10),
-    default=1_000_000,
-    show_default=True,
-    help="Square payments in the large history (with a tenth as many invoices and customers).",
+@_history_option(
+    1_000_000, "Square payments in the large history (with a tenth as many invoices and customers)."
 )
 @click.option(
     "--small-history",
@@ -135,31 +165,33 @@ def backfill(history: int, window: int, as_json: bool) -> None:
     show_default=True,
     help="Square payments in the small history the same window is measured on.",
 )
-@click.option("--window", type=click.IntRange(min=1), default=1_000, show_default=True)
+@_window_option
 @click.option("--landing-rows", type=click.IntRange(min=1), default=100_000, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
+@_json_option
 def all_figures(history: int, small_history: int, window: int, landing_rows: int, as_json: bool) -> None:
     """Every figure of the scale goals in one run: landing against plain COPY, a first sync of a
     long history through the DAG with each stage's time, and a window on a long and a short
     history. Runs in state folders of its own; your data is not touched."""
     from ledgerlink.benchmarks.backfill import run_benchmark
 
-    with _progress() as progress:
-        figures = run_benchmark(
+    def as_text(figures: dict[str, Any]) -> Iterator[str]:
+        yield (
+            f"landing {figures['landing_rows_per_second']:,} rows/s against plain COPY "
+            f"{figures['copy_rows_per_second']:,} rows/s ({figures['landing_rows']:,} rows)"
+        )
+        yield from _stage_lines(
+            f"first sync of {history:,} payments", figures["backfill_seconds"], figures["backfill_stages"]
+        )
+        yield (
+            f"window of {window:,}: {figures['window_seconds_1m_history']:.1f} s on {history:,} of history, "
+            f"{figures['window_seconds_10k_history']:.1f} s on {small_history:,}"
+        )
+        yield _peak_rss_line(figures)
+
+    _report(
+        as_json,
+        lambda progress: run_benchmark(
             history, small_history, window, landing_rows, on_stage=_stage_reporter(progress)
-        ).as_json()
-    if as_json:
-        click.echo(json.dumps(figures))
-        return
-    click.echo(
-        f"landing {figures['landing_rows_per_second']:,} rows/s against plain COPY "
-        f"{figures['copy_rows_per_second']:,} rows/s ({figures['landing_rows']:,} rows)"
+        ),
+        as_text,
     )
-    click.echo(f"first sync of {history:,} payments: {figures['backfill_seconds']:.1f} s")
-    for stage, seconds in figures["backfill_stages"].items():
-        click.echo(f"  {stage:<22} {seconds:>8.1f} s")
-    click.echo(
-        f"window of {window:,}: {figures['window_seconds_1m_history']:.1f} s on {history:,} of history, "
-        f"{figures['window_seconds_10k_history']:.1f} s on {small_history:,}"
-    )
-    click.echo(f"peak RSS of any process: {figures['peak_rss_bytes'] / 2**20:.0f} MiB")

@@ -10,6 +10,8 @@ reason, and the outbox row is kept as a rejection.
 
 from __future__ import annotations
 
+import copy
+import functools
 import io
 import mimetypes
 import unicodedata
@@ -18,7 +20,9 @@ from typing import Any
 
 import jinja2
 import psycopg
+from fontTools import ttLib
 from fpdf import FPDF
+from fpdf.fonts import TTFFont
 from PIL import Image, UnidentifiedImageError
 from pypdf import PdfReader, PdfWriter
 from pypdf.errors import PdfReadError
@@ -52,12 +56,33 @@ def _latin1(text: str) -> str:
     return decomposed.encode("latin-1", "ignore").decode("latin-1")
 
 
+@functools.cache
+def _unicode_font_prototypes() -> dict[str, TTFFont]:
+    """The Unicode font, regular and bold, parsed once per process: fpdf's ``add_font`` reads
+    every glyph's width and id, which was half of a receipt's rendering time."""
+    pdf = FPDF()
+    pdf.add_font("DejaVu", fname=str(_UNICODE_FONT))
+    pdf.add_font("DejaVu", style="B", fname=str(_UNICODE_FONT))
+    return {key: font for key, font in pdf.fonts.items() if isinstance(font, TTFFont)}
+
+
+def _add_unicode_font(pdf: FPDF) -> None:
+    """Give ``pdf`` the Unicode font as ``add_font`` would, from the parsed prototypes. fpdf's own
+    deep copy of a font shares what never changes and copies what one document fills in (the
+    glyphs it uses); writing the PDF subsets the fontTools object in place, so each document
+    opens its own (lazily: only the tables the subset needs are read)."""
+    for fontkey, prototype in _unicode_font_prototypes().items():
+        font = copy.deepcopy(prototype)
+        font.i = len(pdf.fonts) + 1
+        font.ttfont = ttLib.TTFont(font.ttffile, recalcTimestamp=False, lazy=True)
+        pdf.fonts[fontkey] = font
+
+
 def _pdf_from_html(html: str) -> FPDF:
     pdf = FPDF()
     pdf.add_page()
     if _UNICODE_FONT.exists():
-        pdf.add_font("DejaVu", fname=str(_UNICODE_FONT))
-        pdf.add_font("DejaVu", style="B", fname=str(_UNICODE_FONT))
+        _add_unicode_font(pdf)
         pdf.set_font("DejaVu", size=11)
     else:
         pdf.set_font("Helvetica", size=11)

@@ -89,6 +89,8 @@ def build_scoring_models(
     environment = {**airflow_environment(settings, address), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
     arguments = [
         dbt_command,
+        # reset_workspace deletes raw rows, which incremental staging never looks back for
+        "--full-refresh",
         "--select",
         selection,
         "--project-dir",

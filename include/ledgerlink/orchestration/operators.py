@@ -84,12 +84,24 @@ class ScoringOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, int]:
         from ledgerlink.matching import route_workspace
         from ledgerlink.orchestration.runtime import extraction_window
+        from ledgerlink.progress import progress_while
         from ledgerlink.warehouse.regions import connect_for_workspace
 
         window = extraction_window(context)
-        with connect_for_workspace(self.workspace_id) as conn:
-            counts = route_workspace(conn, self.workspace_id, window.run_id, window.window_end)
-        self.log.info("workspace %s: routed %s", self.workspace_id, counts)
+        # route_workspace notes each step's seconds as the step ends: the progress lines say
+        # which steps are behind it
+        timings: dict[str, float] = {}
+
+        def steps_done() -> str:
+            done = [name.removesuffix("_seconds") for name in list(timings) if name.endswith("_seconds")]
+            return f"steps done: {', '.join(done) or 'none yet'} (of read, compare, train, score)"
+
+        with (
+            connect_for_workspace(self.workspace_id) as conn,
+            progress_while(self.log, f"workspace {self.workspace_id}: scoring", steps_done),
+        ):
+            counts = route_workspace(conn, self.workspace_id, window.run_id, window.window_end, timings)
+        self.log.info("workspace %s: routed %s; %s", self.workspace_id, counts, timings)
         return counts
 
 

@@ -1,3 +1,10 @@
+{{
+    config(
+        unique_key=['workspace_id', 'attachment_id'],
+        indexes=[{'columns': ['workspace_id', 'attachment_id'], 'unique': true}],
+    )
+}}
+
 with
 
 attachment_versions as (
@@ -10,6 +17,7 @@ attachment_versions as (
         source_updated_at,
         landed_at
     from {{ source('qonto', 'attachments') }}
+    {{ records_landed_since_last_build(source('qonto', 'attachments')) }}
 ),
 
 -- raw is append-only: keep the latest content of each attachment
@@ -30,7 +38,8 @@ final as (
         payload ->> 'file_content_type' as file_content_type,
         blob_sha256,
         {{ iso_timestamp("payload ->> 'created_at'") }} as created_at,
-        landed_at
+        landed_at,
+        {{ staged_snapshot_xmin() }} as staged_snapshot_xmin
     from latest_versions
 )
 

@@ -1,3 +1,10 @@
+{{
+    config(
+        unique_key=['workspace_id', 'supplier_invoice_id'],
+        indexes=[{'columns': ['workspace_id', 'supplier_invoice_id'], 'unique': true}],
+    )
+}}
+
 with
 
 supplier_invoice_versions as (
@@ -9,6 +16,7 @@ supplier_invoice_versions as (
         source_updated_at,
         landed_at
     from {{ source('qonto', 'supplier_invoices') }}
+    {{ records_landed_since_last_build(source('qonto', 'supplier_invoices')) }}
 ),
 
 -- raw is append-only: keep the latest content of each invoice
@@ -46,7 +54,8 @@ final as (
         coalesce({{ json_boolean("payload ->> 'is_credit_note'") }}, false) as is_credit_note,
         {{ iso_timestamp("payload ->> 'created_at'") }} as created_at,
         {{ iso_timestamp("payload ->> 'updated_at'") }} as updated_at,
-        landed_at
+        landed_at,
+        {{ staged_snapshot_xmin() }} as staged_snapshot_xmin
     from latest_versions
 )
 

@@ -1,3 +1,10 @@
+{{
+    config(
+        unique_key=['workspace_id', 'account_id'],
+        indexes=[{'columns': ['workspace_id', 'account_id'], 'unique': true}],
+    )
+}}
+
 with
 
 account_versions as (
@@ -9,6 +16,7 @@ account_versions as (
         source_updated_at,
         landed_at
     from {{ source('quickbooks', 'accounts') }}
+    {{ records_landed_since_last_build(source('quickbooks', 'accounts')) }}
 ),
 
 -- raw is append-only: keep the latest content of each account
@@ -28,7 +36,8 @@ final as (
         payload ->> 'Classification' as classification,
         coalesce({{ json_boolean("payload ->> 'Active'") }}, true) as is_active,
         {{ iso_timestamp("payload -> 'MetaData' ->> 'LastUpdatedTime'") }} as last_updated_at,
-        landed_at
+        landed_at,
+        {{ staged_snapshot_xmin() }} as staged_snapshot_xmin
     from latest_versions
 )
 

@@ -1,3 +1,10 @@
+{{
+    config(
+        unique_key=['workspace_id', 'invoice_id'],
+        indexes=[{'columns': ['workspace_id', 'invoice_id'], 'unique': true}],
+    )
+}}
+
 with
 
 invoice_versions as (
@@ -9,6 +16,7 @@ invoice_versions as (
         source_updated_at,
         landed_at
     from {{ source('quickbooks', 'invoices') }}
+    {{ records_landed_since_last_build(source('quickbooks', 'invoices')) }}
 ),
 
 -- raw is append-only: keep the latest content of each invoice
@@ -32,7 +40,8 @@ final as (
         {{ to_minor_units("payload ->> 'TotalAmt'", "payload -> 'CurrencyRef' ->> 'value'") }} as total_amount_minor,
         {{ to_minor_units("payload ->> 'Balance'", "payload -> 'CurrencyRef' ->> 'value'") }} as balance_minor,
         {{ iso_timestamp("payload -> 'MetaData' ->> 'LastUpdatedTime'") }} as last_updated_at,
-        landed_at
+        landed_at,
+        {{ staged_snapshot_xmin() }} as staged_snapshot_xmin
     from latest_versions
 )
 

@@ -1,3 +1,10 @@
+{{
+    config(
+        unique_key=['workspace_id', 'vendor_id'],
+        indexes=[{'columns': ['workspace_id', 'vendor_id'], 'unique': true}],
+    )
+}}
+
 with
 
 vendor_versions as (
@@ -9,6 +16,7 @@ vendor_versions as (
         source_updated_at,
         landed_at
     from {{ source('quickbooks', 'vendors') }}
+    {{ records_landed_since_last_build(source('quickbooks', 'vendors')) }}
 ),
 
 -- raw is append-only: keep the latest content of each vendor
@@ -27,7 +35,8 @@ final as (
         coalesce({{ json_boolean("payload ->> 'Active'") }}, true) as is_active,
         upper(payload -> 'CurrencyRef' ->> 'value') as currency,
         {{ iso_timestamp("payload -> 'MetaData' ->> 'LastUpdatedTime'") }} as last_updated_at,
-        landed_at
+        landed_at,
+        {{ staged_snapshot_xmin() }} as staged_snapshot_xmin
     from latest_versions
 )
 

@@ -1,3 +1,10 @@
+{{
+    config(
+        unique_key=['workspace_id', 'customer_id'],
+        indexes=[{'columns': ['workspace_id', 'customer_id'], 'unique': true}],
+    )
+}}
+
 with
 
 customer_versions as (
@@ -9,6 +16,7 @@ customer_versions as (
         source_updated_at,
         landed_at
     from {{ source('square', 'customers') }}
+    {{ records_landed_since_last_build(source('square', 'customers')) }}
 ),
 
 -- raw is append-only: keep the latest content of each customer
@@ -29,7 +37,8 @@ final as (
         (payload ->> 'version')::bigint as customer_version,
         {{ iso_timestamp("payload ->> 'created_at'") }} as created_at,
         {{ iso_timestamp("payload ->> 'updated_at'") }} as updated_at,
-        landed_at
+        landed_at,
+        {{ staged_snapshot_xmin() }} as staged_snapshot_xmin
     from latest_versions
 )
 

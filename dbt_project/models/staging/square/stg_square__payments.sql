@@ -1,3 +1,33 @@
+{#-
+    A payment is also re-staged when its customer landed a new version: its row is unchanged, but
+    its staged_snapshot_xmin moves on, so a model downstream that names the counterparty from the
+    customer finds it among the records changed since its own last build. (The source takes no
+    alias: `dbt run --empty` renders it as an aliased subquery.)
+-#}
+{%- set payments_of_changed_customers -%}
+    select
+        workspace_id,
+        payment_id
+    from {{ this }}
+    where (workspace_id, customer_id) in (
+        select
+            workspace_id,
+            source_record_id
+        from {{ source('square', 'customers') }}
+        where landed_xid >= {{ last_build_snapshot_xmin() }}
+    )
+{%- endset -%}
+
+{{
+    config(
+        unique_key=['workspace_id', 'payment_id'],
+        indexes=[
+            {'columns': ['workspace_id', 'payment_id'], 'unique': true},
+            {'columns': ['workspace_id', 'customer_id']},
+        ],
+    )
+}}
+
 with
 
 payment_versions as (
@@ -9,6 +39,7 @@ payment_versions as (
         source_updated_at,
         landed_at
     from {{ source('square', 'payments') }}
+    {{ records_landed_since_last_build(source('square', 'payments'), payments_of_changed_customers) }}
 ),
 
 -- raw is append-only (payment.created, then payment.updated, ...): keep the latest content
@@ -40,7 +71,8 @@ final as (
         lower(nullif(btrim(payload ->> 'buyer_email_address'), '')) as buyer_email_address,
         {{ iso_timestamp("payload ->> 'created_at'") }} as created_at,
         {{ iso_timestamp("payload ->> 'updated_at'") }} as updated_at,
-        landed_at
+        landed_at,
+        {{ staged_snapshot_xmin() }} as staged_snapshot_xmin
     from latest_versions
 )
 

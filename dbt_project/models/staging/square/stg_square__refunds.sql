@@ -1,3 +1,10 @@
+{{
+    config(
+        unique_key=['workspace_id', 'refund_id'],
+        indexes=[{'columns': ['workspace_id', 'refund_id'], 'unique': true}],
+    )
+}}
+
 with
 
 refund_versions as (
@@ -9,6 +16,7 @@ refund_versions as (
         source_updated_at,
         landed_at
     from {{ source('square', 'refunds') }}
+    {{ records_landed_since_last_build(source('square', 'refunds')) }}
 ),
 
 -- raw is append-only (a refund is created PENDING and updated to COMPLETED): keep the latest
@@ -29,7 +37,8 @@ final as (
         payload ->> 'location_id' as location_id,
         {{ iso_timestamp("payload ->> 'created_at'") }} as created_at,
         {{ iso_timestamp("payload ->> 'updated_at'") }} as updated_at,
-        landed_at
+        landed_at,
+        {{ staged_snapshot_xmin() }} as staged_snapshot_xmin
     from latest_versions
 )
 
