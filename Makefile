@@ -15,7 +15,7 @@ run: $(SYNCED)
 	$(VENV)/bin/ledgerlink run
 
 test: $(SYNCED)
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n 2 --dist loadfile
 
 # Backfills the DAG twice over a past window with a real scheduler (about 20 minutes): asked for,
 # not part of `make test`.

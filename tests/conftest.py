@@ -28,6 +28,10 @@ def pytest_configure(config: pytest.Config) -> None:
         # tmp_path folders live in the session's own folder: pytest's shared default keeps only
         # the three newest sessions' folders, so concurrent sessions would delete each other's.
         config.option.basetemp = str(state_dir / "tmp")
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        # pytest-xdist's controller runs no test: its workers, each a session of its own, set up
+        # their own state (and would inherit, and keep, whatever the controller set here)
+        return
     os.environ[STATE_DIR_VARIABLE] = str(state_dir)
     os.environ.pop("LEDGERLINK_DATABASE_URL", None)
     from ledgerlink.cli.environment import airflow_environment

@@ -10,29 +10,22 @@ process started here is stopped on the way out, failed or not."""
 
 from __future__ import annotations
 
-import contextlib
 import email
 import json
 import os
-import signal
-import socket
-import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
-from cryptography.fernet import Fernet
+from airflow_processes import IsolatedState, isolated_state, ledgerlink_executable
 
-from ledgerlink.credentials import KEYS_VARIABLE
-from ledgerlink.settings import AIRFLOW_DATABASE, STATE_DIR_VARIABLE, Settings
-from ledgerlink.warehouse import ServerAddress, connect, resolve_server
+from ledgerlink.settings import AIRFLOW_DATABASE
+from ledgerlink.warehouse import ServerAddress, connect
 
 # four DAG runs one after another, plus preparing a fresh state folder: about 20 minutes on two
 # busy cores (each run is some 30 dbt tasks, two at a time). Too long for every `make test`, so it
@@ -76,83 +69,10 @@ UNIQUE_KEYS = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _ledgerlink() -> str:
-    from ledgerlink.cli.setup import venv_executable
-
-    return venv_executable("ledgerlink")
-
-
-def _isolated_environment(state_dir: Path) -> dict[str, str]:
-    """This process's environment without the session's Airflow, dbt and ledgerlink settings (they
-    would win over the ones ``ledgerlink`` derives), pointed at ``state_dir``."""
-    environment = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("AIRFLOW", "DBT_", "LEDGERLINK_"))
-    }
-    environment[STATE_DIR_VARIABLE] = str(state_dir)
-    return environment
-
-
-def _airflow(environment: dict[str, str], logs: Path, *arguments: str) -> None:
-    """One ``airflow`` command through ``ledgerlink airflow``, its output in ``logs/airflow.log``."""
-    log = logs / "airflow.log"
-    with log.open("ab") as out:
-        out.write(f"$ airflow {' '.join(arguments)}\n".encode())
-        out.flush()
-        result = subprocess.run(
-            [_ledgerlink(), "airflow", *arguments], env=environment, stdout=out, stderr=subprocess.STDOUT
-        )
-    assert result.returncode == 0, f"`airflow {' '.join(arguments)}` failed:\n{log.read_text()[-4000:]}"
-
-
-@contextlib.contextmanager
-def _background(name: str, command: list[str], environment: dict[str, str], logs: Path) -> Iterator[None]:
-    """Run ``command`` in its own process group for the block; stop the group (the process and
-    every task process it forked) on the way out, politely first."""
-    with (logs / f"{name}.log").open("ab") as log:
-        process = subprocess.Popen(
-            command, env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        yield
-    finally:
-        for sig, grace in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, sig)
-            try:
-                process.wait(timeout=grace)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-
-
-def _wait_for_http(url: str, log: Path, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        time.sleep(0.5)
-    raise AssertionError(f"nothing answered {url} in {timeout}s:\n{log.read_text()[-4000:]}")
-
-
-def _backfill(
-    environment: dict[str, str], address: ServerAddress, logs: Path, reprocess: str
-) -> list[tuple[datetime, str, int]]:
+def _backfill(state: IsolatedState, reprocess: str) -> list[tuple[datetime, str, int]]:
     """Create a backfill of WINDOW, wait until the scheduler marks it complete, and return
     (logical date, state, clear number) of each run it made or reran."""
-    _airflow(
-        environment,
-        logs,
+    state.airflow(
         "backfill",
         "create",
         "--dag-id",
@@ -167,7 +87,7 @@ def _backfill(
         reprocess,
     )
     deadline = time.monotonic() + BACKFILL_TIMEOUT
-    with psycopg.connect(address.conninfo(AIRFLOW_DATABASE), autocommit=True) as airflow_db:
+    with psycopg.connect(state.address.conninfo(AIRFLOW_DATABASE), autocommit=True) as airflow_db:
         backfill_id = airflow_db.execute(
             "select max(id) from backfill where dag_id = %s", (DAG_ID,)
         ).fetchone()[0]  # type: ignore[index]
@@ -176,7 +96,7 @@ def _backfill(
         ).fetchone()[0]:  # type: ignore[index]
             if time.monotonic() > deadline:
                 raise AssertionError(
-                    f"backfill {backfill_id} unfinished after {BACKFILL_TIMEOUT}s; logs in {logs}"
+                    f"backfill {backfill_id} unfinished after {BACKFILL_TIMEOUT}s; logs in {state.logs}"
                 )
             time.sleep(2)
         skipped = airflow_db.execute(
@@ -220,37 +140,16 @@ def _emailed_records(mailbox: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def backfills(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    from ledgerlink.cli.run import register_sandbox_workspace, sandbox_connections
+    from ledgerlink.cli.run import sandbox_connections
     from ledgerlink.sandbox.generator import generate_fixtures
-    from ledgerlink.sandbox.services import SandboxPorts, run_sandbox
-    from ledgerlink.warehouse.embedded import stop_embedded_server
 
     root = tmp_path_factory.mktemp("backfill")
-    state_dir, logs, mailbox = root / "state", root / "logs", root / "mailbox"
-    logs.mkdir()
-    # the tokens registered from this process must decrypt in the isolated state's processes
-    fernet_keys = Fernet.generate_key().decode()
-    environment = _isolated_environment(state_dir) | {KEYS_VARIABLE: fernet_keys}
+    mailbox = root / "mailbox"
     started = time.monotonic()
-    with contextlib.ExitStack() as stack:
-        stack.callback(stop_embedded_server, state_dir / "postgres")
-        with (logs / "prepare.log").open("ab") as out:
-            subprocess.run(
-                [_ledgerlink(), "prepare"], env=environment, stdout=out, stderr=subprocess.STDOUT, check=True
-            )
-        address = resolve_server(Settings(state_dir=state_dir, database_url=None))
+    with isolated_state(root) as state:
         fixtures = generate_fixtures(root / "fixtures", seed=SEED)
-        manifest = json.loads((fixtures / "manifest.json").read_text())
-        endpoints = stack.enter_context(run_sandbox(fixtures, mailbox, ports=SandboxPorts.ephemeral()))
-        sandbox = endpoints.as_json()
-        with connect(address) as conn, pytest.MonkeyPatch.context() as patch:
-            patch.setenv(KEYS_VARIABLE, fernet_keys)
-            register_sandbox_workspace(conn, sandbox, manifest)
-
-        api_port = _free_port()
-        environment |= sandbox_connections(sandbox) | {
-            "AIRFLOW__API_AUTH__JWT_SECRET": uuid.uuid4().hex,
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+        sandbox = state.register_sandbox(fixtures, mailbox)
+        state.environment |= sandbox_connections(sandbox) | {
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             # two task slots on two cores: the default 32 starts every dbt model of a run at once,
             # and on a busy machine each then takes minutes instead of seconds
@@ -259,24 +158,17 @@ def backfills(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
             "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
         }
         # The scheduler schedules only serialized, unpaused DAGs; no dag-processor runs here.
-        _airflow(environment, logs, "dags", "reserialize")
-        _airflow(environment, logs, "dags", "unpause", DAG_ID)
-        api_server = ["api-server", "--apps", "execution", "--workers", "1"]
-        api_server += ["--host", "127.0.0.1", "--port", str(api_port)]
-        stack.enter_context(
-            _background("api-server", [_ledgerlink(), "airflow", *api_server], environment, logs)
-        )
-        stack.enter_context(
-            _background("scheduler", [_ledgerlink(), "airflow", "scheduler"], environment, logs)
-        )
-        _wait_for_http(f"http://127.0.0.1:{api_port}/execution/health", logs / "api-server.log")
+        state.airflow("dags", "reserialize")
+        state.airflow("dags", "unpause", DAG_ID)
+        state.start_execution_api()
+        state.start("scheduler", [ledgerlink_executable(), "airflow", "scheduler"])
         prepared_at = time.monotonic()
 
-        first_runs = _backfill(environment, address, logs, reprocess="none")
-        after_first = _warehouse_state(address) | {"emails": _emailed_records(mailbox)}
+        first_runs = _backfill(state, reprocess="none")
+        after_first = _warehouse_state(state.address) | {"emails": _emailed_records(mailbox)}
         first_at = time.monotonic()
-        second_runs = _backfill(environment, address, logs, reprocess="completed")
-        after_second = _warehouse_state(address) | {"emails": _emailed_records(mailbox)}
+        second_runs = _backfill(state, reprocess="completed")
+        after_second = _warehouse_state(state.address) | {"emails": _emailed_records(mailbox)}
         seconds = {
             "prepare": prepared_at - started,
             "first_backfill": first_at - prepared_at,
@@ -285,9 +177,9 @@ def backfills(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
         yield {
             "runs": (first_runs, second_runs),
             "states": (after_first, after_second),
-            "workspace_id": manifest["workspace_id"],
+            "workspace_id": sandbox["workspace_id"],
             "seconds": seconds,
-            "logs": logs,
+            "logs": state.logs,
         }
 
 

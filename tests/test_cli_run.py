@@ -5,12 +5,12 @@ benchmark (landing, backfill and windows) at smoke scale."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from airflow_processes import isolated_environment
 
 from ledgerlink.settings import REPOSITORY_ROOT
 
@@ -19,19 +19,11 @@ pytestmark = pytest.mark.slow
 LEDGERLINK = str(Path(sys.executable).parent / "ledgerlink")
 
 
-def _clean_environment(state_dir: Path) -> dict[str, str]:
-    """The caller's environment without this test session's Airflow, dbt and ledgerlink settings."""
-    prefixes = ("AIRFLOW", "LEDGERLINK_", "DBT_")
-    environment = {name: value for name, value in os.environ.items() if not name.startswith(prefixes)}
-    environment["LEDGERLINK_STATE_DIR"] = str(state_dir)
-    return environment
-
-
 def test_run_prints_the_summary_and_a_second_run_changes_nothing(tmp_path) -> None:  # noqa: ANN001
     from ledgerlink.warehouse.embedded import stop_embedded_server
 
     state_dir = tmp_path / "state"
-    environment = _clean_environment(state_dir)
+    environment = isolated_environment(state_dir)
     try:
         runs = []
         for _ in range(2):
@@ -80,7 +72,7 @@ def test_benchmark_at_smoke_scale_prints_every_figure(tmp_path, capsys) -> None:
             "--json",
         ],  # fmt: skip
         cwd=REPOSITORY_ROOT,
-        env=_clean_environment(tmp_path / "state"),
+        env=isolated_environment(tmp_path / "state"),
         capture_output=True,
         text=True,
         timeout=1700,

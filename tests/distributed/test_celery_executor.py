@@ -16,24 +16,20 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
-from cryptography.fernet import Fernet
+from airflow_processes import background, free_port, isolated_state, ledgerlink_executable
 from worker_hostname import WORKER_NAME_VARIABLE
 
-from ledgerlink.credentials import KEYS_VARIABLE
-from ledgerlink.settings import AIRFLOW_DATABASE, STATE_DIR_VARIABLE, Settings
+from ledgerlink.settings import AIRFLOW_DATABASE, Settings
 from ledgerlink.warehouse import ServerAddress, connect, resolve_server
 
 # two DAG runs at once: about 5 to 8 minutes on two busy cores
@@ -49,64 +45,6 @@ RUN_TIMEOUT = 1200
 HERE = Path(__file__).resolve().parent
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _ledgerlink() -> str:
-    from ledgerlink.cli.setup import venv_executable
-
-    return venv_executable("ledgerlink")
-
-
-def _isolated_environment(state_dir: Path) -> dict[str, str]:
-    """This process's environment without the session's Airflow, dbt and ledgerlink settings (they
-    would win over the ones ``ledgerlink`` derives), pointed at ``state_dir``."""
-    environment = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("AIRFLOW", "DBT_", "LEDGERLINK_"))
-    }
-    environment[STATE_DIR_VARIABLE] = str(state_dir)
-    return environment
-
-
-@contextlib.contextmanager
-def _background(name: str, command: list[str], environment: dict[str, str], logs: Path) -> Iterator[None]:
-    """Run ``command`` in its own process group for the block; stop the group (the process and
-    every child it forked) on the way out, politely first."""
-    with (logs / f"{name}.log").open("ab") as log:
-        process = subprocess.Popen(
-            command, env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        yield
-    finally:
-        for sig, grace in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, sig)
-            try:
-                process.wait(timeout=grace)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        # a forked task process may outlive its parent: the group goes too
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-
-
-def _wait_for_http(url: str, what: str, log: Path, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        time.sleep(0.5)
-    raise AssertionError(f"{what} did not answer {url} in {timeout}s:\n{log.read_text()[-4000:]}")
-
-
 @contextlib.contextmanager
 def _redis(logs: Path) -> Iterator[str]:
     """A Redis on loopback for this module alone: ``redis-server`` (Debian's package) on a free port,
@@ -118,9 +56,9 @@ def _redis(logs: Path) -> Iterator[str]:
             pytest.skip("no redis-server and no Redis on 127.0.0.1:6379: apt-get install -y redis-server")
         yield "redis://127.0.0.1:6379/0"
         return
-    port = _free_port()
+    port = free_port()
     command = [server, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
-    with _background("redis", command, os.environ.copy(), logs):
+    with background("redis", command, os.environ.copy(), logs):
         deadline = time.monotonic() + 20
         while not _redis_answers(port):
             if time.monotonic() > deadline:
@@ -144,7 +82,15 @@ def _dag_test(
 ) -> Iterator[subprocess.Popen[bytes]]:
     """``airflow dags test --use-executor``: one run of the DAG through the configured executor,
     stopped with its task processes if the block ends before it does."""
-    command = [_ledgerlink(), "airflow", "dags", "test", "--use-executor", DAG_ID, logical_date.isoformat()]
+    command = [
+        ledgerlink_executable(),
+        "airflow",
+        "dags",
+        "test",
+        "--use-executor",
+        DAG_ID,
+        logical_date.isoformat(),
+    ]
     with log.open("ab") as out:
         process = subprocess.Popen(
             command, env=environment, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
@@ -223,64 +169,29 @@ def _comparable(value: Any) -> Any:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    from ledgerlink.cli.run import register_sandbox_workspace, sandbox_connections
+    from ledgerlink.cli.run import sandbox_connections
     from ledgerlink.sandbox.generator import generate_fixtures
-    from ledgerlink.sandbox.services import SandboxPorts, run_sandbox
-    from ledgerlink.warehouse.embedded import stop_embedded_server
     from ledgerlink.warehouse.migrations import migrate
 
     root = tmp_path_factory.mktemp("celery")
-    state_dir, logs = root / "state", root / "logs"
-    logs.mkdir()
-    # the tokens registered from this process must decrypt in the isolated state's processes
-    fernet_keys = Fernet.generate_key().decode()
-    base = _isolated_environment(state_dir) | {KEYS_VARIABLE: fernet_keys}
     started = time.monotonic()
-    with contextlib.ExitStack() as stack:
-        stack.callback(stop_embedded_server, state_dir / "postgres")
-        with (logs / "prepare.log").open("ab") as out:
-            subprocess.run(
-                [_ledgerlink(), "prepare"], env=base, stdout=out, stderr=subprocess.STDOUT, check=True
-            )
-        local_address = resolve_server(Settings(state_dir=state_dir, database_url=None))
+    with isolated_state(root) as state:
+        local_address, logs = state.address, state.logs
         celery_url = f"postgresql://{local_address.user}@/{CELERY_WAREHOUSE}?host={local_address.host}&port={local_address.port}"
-        celery_address = resolve_server(Settings(state_dir=state_dir, database_url=celery_url))
+        celery_address = resolve_server(Settings(state_dir=root / "state", database_url=celery_url))
         with connect(celery_address) as conn:
             migrate(conn)
 
         fixtures = generate_fixtures(root / "fixtures", seed=SEED)
-        manifest = json.loads((fixtures / "manifest.json").read_text())
-        sandboxes = {}
-        for name, address in (("local", local_address), ("celery", celery_address)):
-            endpoints = stack.enter_context(
-                run_sandbox(fixtures, root / f"mailbox-{name}", ports=SandboxPorts.ephemeral())
-            )
-            sandboxes[name] = endpoints.as_json()
-            with connect(address) as conn, pytest.MonkeyPatch.context() as patch:
-                patch.setenv(KEYS_VARIABLE, fernet_keys)
-                register_sandbox_workspace(conn, sandboxes[name], manifest)
-
-        api_port = _free_port()
-        base |= {
-            "AIRFLOW__API_AUTH__JWT_SECRET": uuid.uuid4().hex,
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
-            # two task slots per run, like the two one-slot workers
-            "AIRFLOW__CORE__PARALLELISM": "2",
+        sandboxes = {
+            name: state.register_sandbox(fixtures, root / f"mailbox-{name}", address)
+            for name, address in (("local", local_address), ("celery", celery_address))
         }
-        api_server = [
-            "api-server",
-            "--apps",
-            "execution",
-            "--workers",
-            "1",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(api_port),
-        ]
-        stack.enter_context(_background("api-server", [_ledgerlink(), "airflow", *api_server], base, logs))
-        broker = stack.enter_context(_redis(logs))
-        celery = base | sandbox_connections(sandboxes["celery"])
+        # two task slots per run, like the two one-slot workers
+        state.environment["AIRFLOW__CORE__PARALLELISM"] = "2"
+        state.start_execution_api()
+        broker = state.stack.enter_context(_redis(logs))
+        celery = state.environment | sandbox_connections(sandboxes["celery"])
         celery |= {
             "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
             "AIRFLOW__CELERY__BROKER_URL": broker,
@@ -294,20 +205,16 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                 WORKER_NAME_VARIABLE: worker,
                 "PYTHONPATH": str(HERE),
             }
-            stack.enter_context(
-                _background(worker, [_ledgerlink(), "airflow", *command], worker_environment, logs)
-            )
-        _wait_for_http(
-            f"http://127.0.0.1:{api_port}/execution/health", "the api-server", logs / "api-server.log"
-        )
+            state.start(worker, [ledgerlink_executable(), "airflow", *command], worker_environment)
         prepared_at = time.monotonic()
 
         # Both runs at once: each is mostly a chain of dbt tasks, so together they use both cores.
-        local = base | sandbox_connections(sandboxes["local"]) | {"AIRFLOW__CORE__EXECUTOR": "LocalExecutor"}
-        local_run = stack.enter_context(_dag_test(local, LOCAL_RUN_DATE, logs / "local-run.log"))
+        local = state.environment | sandbox_connections(sandboxes["local"])
+        local["AIRFLOW__CORE__EXECUTOR"] = "LocalExecutor"
+        local_run = state.stack.enter_context(_dag_test(local, LOCAL_RUN_DATE, logs / "local-run.log"))
         # one run at a time writes the DAG's serialized version to the metadata database
         _wait_for_dag_run(local_address, LOCAL_RUN_DATE, logs / "local-run.log")
-        celery_run = stack.enter_context(_dag_test(celery, CELERY_RUN_DATE, logs / "celery-run.log"))
+        celery_run = state.stack.enter_context(_dag_test(celery, CELERY_RUN_DATE, logs / "celery-run.log"))
         seconds = {"prepare": prepared_at - started}
         running = {"local_run": local_run, "celery_run": celery_run}
         while running and time.monotonic() - prepared_at < RUN_TIMEOUT:

@@ -36,6 +36,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from fastapi import FastAPI
+from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -277,6 +278,43 @@ class _TimeIndex:
             self._selections[key] = selected
         return selected
 
+    def list_page(
+        self,
+        params: QueryParams,
+        now: datetime,
+        lookback: timedelta,
+        sort_fields: tuple[str, ...],
+        filters: list[str | None],
+        keep: Callable[[dict[str, Any]], bool],
+        key: str,
+    ) -> dict[str, Any]:
+        """One page of a Square list endpoint over these records (``{key: [...], "cursor"}``): the
+        created and updated windows, sort order and field, limit and cursor read from ``params``
+        as Square reads them; ``filters`` (the values ``keep`` looks at) and ``keep`` are the
+        endpoint's own."""
+        begin = _time_param(params.get("begin_time"), "begin_time") or now - lookback
+        end = _time_param(params.get("end_time"), "end_time") or now
+        updated_begin = _time_param(params.get("updated_at_begin_time"), "updated_at_begin_time")
+        updated_end = _time_param(params.get("updated_at_end_time"), "updated_at_end_time")
+        sort_order = _enum_param(params.get("sort_order"), "sort_order", ("ASC", "DESC"), "DESC")
+        sort_field = _enum_param(params.get("sort_field"), "sort_field", sort_fields, "CREATED_AT")
+        limit = _limit(params.get("limit"), strict=False)
+        selected = self.select(
+            query_fingerprint(filters),
+            begin,
+            end,
+            updated_begin,
+            updated_end,
+            keep,
+            sort_by_updated=sort_field == "UPDATED_AT",
+            descending=sort_order == "DESC",
+        )
+        # A cursor belongs to the filters it was issued for (not to the limit, which may change).
+        fingerprint = query_fingerprint(
+            sorted((k, v) for k, v in params.multi_items() if k not in ("cursor", "limit"))
+        )
+        return _page(selected, key, limit, params.get("cursor"), fingerprint)
+
 
 def create_square_app(fixtures: Fixtures, options: SandboxOptions | None = None) -> FastAPI:
     """A FastAPI app serving ``fixtures``' Square records with Square's paths, paging and errors."""
@@ -333,20 +371,7 @@ def create_square_app(fixtures: Fixtures, options: SandboxOptions | None = None)
     def list_payments(request: Request) -> JSONResponse:
         authorize(request)
         params = request.query_params
-        now = options.clock()
-        begin = _time_param(params.get("begin_time"), "begin_time") or now - options.square_default_lookback
-        end = _time_param(params.get("end_time"), "end_time") or now
-        updated_begin = _time_param(params.get("updated_at_begin_time"), "updated_at_begin_time")
-        updated_end = _time_param(params.get("updated_at_end_time"), "updated_at_end_time")
-        sort_order = _enum_param(params.get("sort_order"), "sort_order", ("ASC", "DESC"), "DESC")
-        sort_field = _enum_param(
-            params.get("sort_field"),
-            "sort_field",
-            ("CREATED_AT", "OFFLINE_CREATED_AT", "UPDATED_AT"),
-            "CREATED_AT",
-        )
         location_id = params.get("location_id") or main_location
-        limit = _limit(params.get("limit"), strict=False)
 
         def keep(payment: dict[str, Any]) -> bool:
             card = (payment.get("card_details") or {}).get("card") or {}
@@ -358,21 +383,11 @@ def create_square_app(fixtures: Fixtures, options: SandboxOptions | None = None)
             )
 
         filters = [location_id, params.get("total"), params.get("last_4"), params.get("card_brand")]
-        selected = payment_times.select(
-            query_fingerprint(filters),
-            begin,
-            end,
-            updated_begin,
-            updated_end,
-            keep,
-            sort_by_updated=sort_field == "UPDATED_AT",
-            descending=sort_order == "DESC",
+        sort_fields = ("CREATED_AT", "OFFLINE_CREATED_AT", "UPDATED_AT")
+        page = payment_times.list_page(
+            params, options.clock(), options.square_default_lookback, sort_fields, filters, keep, "payments"
         )
-        # A cursor belongs to the filters it was issued for (not to the limit, which may change).
-        fingerprint = query_fingerprint(
-            sorted((k, v) for k, v in params.multi_items() if k not in ("cursor", "limit"))
-        )
-        return JSONResponse(_page(selected, "payments", limit, params.get("cursor"), fingerprint))
+        return JSONResponse(page)
 
     @app.get("/v2/payments/{payment_id}")
     def get_payment(payment_id: str, request: Request) -> JSONResponse:
@@ -389,16 +404,6 @@ def create_square_app(fixtures: Fixtures, options: SandboxOptions | None = None)
         """ListPaymentRefunds: like payments, except every location by default and a status filter."""
         authorize(request)
         params = request.query_params
-        now = options.clock()
-        begin = _time_param(params.get("begin_time"), "begin_time") or now - options.square_default_lookback
-        end = _time_param(params.get("end_time"), "end_time") or now
-        updated_begin = _time_param(params.get("updated_at_begin_time"), "updated_at_begin_time")
-        updated_end = _time_param(params.get("updated_at_end_time"), "updated_at_end_time")
-        sort_order = _enum_param(params.get("sort_order"), "sort_order", ("ASC", "DESC"), "DESC")
-        sort_field = _enum_param(
-            params.get("sort_field"), "sort_field", ("CREATED_AT", "UPDATED_AT"), "CREATED_AT"
-        )
-        limit = _limit(params.get("limit"), strict=False)
 
         def keep(refund: dict[str, Any]) -> bool:
             return (
@@ -411,20 +416,16 @@ def create_square_app(fixtures: Fixtures, options: SandboxOptions | None = None)
             )
 
         filters = [params.get("location_id"), params.get("status"), params.get("source_type")]
-        selected = refund_times.select(
-            query_fingerprint(filters),
-            begin,
-            end,
-            updated_begin,
-            updated_end,
+        page = refund_times.list_page(
+            params,
+            options.clock(),
+            options.square_default_lookback,
+            ("CREATED_AT", "UPDATED_AT"),
+            filters,
             keep,
-            sort_by_updated=sort_field == "UPDATED_AT",
-            descending=sort_order == "DESC",
+            "refunds",
         )
-        fingerprint = query_fingerprint(
-            sorted((k, v) for k, v in params.multi_items() if k not in ("cursor", "limit"))
-        )
-        return JSONResponse(_page(selected, "refunds", limit, params.get("cursor"), fingerprint))
+        return JSONResponse(page)
 
     @app.get("/v2/refunds/{refund_id}")
     def get_refund(refund_id: str, request: Request) -> JSONResponse:
