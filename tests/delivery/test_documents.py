@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import unicodedata
 
 import fpdf.fpdf
 import pytest
@@ -65,6 +66,25 @@ def test_receipts_parse_the_font_once_and_each_embeds_its_own_glyphs(monkeypatch
     assert parsed == ["dejavu", "dejavuB"]  # regular and bold, once for all four receipts
     for name, text in zip(names, texts, strict=True):
         assert name in text  # a later receipt's glyphs neither miss nor leak into another's
+
+
+def _embedded_fonts(pdf: bytes) -> set[str]:
+    fonts = PdfReader(io.BytesIO(pdf)).pages[0]["/Resources"]["/Font"]
+    return {str(font.get_object()["/BaseFont"]) for font in fonts.values()}
+
+
+@pytest.mark.skipif(not documents._UNICODE_FONT.exists(), reason="no Unicode font on this system")
+def test_latin1_receipts_use_the_core_font_and_others_embed_the_unicode_one() -> None:
+    # "Café Zoë" typed with combining accents (NFD) is still Latin-1 once composed
+    decomposed = unicodedata.normalize("NFD", "Café Zoë")
+    latin = render_square_receipt({**DOCUMENT, "counterparty_name": decomposed}, "Acme")
+    polish = render_square_receipt({**DOCUMENT, "counterparty_name": "Łódź Piekarnia"}, "Acme")
+
+    assert all(font.startswith("/Helvetica") for font in _embedded_fonts(latin))
+    assert b"/FontFile2" not in latin, "a Latin-1 receipt embeds no font"
+    assert "Café Zoë" in PdfReader(io.BytesIO(latin)).pages[0].extract_text()
+    assert any("DejaVu" in font for font in _embedded_fonts(polish))
+    assert "Łódź Piekarnia" in PdfReader(io.BytesIO(polish)).pages[0].extract_text()
 
 
 def test_control_characters_never_reach_a_header() -> None:

@@ -35,7 +35,7 @@ _TEMPLATES = jinja2.Environment(
     autoescape=True,
     undefined=jinja2.StrictUndefined,
 )
-# A Unicode font when the system has one; otherwise the PDF core font with names transliterated.
+# The Unicode font for text beyond Latin-1, when the system has one (see _pdf_from_html).
 _UNICODE_FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 
 
@@ -79,16 +79,29 @@ def _add_unicode_font(pdf: FPDF) -> None:
 
 
 def _pdf_from_html(html: str) -> FPDF:
+    """The page laid out in the PDF core font (Helvetica: nothing embedded, nothing to subset)
+    when every character is Latin-1, as most receipts are; otherwise in the Unicode font, embedded
+    (subsetting it is most of such a document's cost); without one, in Helvetica with the text
+    transliterated."""
+    html = unicodedata.normalize("NFC", html)
     pdf = FPDF()
     pdf.add_page()
-    if _UNICODE_FONT.exists():
+    if _is_latin1(html) or not _UNICODE_FONT.exists():
+        pdf.set_font("Helvetica", size=11)
+        html = html if _is_latin1(html) else _latin1(html)
+    else:
         _add_unicode_font(pdf)
         pdf.set_font("DejaVu", size=11)
-    else:
-        pdf.set_font("Helvetica", size=11)
-        html = _latin1(html)
     pdf.write_html(html)
     return pdf
+
+
+def _is_latin1(text: str) -> bool:
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def render_square_receipt(document: dict[str, Any], workspace_name: str) -> bytes:
