@@ -31,6 +31,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from ledgerlink.sandbox.common import bind_tcp
 from ledgerlink.sandbox.fixtures import write_bytes_atomically
 
 EMAIL_IN_DOMAINS = ("qbodocs.com", "assist.intuit.com")
@@ -239,14 +240,7 @@ def start_email_in(
     free port. With ``credentials`` the server requires AUTH (plain text on loopback) and answers
     ``535`` to any other login. ``recipients`` replaces the accepted addresses (the email-in
     address and its twin), e.g. to play a person's inbox."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
+    sock = bind_tcp(host, port)
     mailbox = Mailbox(mailbox_dir)
     handler = EmailInHandler(
         mailbox, recipients or accepted_addresses(email_in_address), policy or AcceptancePolicy()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
-from ledgerlink.sandbox.common import SandboxOptions
+from ledgerlink.sandbox.common import SandboxOptions, bind_tcp
 from ledgerlink.sandbox.email_in import AcceptancePolicy, QuickBooksPolicy, start_email_in
 from ledgerlink.sandbox.fixtures import load_fixtures
 from ledgerlink.sandbox.qonto import create_qonto_app
@@ -110,19 +109,6 @@ class SandboxEndpoints:
         return json.dumps(self.as_json(), separators=(",", ":"))
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    sock.listen(128)
-    return sock
-
-
 def _url_host(host: str) -> str:
     if host in ("0.0.0.0", ""):  # noqa: S104 - reachable locally through loopback
         return "127.0.0.1"
@@ -136,7 +122,7 @@ class _ApiServer:
 
     def __init__(self, name: str, app: FastAPI, host: str, port: int) -> None:
         self.name = name
-        self.sock = _bind(host, port)
+        self.sock = bind_tcp(host, port)
         self.port = int(self.sock.getsockname()[1])
         self.base_url = f"http://{_url_host(host)}:{self.port}"
         config = uvicorn.Config(
