@@ -205,6 +205,17 @@ def decide(
 ) -> int:
     """What the scorer does for an auto-link: upsert the decision, queue the document."""
     decided_at = decided_at or datetime.now(UTC)
+    decision_id = upsert_decision(conn, workspace, record, decided_at)
+    enqueue_document(
+        conn, workspace, decision_id=decision_id, record=record, match=MATCH, enqueued_at=decided_at
+    )
+    return decision_id
+
+
+def upsert_decision(
+    conn: psycopg.Connection, workspace: Workspace, record: DeliveredRecord, decided_at: datetime
+) -> int:
+    """The record's auto-link decision, as the scorer writes it before queueing the document."""
     row = conn.execute(
         """
         insert into ops.routing_decisions (workspace_id, source, source_record_id, source_payload_sha256,
@@ -225,7 +236,6 @@ def decide(
         ),
     ).fetchone()
     assert row is not None
-    enqueue_document(conn, workspace, decision_id=row[0], record=record, match=MATCH, enqueued_at=decided_at)
     return int(row[0])
 
 

@@ -20,7 +20,7 @@ from decimal import Decimal
 import psycopg
 from psycopg.types.json import Jsonb
 
-from ledgerlink.delivery.outbox import DeliveredRecord, MatchedEntry, enqueue_document
+from ledgerlink.delivery.outbox import DeliveredRecord, DocumentRequest, MatchedEntry, enqueue_documents
 from ledgerlink.matching.assignment import Claim, assign
 from ledgerlink.matching.scorer import (
     PAIR_COLUMNS,
@@ -47,6 +47,10 @@ REVIEW_CANDIDATES = 3
 TWIN_BITS = 0.05
 #: EM samples records with this seed, so a rerun over the same data trains the same model.
 TRAINING_SEED = 20_240_601
+#: The steps of scoring and routing a workspace, in order: read the pairs, compare them, train the
+#: models, score the records, write the decisions, queue the auto-links' documents. ``timings``
+#: gets ``<step>_seconds`` for each as it ends.
+ROUTING_STEPS = ("read", "compare", "train", "score", "decide", "queue")
 
 # Undecided records (new, or changed since their decision) to route, and records a reviewer
 # labelled, to learn from.
@@ -157,18 +161,18 @@ def score_workspace(
         (source, record_id): (candidate_id if action in ("accept", "pin") else None)
         for source, record_id, action, candidate_id in conn.execute(_VERDICTS, (workspace_id,))
     }
-    clock.lap("read_seconds")
+    clock.lap("read")
     prepared = prepare(batch, confirmed_links(batch, verdicts))
-    clock.lap("compare_seconds")
+    clock.lap("compare")
     models = train(prepared, labels_for(prepared, verdicts), seed)
-    clock.lap("train_seconds")
+    clock.lap("train")
     decided = set(conn.execute(_DECIDED, (workspace_id,)).fetchall())
     scored = [
         s
         for s in score(prepared, models)
         if (s.record.source, s.record.source_record_id, s.record.source_payload_sha256) not in decided
     ]
-    clock.lap("score_seconds")
+    clock.lap("score")
     if timings is not None:
         timings["pairs"] = len(batch)
         compare_and_score = timings["compare_seconds"] + timings["score_seconds"]
@@ -177,14 +181,17 @@ def score_workspace(
 
 
 class _Clock:
+    """Notes the seconds since the last lap as ``<step>_seconds``, one of :data:`ROUTING_STEPS`."""
+
     def __init__(self, timings: dict[str, float] | None) -> None:
         self.timings = timings
         self.last = time.perf_counter()
 
-    def lap(self, name: str) -> None:
+    def lap(self, step: str) -> None:
+        assert step in ROUTING_STEPS, step
         now = time.perf_counter()
         if self.timings is not None:
-            self.timings[name] = round(now - self.last, 3)
+            self.timings[f"{step}_seconds"] = round(now - self.last, 3)
         self.last = now
 
 
@@ -201,11 +208,15 @@ def route_workspace(
     workspace = load_workspace(conn, workspace_id)
     with conn.transaction():
         scored, models = score_workspace(conn, workspace_id, timings=timings)
+        clock = _Clock(timings)
         _save_models(conn, workspace_id, models, run_id, decided_at)
         routed = _assign_one_to_one(
             conn, workspace_id, [RoutedRecord(s, route_for(s, workspace)) for s in scored]
         )
-        _write_decisions(conn, workspace, routed, models.version, run_id, decided_at)
+        decision_ids = _write_decisions(conn, workspace, routed, models.version, run_id, decided_at)
+        clock.lap("decide")
+        _queue_auto_links(conn, workspace, routed, decision_ids, decided_at)
+        clock.lap("queue")
     counts = {"auto_link": 0, "review": 0, "refused": 0}
     for record in routed:
         counts[record.route] += 1
@@ -263,12 +274,22 @@ def _save_models(
         )
 
 
-_UPSERT_DECISION = """
+# Every decision in one statement: a record decided before for the same content keeps its
+# decision (and returns no row).
+_UPSERT_DECISIONS = """
     insert into ops.routing_decisions (
         workspace_id, source, source_record_id, source_payload_sha256, route, score,
         auto_link_threshold, review_threshold, top_candidate_type, top_candidate_id,
         candidates, explanation, model_version, decided_at, decided_by_run)
-    values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+    select %(workspace_id)s, d.source, d.source_record_id, d.source_payload_sha256, d.route, d.score,
+        %(auto_link_threshold)s, %(review_threshold)s, d.top_candidate_type, d.top_candidate_id,
+        d.candidates, d.explanation, %(model_version)s, %(decided_at)s, %(run_id)s
+    from unnest(%(source)s::text[], %(source_record_id)s::text[], %(source_payload_sha256)s::text[],
+        %(route)s::text[], %(score)s::float8[], %(top_candidate_type)s::text[], %(top_candidate_id)s::text[],
+        %(candidates)s::jsonb[], %(explanation)s::jsonb[])
+        with ordinality as d (source, source_record_id, source_payload_sha256, route, score,
+            top_candidate_type, top_candidate_id, candidates, explanation, position)
+    order by d.position
     on conflict (workspace_id, source, source_record_id) do update set
         source_payload_sha256 = excluded.source_payload_sha256, route = excluded.route,
         score = excluded.score, auto_link_threshold = excluded.auto_link_threshold,
@@ -277,7 +298,7 @@ _UPSERT_DECISION = """
         explanation = excluded.explanation, model_version = excluded.model_version,
         decided_at = excluded.decided_at, decided_by_run = excluded.decided_by_run
     where ops.routing_decisions.source_payload_sha256 <> excluded.source_payload_sha256
-    returning decision_id
+    returning source, source_record_id, decision_id
 """
 
 
@@ -288,46 +309,81 @@ def _write_decisions(
     model_version: str,
     run_id: str,
     decided_at: datetime,
-) -> None:
-    """Upsert every decision in one pipelined batch, then queue each new auto-link's document."""
+) -> list[int | None]:
+    """Upsert every decision in one statement; return each one's decision id, None where the
+    record's decision for the same content stands."""
     if not routed:
-        return
-    with conn.cursor() as cursor:
-        cursor.executemany(
-            _UPSERT_DECISION,
-            [_decision_row(workspace, record, model_version, run_id, decided_at) for record in routed],
-            returning=True,
+        return []
+    rows = [_decision_row(record) for record in routed]
+    columns = list(zip(*rows, strict=True))
+    written = {
+        (source, record_id): decision_id
+        for source, record_id, decision_id in conn.execute(
+            _UPSERT_DECISIONS,
+            {
+                "workspace_id": workspace.workspace_id,
+                "auto_link_threshold": workspace.auto_link_threshold,
+                "review_threshold": workspace.review_threshold,
+                "model_version": model_version,
+                "decided_at": decided_at,
+                "run_id": run_id,
+                **{name: list(values) for name, values in zip(_DECISION_COLUMNS, columns, strict=True)},
+            },
         )
-        decision_ids = [result.fetchone() for result in cursor.results()]
+    }
+    return [written.get((r.scored.record.source, r.scored.record.source_record_id)) for r in routed]
+
+
+def _queue_auto_links(
+    conn: psycopg.Connection,
+    workspace: Workspace,
+    routed: Sequence[RoutedRecord],
+    decision_ids: Sequence[int | None],
+    decided_at: datetime,
+) -> None:
+    """Queue the document of every auto-link decided in this run, in one batch."""
+    requests = []
     for record, decision_id in zip(routed, decision_ids, strict=True):
         top = record.scored.ranked[0] if record.scored.ranked else None
         if decision_id is None or record.route != "auto_link" or top is None:
             continue
         source = record.scored.record
-        enqueue_document(
-            conn,
-            workspace,
-            decision_id=decision_id[0],
-            record=DeliveredRecord(
-                source=source.source,
-                source_record_id=source.source_record_id,
-                source_payload_sha256=source.source_payload_sha256,
-                counterparty_name=source.counterparty_name,
-                amount_minor=source.amount_minor,
-                currency=source.currency,
-                occurred_on=source.occurred_on,
-                reference=source.reference,
-            ),
-            match=MatchedEntry(
-                top.candidate_type, top.candidate_id, top.candidate_name, round(record.scored.score, 4)
-            ),
-            enqueued_at=decided_at,
+        requests.append(
+            DocumentRequest(
+                decision_id,
+                DeliveredRecord(
+                    source=source.source,
+                    source_record_id=source.source_record_id,
+                    source_payload_sha256=source.source_payload_sha256,
+                    counterparty_name=source.counterparty_name,
+                    amount_minor=source.amount_minor,
+                    currency=source.currency,
+                    occurred_on=source.occurred_on,
+                    reference=source.reference,
+                ),
+                MatchedEntry(
+                    top.candidate_type, top.candidate_id, top.candidate_name, round(record.scored.score, 4)
+                ),
+            )
         )
+    enqueue_documents(conn, workspace, requests, decided_at)
 
 
-def _decision_row(
-    workspace: Workspace, routed: RoutedRecord, model_version: str, run_id: str, decided_at: datetime
-) -> tuple[object, ...]:
+_DECISION_COLUMNS = (
+    "source",
+    "source_record_id",
+    "source_payload_sha256",
+    "route",
+    "score",
+    "top_candidate_type",
+    "top_candidate_id",
+    "candidates",
+    "explanation",
+)
+
+
+def _decision_row(routed: RoutedRecord) -> tuple[object, ...]:
+    """The record's values of :data:`_DECISION_COLUMNS`."""
     scored = routed.scored
     record = scored.record
     top = scored.ranked[0] if scored.ranked else None
@@ -336,19 +392,13 @@ def _decision_row(
         # what this auto-link takes from the invoice's balance, for the next run's assignment
         explanation["claimed_amount_minor"] = _claimed_amount(scored)
     return (
-        record.workspace_id,
         record.source,
         record.source_record_id,
         record.source_payload_sha256,
         routed.route,
         round(scored.score, 4),
-        workspace.auto_link_threshold,
-        workspace.review_threshold,
         top.candidate_type if top else None,
         top.candidate_id if top else None,
         Jsonb([candidate.as_json() for candidate in scored.ranked]),
         Jsonb(explanation),
-        model_version,
-        decided_at,
-        run_id,
     )

@@ -82,7 +82,7 @@ class ScoringOperator(BaseOperator):
         self.workspace_id = workspace_id
 
     def execute(self, context: Any) -> dict[str, int]:
-        from ledgerlink.matching import route_workspace
+        from ledgerlink.matching import ROUTING_STEPS, route_workspace
         from ledgerlink.orchestration.runtime import extraction_window
         from ledgerlink.progress import progress_while
         from ledgerlink.warehouse.regions import connect_for_workspace
@@ -93,8 +93,8 @@ class ScoringOperator(BaseOperator):
         timings: dict[str, float] = {}
 
         def steps_done() -> str:
-            done = [name.removesuffix("_seconds") for name in list(timings) if name.endswith("_seconds")]
-            return f"steps done: {', '.join(done) or 'none yet'} (of read, compare, train, score)"
+            done = [step for step in ROUTING_STEPS if f"{step}_seconds" in timings]
+            return f"steps done: {', '.join(done) or 'none yet'} (of {', '.join(ROUTING_STEPS)})"
 
         with (
             connect_for_workspace(self.workspace_id) as conn,
