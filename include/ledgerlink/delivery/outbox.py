@@ -457,7 +457,8 @@ def _insert(
     enqueued_at: datetime,
 ) -> set[int]:
     """Insert the added rows in one statement, in request order; return the ids inserted. Their
-    ids are drawn first, so a row can name an earlier one of the batch it supersedes."""
+    ids are drawn first, so a row can name an earlier one of the batch it supersedes. Text and
+    documents go as binary arrays: the text form escapes every element, several times slower."""
     if not added:
         return set()
     ids = [
@@ -482,9 +483,9 @@ def _insert(
         select r.outbox_id, r.decision_id, %(workspace_id)s, r.source, r.source_record_id,
             r.source_payload_sha256, r.message_id, %(recipient)s, r.document, %(at)s, %(mapping_version)s,
             r.supersedes_outbox_id, r.needs_person, case when r.needs_person then %(reason)s end, r.status
-        from unnest(%(outbox_id)s::bigint[], %(decision_id)s::bigint[], %(source)s::text[],
-            %(source_record_id)s::text[], %(sha)s::text[], %(message_id)s::text[], %(document)s::jsonb[],
-            %(supersedes)s::bigint[], %(needs_person)s::boolean[], %(status)s::text[])
+        from unnest(%(outbox_id)s::bigint[], %(decision_id)s::bigint[], %(source)b::text[],
+            %(source_record_id)b::text[], %(sha)b::text[], %(message_id)b::text[], %(document)b::jsonb[],
+            %(supersedes)s::bigint[], %(needs_person)s::boolean[], %(status)b::text[])
             as r (outbox_id, decision_id, source, source_record_id, source_payload_sha256, message_id,
                 document, supersedes_outbox_id, needs_person, status)
         order by r.outbox_id

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from itertools import pairwise
+from itertools import pairwise, product
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,8 @@ from rapidfuzz import fuzz, process
 TOKEN_KEY_LENGTH = 4
 MAX_TOKENS = 8
 _CHUNK = 400_000
+# the token counts names are grouped by when pairs of them are compared token by token
+_TOKEN_WIDTHS = (2, 3, 4)
 
 
 @dataclass(frozen=True)
@@ -163,14 +165,27 @@ def rarity_weighted_overlap(
     total = token_weights.sum(axis=1)
     overlap = np.zeros(len(left), dtype=np.float32)
     shared_bits = np.zeros(len(left), dtype=np.float32)
-    for start in range(0, len(left), _CHUNK):
-        a, b = left[start : start + _CHUNK], right[start : start + _CHUNK]
-        ids_a, ids_b = token_ids[a], token_ids[b]
-        equal = (ids_a[:, :, None] == ids_b[:, None, :]) & (ids_a[:, :, None] >= 0)
-        shared_a = (token_weights[a] * equal.any(axis=2)).sum(axis=1)
-        shared = shared_a + (token_weights[b] * equal.any(axis=1)).sum(axis=1)
-        overlap[start : start + _CHUNK] = shared / np.maximum(total[a] + total[b], 1e-9)
-        shared_bits[start : start + _CHUNK] = shared_a
+    # Every token of one name is compared with every token of the other. Most names have two to
+    # four tokens, so pairs are compared in groups by the two names' token counts, each over only
+    # as many token columns as it needs (a name's tokens fill its first columns). The other
+    # name's empty columns hold -2, so they never equal this name's empty ones (-1).
+    token_counts = (token_ids >= 0).sum(axis=1)
+    widths = sorted({*_TOKEN_WIDTHS, MAX_TOKENS})
+    width_class = np.searchsorted(widths, token_counts)
+    class_a, class_b = width_class[left], width_class[right]
+    other_ids = np.where(token_ids >= 0, token_ids, -2)
+    for width_a, width_b in product(range(len(widths)), repeat=2):
+        group = np.flatnonzero((class_a == width_a) & (class_b == width_b))
+        columns_a, columns_b = widths[width_a], widths[width_b]
+        for start in range(0, len(group), _CHUNK):
+            pairs = group[start : start + _CHUNK]
+            a, b = left[pairs], right[pairs]
+            ids_a, ids_b = token_ids[a, :columns_a], other_ids[b, :columns_b]
+            equal = ids_a[:, :, None] == ids_b[:, None, :]
+            shared_a = (token_weights[a, :columns_a] * equal.any(axis=2)).sum(axis=1)
+            shared = shared_a + (token_weights[b, :columns_b] * equal.any(axis=1)).sum(axis=1)
+            overlap[pairs] = shared / np.maximum(total[a] + total[b], 1e-9)
+            shared_bits[pairs] = shared_a
     return overlap, shared_bits
 
 
@@ -208,7 +223,10 @@ def _name_similarity(
         candidates = np.arange(len(pairs.record_names))
     else:
         names, left, right = coded
-        counts, lengths = _character_counts(names)
+        # a name can stand at many positions (a record's and an entry's): count each one once
+        distinct, name_code = factorise(names)
+        distinct_counts, distinct_lengths = _character_counts(distinct)
+        counts, lengths = distinct_counts[name_code], distinct_lengths[name_code]
         bound = np.zeros(len(left), dtype=bool)
         for start in range(0, len(left), _CHUNK):
             a, b = left[start : start + _CHUNK], right[start : start + _CHUNK]
