@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import psycopg
-from delivery_rig import MATCH, new_workspace, outbox_rows, square_record, upsert_decision
+from delivery_rig import MATCH, decide, new_workspace, outbox_rows, square_record, upsert_decision
 
 from ledgerlink.delivery.mappings import save_mapping_version
 from ledgerlink.delivery.outbox import DeliveredRecord, DocumentRequest, enqueue_document, enqueue_documents
@@ -41,15 +41,7 @@ def test_a_batch_sends_look_alikes_of_each_other_and_of_queued_rows_to_review(
     conn: psycopg.Connection,
 ) -> None:
     workspace = new_workspace(conn)
-    queued_before = square_record("A0", reference=None)
-    enqueue_document(
-        conn,
-        workspace,
-        decision_id=upsert_decision(conn, workspace, queued_before, AT),
-        record=queued_before,
-        match=MATCH,
-        enqueued_at=AT,
-    )
+    decide(conn, workspace, square_record("A0", reference=None), AT)
     batch = [
         # the queued A0 again under another id, the name spelt differently, two days later
         square_record(
@@ -113,14 +105,7 @@ def _history_state(conn: psycopg.Connection, workspace: Workspace) -> None:
         square_record("S1", reference=None, amount_minor=777),
         square_record("R1"),
     ):
-        enqueue_document(
-            conn,
-            workspace,
-            decision_id=upsert_decision(conn, workspace, record, AT),
-            record=record,
-            match=MATCH,
-            enqueued_at=AT,
-        )
+        decide(conn, workspace, record, AT)
     conn.execute(
         "update ops.delivery_outbox set status = 'sent' where workspace_id = %s and source_record_id = 'S1'",
         (workspace.workspace_id,),

@@ -268,16 +268,16 @@ class _Outbox:
     """What a batch of requests needs to know of the workspace's outbox, read in a fixed number
     of queries, and kept up to date as the batch is planned one request after another."""
 
-    def __init__(self, requests: Sequence[DocumentRequest], name_keys: list[str]) -> None:
-        self.requests = requests
-        self.name_keys = name_keys
-        self.accepted_decisions: set[int] = set()
+    def __init__(self, name_keys: list[str]) -> None:
+        self.name_keys = name_keys  # per request, its counterparty name as look-alikes compare it
+        self.accepted_decisions: set[int] = set()  # a reviewer accepted or pinned them
+        # by (source, record id): the record's rows, oldest first
         self.by_record: dict[tuple[str, str], list[_OutboxRow]] = {}
+        # by (source, amount, currency, name): rows without a reference, oldest first
         self.look_alikes: dict[tuple[str, int, str, str], list[_OutboxRow]] = {}
-        self.contents: set[tuple[str, str, str]] = set()
+        self.contents: set[tuple[str, str, str]] = set()  # (source, record id, payload hash) taken
         self.message_ids: set[str] = set()
-        self.superseded: list[_OutboxRow] = []
-        self.added: list[_OutboxRow] = []
+        self.superseded: list[_OutboxRow] = []  # stored rows this batch supersedes
 
     @classmethod
     def read(
@@ -291,7 +291,7 @@ class _Outbox:
                 ([record.counterparty_name for record in records],),
             )
         ]
-        outbox = cls(requests, name_keys)
+        outbox = cls(name_keys)
         outbox.accepted_decisions = {
             row[0]
             for row in conn.execute(
@@ -437,7 +437,6 @@ class _Outbox:
         group = self.look_alike_group(record, name_key)
         if group is not None:
             self.look_alikes.setdefault(group, []).append(row)
-        self.added.append(row)
         return row
 
 
