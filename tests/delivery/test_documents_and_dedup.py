@@ -147,6 +147,22 @@ def test_changed_content_before_delivery_replaces_the_queued_document(
     assert len(rig.email_in.mailbox.messages()) == 1
 
 
+def test_content_that_comes_back_before_delivery_is_sent_once_as_it_now_is(
+    conn: psycopg.Connection, rig: DeliveryRig
+) -> None:
+    # v1 is queued, v2 replaces it, then the source reverts to v1 (a corrected edit undone)
+    decide(conn, rig.workspace, square_record("D5"))
+    decide(conn, rig.workspace, square_record("D5", version="v2", amount_minor=4300))
+    decide(conn, rig.workspace, square_record("D5"))
+    conn.commit()
+    assert _send(conn, rig)["sent"] == 1
+    first, second = outbox_rows(conn, rig.workspace.workspace_id)
+    assert (first["status"], second["status"]) == ("sent", "superseded")
+    assert first["document"]["amount_minor"] == 4250
+    (message,) = _received(rig)
+    assert str(message["Message-ID"]).strip() == first["message_id"]
+
+
 def test_distinct_look_alike_records_go_to_review_before_sending(
     conn: psycopg.Connection, rig: DeliveryRig
 ) -> None:

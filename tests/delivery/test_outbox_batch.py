@@ -74,6 +74,20 @@ def test_a_batch_sends_look_alikes_of_each_other_and_of_queued_rows_to_review(
         assert decisions[record_id] == ("auto_link", None, 0)
 
 
+def test_a_batch_that_reverts_a_record_to_its_queued_content_keeps_one_pending_row(
+    conn: psycopg.Connection,
+) -> None:
+    workspace = new_workspace(conn)
+    decide(conn, workspace, square_record("R1"), AT)
+    batch = [square_record("R1", version="v2", amount_minor=4300), square_record("R1")]
+    assert enqueue_documents(conn, workspace, _requests(conn, workspace, batch), AT) == [True, True]
+    rows = outbox_rows(conn, workspace.workspace_id)
+    assert [(row["status"], row["document"]["amount_minor"]) for row in rows] == [
+        ("pending", 4250),
+        ("superseded", 4300),
+    ]
+
+
 def _outbox_as_seen(conn: psycopg.Connection, workspace: Workspace) -> list[tuple[Any, ...]]:
     """The workspace's outbox without what differs between two workspaces (ids, addresses)."""
     rows = outbox_rows(conn, workspace.workspace_id)

@@ -114,6 +114,7 @@ def enqueue_documents(
     stamped: list[int] = []
     documents: dict[int, dict[str, Any]] = {}  # by request position, for the rows added
     added: dict[int, _OutboxRow] = {}
+    revived: dict[int, _OutboxRow] = {}  # stored superseded rows whose content came back
     for index, request in enumerate(requests):
         record, name_key = request.record, outbox.name_keys[index]
         previous = outbox.latest(record)
@@ -130,18 +131,22 @@ def enqueue_documents(
         stamped.append(request.decision_id)
         row = outbox.add(workspace_id, request.decision_id, record, name_key, previous, needs_person)
         if row is not None:
-            added[index] = row
+            (added if row.outbox_id is None else revived)[index] = row
             conversion = _conversion(workspace.home_currency, record, rates.get(record.currency or ""))
             documents[index] = _document(request, mapping, conversion)
     _divert_to_review(conn, diverted)
     _supersede(conn, outbox.superseded)
     inserted = _insert(conn, workspace, requests, added, documents, mapping.version, enqueued_at)
+    _revive(conn, revived, documents, mapping.version, enqueued_at)
     if stamped:
         conn.execute(
             "update ops.routing_decisions set mapping_version = %s where decision_id = any(%s)",
             (mapping.version, stamped),
         )
-    return [index in added and added[index].outbox_id in inserted for index in range(len(requests))]
+    return [
+        index in revived or (index in added and added[index].outbox_id in inserted)
+        for index in range(len(requests))
+    ]
 
 
 def _document(
@@ -416,11 +421,13 @@ class _Outbox:
         needs_person: bool,
     ) -> _OutboxRow | None:
         """The row the record's content adds, or None when that content (or its Message-ID) is
-        already in the outbox: the insert would do nothing."""
+        already in the outbox: the insert would do nothing. Content that a later version
+        superseded before it was sent, and that has now come back (v1, v2, then v1 again), is
+        the stored row made pending again: its Message-ID is taken, and nothing was sent."""
         content = (record.source, record.source_record_id, record.source_payload_sha256)
         message_id = message_id_for(workspace_id, *content)
         if content in self.contents or message_id in self.message_ids:
-            return None
+            return self._revive(record, decision_id)
         row = _OutboxRow(
             None,
             record.source_record_id,
@@ -437,6 +444,26 @@ class _Outbox:
         group = self.look_alike_group(record, name_key)
         if group is not None:
             self.look_alikes.setdefault(group, []).append(row)
+        return row
+
+    def _revive(self, record: DeliveredRecord, decision_id: int) -> _OutboxRow | None:
+        """The record's stored row with this content, when a later version superseded it."""
+        rows = self.by_record.get((record.source, record.source_record_id), [])
+        row = next(
+            (
+                row
+                for row in rows
+                if row.payload_sha256 == record.source_payload_sha256
+                and row.status == "superseded"
+                and row.outbox_id is not None
+            ),
+            None,
+        )
+        if row is None:
+            return None
+        row.status, row.decision_id = "pending", decision_id
+        if row in self.superseded:
+            self.superseded.remove(row)
         return row
 
 
@@ -518,6 +545,37 @@ def _insert(
         },
     )
     return {int(row[0]) for row in cursor.fetchall()}
+
+
+def _revive(
+    conn: psycopg.Connection,
+    rows: dict[int, _OutboxRow],
+    documents: dict[int, dict[str, Any]],
+    mapping_version: int,
+    enqueued_at: datetime,
+) -> None:
+    """Make superseded rows pending again with their decision's document (see ``_Outbox.add``);
+    the row keeps what it superseded when it was first queued, so no chain of rows loops."""
+    if not rows:
+        return
+    positions = sorted(rows)
+    conn.execute(
+        """
+        update ops.delivery_outbox as o set status = 'pending', decision_id = r.decision_id,
+            document = r.document, mapping_version = %(mapping_version)s, created_at = %(at)s,
+            next_attempt_at = null
+        from unnest(%(outbox_id)s::bigint[], %(decision_id)s::bigint[], %(document)b::jsonb[])
+            as r (outbox_id, decision_id, document)
+        where o.outbox_id = r.outbox_id and o.status = 'superseded'
+        """,
+        {
+            "mapping_version": mapping_version,
+            "at": enqueued_at,
+            "outbox_id": [rows[index].outbox_id for index in positions],
+            "decision_id": [rows[index].decision_id for index in positions],
+            "document": [Jsonb(documents[index]) for index in positions],
+        },
+    )
 
 
 def _supersede(conn: psycopg.Connection, rows: Sequence[_OutboxRow]) -> None:
