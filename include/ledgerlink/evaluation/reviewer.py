@@ -23,7 +23,7 @@ import psycopg
 
 from ledgerlink.evaluation.pipeline import new_run_id, route_and_read
 from ledgerlink.evaluation.report import Decision, summarise
-from ledgerlink.review import take_review_action
+from ledgerlink.review import ReviewChoice, take_review_action
 
 #: Who the simulated reviewer's actions are recorded as.
 ACTOR = "simulated-reviewer"
@@ -57,6 +57,7 @@ def review_as_truth_says(
             continue
         entry = truth[record_id]
         ranked = [(c["candidate_type"], c["candidate_id"]) for c in candidates]
+        choice: ReviewChoice
         if entry is None:
             choice = "refuse"
         elif ranked and ranked[0] == entry:
