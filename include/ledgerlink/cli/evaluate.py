@@ -23,12 +23,17 @@ def evaluate() -> None:
 )
 @click.option("--limit", type=int, default=None, help="Only the first N origin rows (a quick slice).")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
-def bank_to_ledger(data_dir: Path, limit: int | None, as_json: bool) -> None:
+@click.option(
+    "--reviewer-labels",
+    is_flag=True,
+    help="Then let a simulated reviewer label half the records and measure the other half again.",
+)
+def bank_to_ledger(data_dir: Path, limit: int | None, as_json: bool, reviewer_labels: bool) -> None:
     """Origin rows as Square charges against destination rows as open QuickBooks invoices."""
     from ledgerlink.evaluation import evaluate_bank_to_ledger
 
     try:
-        report = evaluate_bank_to_ledger(data_dir, limit)
+        report = evaluate_bank_to_ledger(data_dir, limit, reviewer_labels)
     except RuntimeError as error:
         raise click.ClickException(str(error)) from error
     click.echo(json.dumps(report.as_json()) if as_json else report.as_text())
@@ -37,12 +42,17 @@ def bank_to_ledger(data_dir: Path, limit: int | None, as_json: bool) -> None:
 @evaluate.command("generated")
 @click.option("--seed", type=int, default=7, show_default=True, help="The sandbox generator's seed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
-def generated(seed: int, as_json: bool) -> None:
+@click.option(
+    "--reviewer-labels",
+    is_flag=True,
+    help="Then let a simulated reviewer label half the records and measure the other half again.",
+)
+def generated(seed: int, as_json: bool, reviewer_labels: bool) -> None:
     """The sandbox generator's data: Qonto invoices against vendors, Square charges against invoices."""
     from ledgerlink.evaluation.generated import evaluate_generated
 
     try:
-        figures = evaluate_generated(seed)
+        figures = evaluate_generated(seed, reviewer_labels)
     except RuntimeError as error:
         raise click.ClickException(str(error)) from error
     click.echo(json.dumps(figures) if as_json else json.dumps(figures, indent=2))

@@ -21,6 +21,7 @@ from ledgerlink.evaluation.pipeline import (
     route_and_read,
 )
 from ledgerlink.evaluation.report import EvaluationReport, summarise
+from ledgerlink.evaluation.reviewer import relearn_from_reviewer
 from ledgerlink.warehouse import connect
 from ledgerlink.warehouse.landing import SourceRecord
 from ledgerlink.workspaces import Workspace
@@ -84,10 +85,14 @@ def quickbooks_records(destination: list[dict[str, str]]) -> dict[str, list[Sour
     return {"qbo_invoices": invoices, "qbo_customers": customers}
 
 
-def evaluate_bank_to_ledger(data_dir: Path, limit: int | None = None) -> EvaluationReport:
+def evaluate_bank_to_ledger(
+    data_dir: Path, limit: int | None = None, reviewer_labels: bool = False
+) -> EvaluationReport:
     """Run the benchmark in ``data_dir`` (origin.csv, destination.csv, labels.csv) through landing,
     dbt, the scorer and routing, then score the decisions against the labels. ``limit`` keeps
-    the first origin rows and their true destinations (a quick slice)."""
+    the first origin rows and their true destinations (a quick slice). With ``reviewer_labels``,
+    then run the simulated reviewer protocol (:mod:`ledgerlink.evaluation.reviewer`) and add the
+    held-out half's figures before and after the labels."""
     started = time.perf_counter()
     origin = _rows(data_dir / "origin.csv", limit)
     destination = _rows(data_dir / "destination.csv")
@@ -127,6 +132,11 @@ def evaluate_bank_to_ledger(data_dir: Path, limit: int | None = None) -> Evaluat
             record_id: truth[record_id] for record_id in (row["id"] for row in origin) if record_id in truth
         }
         extra: dict[str, Any] = blocking_recall(conn, WORKSPACE_ID, truth)
+        if reviewer_labels:
+            entries = {record: ("invoice", entry) for record, entry in truth.items()}
+            extra["reviewer_labels"] = relearn_from_reviewer(
+                conn, WORKSPACE_ID, "bank-to-ledger", decisions, entries
+            )
     extra["landed"] = landed
     extra["stage_seconds"] = {
         "land": round(landed_seconds, 2),

@@ -19,7 +19,8 @@ from ledgerlink.evaluation.pipeline import (
     reset_workspace,
     route_and_read,
 )
-from ledgerlink.evaluation.report import summarise
+from ledgerlink.evaluation.report import Decision, summarise
+from ledgerlink.evaluation.reviewer import TrueEntry, relearn_from_reviewer
 from ledgerlink.warehouse import connect
 from ledgerlink.warehouse.landing import SourceRecord
 from ledgerlink.workspaces import Workspace
@@ -32,9 +33,11 @@ def _records(payloads: list[dict[str, Any]], key: str = "id") -> list[SourceReco
     return [SourceRecord(str(payload[key]), payload, None) for payload in payloads]
 
 
-def evaluate_generated(seed: int) -> dict[str, Any]:
+def evaluate_generated(seed: int, reviewer_labels: bool = False) -> dict[str, Any]:
     """Generate the sandbox's data for ``seed``, run it through landing, dbt, the scorer and
-    routing, and compare the decisions with the generator's ground truth, per source."""
+    routing, and compare the decisions with the generator's ground truth, per source. With
+    ``reviewer_labels``, then run the simulated reviewer protocol
+    (:mod:`ledgerlink.evaluation.reviewer`) and add the held-out half's figures before and after."""
     from ledgerlink.sandbox.fixtures import load_fixtures
     from ledgerlink.sandbox.generator import generate_fixtures
 
@@ -77,6 +80,29 @@ def evaluate_generated(seed: int) -> dict[str, Any]:
         recall = {
             source: blocking_recall(conn, WORKSPACE_ID, truth) for source, truth in truth_by_source.items()
         }
+        relearned = None
+        if reviewer_labels:
+            entries: dict[str, TrueEntry] = {
+                **{r: ("vendor", v) if v else None for r, v in fixtures.ground_truth["qonto"].items()},
+                **{
+                    r: ("invoice", t["invoice_id"]) if t.get("invoice_id") else None
+                    for r, t in fixtures.ground_truth["square"].items()
+                },
+            }
+            everything_truth = {**truth_by_source["qonto"], **truth_by_source["square"]}
+
+            def measure(label: str, chosen: list[Decision]) -> dict[str, Any]:
+                figures = summarise(label, chosen, everything_truth, 0.0).as_json()
+                by_source = {}
+                for source in ("qonto", "square"):
+                    ids = fixtures.ground_truth[source]
+                    rows = [d for d in chosen if d.source_record_id in ids]
+                    by_source[source] = summarise(label, rows, truth_by_source[source], 0.0).as_json()
+                return {**figures, "by_source": by_source}
+
+            relearned = relearn_from_reviewer(
+                conn, WORKSPACE_ID, f"generated-{seed}", decisions, entries, measure
+            )
     by_source = {}
     for source, ids in (
         ("qonto", fixtures.ground_truth["qonto"]),
@@ -92,4 +118,6 @@ def evaluate_generated(seed: int) -> dict[str, Any]:
         seconds,
         {"seed": seed},
     ).as_json()
+    if relearned is not None:
+        everything["reviewer_labels"] = relearned
     return {**everything, "by_source": by_source}

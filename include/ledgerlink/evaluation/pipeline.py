@@ -53,6 +53,8 @@ def reset_workspace(conn: psycopg.Connection, workspace: Workspace) -> None:
             (workspace_id,),
         )
         conn.execute("delete from ops.delivery_outbox where workspace_id = %s", (workspace_id,))
+        # a simulated reviewer's verdicts (ledgerlink.evaluation.reviewer) from an earlier run
+        conn.execute("delete from ops.review_actions where workspace_id = %s", (workspace_id,))
         conn.execute("delete from ops.routing_decisions where workspace_id = %s", (workspace_id,))
         for table in RAW_TABLES:
             conn.execute(f"delete from raw.{table} where workspace_id = %s", (workspace_id,))  # noqa: S608
