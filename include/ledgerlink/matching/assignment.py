@@ -27,8 +27,8 @@ class Claim:
 
 def assign(claims: Sequence[Claim], already_claimed_minor: Mapping[str, int | None]) -> dict[int, str]:
     """Serve ``claims`` strongest first; return, for each claim refused, why. Invoices are the only
-    entries with a balance to respect. ``already_claimed_minor`` is what earlier auto-links took
-    from each invoice (None: all of it)."""
+    entries with a balance to respect. ``already_claimed_minor`` is what earlier links took from
+    each invoice, auto-links and reviewers' accepts and pins alike (None: all of it)."""
     claimed: dict[str, int | None] = dict(already_claimed_minor)
     refused: dict[int, str] = {}
     for claim in sorted(claims, key=lambda c: (-c.probability, c.position)):

@@ -82,12 +82,20 @@ _VERDICTS = """
 """
 
 # What earlier auto-links already took from each open invoice.
+# Invoices already linked: by an auto-link, or by a reviewer's accept or pin of the record's
+# current content (which moved the decision's top candidate to the reviewer's entry, leaving its
+# route at review). A reviewer's link takes the whole invoice: the claimed amount was worked out
+# for the scorer's candidate, which the reviewer may have replaced.
 _CLAIMED = """
-    select top_candidate_id, sum((explanation ->> 'claimed_amount_minor')::bigint),
-           bool_and(explanation ? 'claimed_amount_minor')
-    from ops.routing_decisions
-    where workspace_id = %s and route = 'auto_link' and top_candidate_type = 'invoice'
-    group by top_candidate_id
+    select d.top_candidate_id, sum((d.explanation ->> 'claimed_amount_minor')::bigint),
+           bool_and(d.route = 'auto_link' and d.explanation ? 'claimed_amount_minor')
+    from ops.routing_decisions as d
+    where d.workspace_id = %s and d.top_candidate_type = 'invoice'
+        and (d.route = 'auto_link' or exists (
+            select from ops.review_actions as a
+            where a.decision_id = d.decision_id and a.source_payload_sha256 = d.source_payload_sha256
+                and a.action in ('accept', 'pin')))
+    group by d.top_candidate_id
 """
 
 
@@ -223,13 +231,19 @@ def route_workspace(
     return counts
 
 
-def _assign_one_to_one(
-    conn: psycopg.Connection, workspace_id: str, routed: Sequence[RoutedRecord]
-) -> list[RoutedRecord]:
-    already = {
+def claimed_invoices(conn: psycopg.Connection, workspace_id: str) -> dict[str, int | None]:
+    """The workspace's invoices already linked, with the amount claimed against each (None: the
+    whole invoice), which the one-to-one assignment of the next records respects."""
+    return {
         candidate_id: (int(amount) if amount is not None and complete else None)
         for candidate_id, amount, complete in conn.execute(_CLAIMED, (workspace_id,))
     }
+
+
+def _assign_one_to_one(
+    conn: psycopg.Connection, workspace_id: str, routed: Sequence[RoutedRecord]
+) -> list[RoutedRecord]:
+    already = claimed_invoices(conn, workspace_id)
     claims = [
         Claim(
             index,
