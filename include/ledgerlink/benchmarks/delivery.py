@@ -1,7 +1,8 @@
 """Delivery throughput: documents per second through the email operator's own code
 (:func:`ledgerlink.delivery.sender.deliver_pending`: rendering, the outbox's crash-safe commits
-and SMTP) into the sandbox's email-in, which logs in and writes every message to disk as the
-tests' one does.
+and SMTP) into the sandbox's email-in, which requires a login and writes every message to disk
+as the tests' one does. The email-in runs in a process of its own, as the real one is elsewhere:
+in this process it would compete with the sender for the interpreter lock.
 
 The documents are Square receipts queued through :func:`enqueue_document`, as the scorer queues
 auto-links, in an inactive workspace of their own whose outbox is emptied before and after.
@@ -10,6 +11,7 @@ auto-links, in an inactive workspace of their own whose outbox is emptied before
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -46,8 +48,6 @@ class DeliveryFigures:
 def measure_delivery(conn: psycopg.Connection, documents: int) -> DeliveryFigures:
     """Queue ``documents`` receipts in the benchmark's workspace, deliver them all once, and
     remove its decisions, outbox rows and attempts again."""
-    from ledgerlink.sandbox.email_in import start_email_in
-
     workspace_id = BENCHMARK_WORKSPACE
     workspace = Workspace(
         workspace_id=workspace_id,
@@ -57,7 +57,7 @@ def measure_delivery(conn: psycopg.Connection, documents: int) -> DeliveryFigure
         is_active=False,
     )
     with tempfile.TemporaryDirectory() as folder:
-        email_in = start_email_in(Path(folder) / "email-in", workspace.email_in_address, credentials=_LOGIN)
+        email_in = _EmailInProcess(Path(folder) / "email-in", workspace.email_in_address)
         try:
             _clear_workspace(conn, workspace_id)
             started = time.perf_counter()
@@ -67,7 +67,7 @@ def measure_delivery(conn: psycopg.Connection, documents: int) -> DeliveryFigure
                     _queue_receipt(conn, workspace, index)
             enqueued = time.perf_counter()
             endpoint = SmtpEndpoint(
-                email_in.host,
+                "127.0.0.1",
                 email_in.port,
                 sender=f"ledgerlink@{workspace_id}.example",
                 username=_LOGIN[0],
@@ -88,6 +88,33 @@ def measure_delivery(conn: psycopg.Connection, documents: int) -> DeliveryFigure
         documents_per_second=round(counts["sent"] / seconds, 1) if seconds else 0.0,
         enqueue_seconds=round(enqueued - started, 2),
     )
+
+
+class _EmailInProcess:
+    """The sandbox email-in served from a spawned process, on a free loopback port."""
+
+    def __init__(self, mailbox_dir: Path, address: str) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._stop = context.Event()
+        ports: multiprocessing.Queue[int] = context.Queue()
+        self._process = context.Process(
+            target=_serve_email_in, args=(mailbox_dir, address, ports, self._stop), daemon=True
+        )
+        self._process.start()
+        self.port = ports.get(timeout=60)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._process.join(30)
+
+
+def _serve_email_in(mailbox_dir: Path, address: str, ports: Any, stop: Any) -> None:
+    from ledgerlink.sandbox.email_in import start_email_in
+
+    server = start_email_in(mailbox_dir, address, credentials=_LOGIN)
+    ports.put(server.port)
+    stop.wait()
+    server.stop()
 
 
 def _queue_receipt(conn: psycopg.Connection, workspace: Workspace, index: int) -> None:

@@ -36,10 +36,12 @@ rejections, kept with the server's reason.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import smtplib
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import timedelta
 from email.message import EmailMessage
@@ -50,7 +52,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from ledgerlink.blobstore import BlobStore
-from ledgerlink.delivery.documents import DocumentRefused, document_for
+from ledgerlink.delivery.documents import DocumentRefused, DocumentRenderer, document_source
 from ledgerlink.incidents import NEEDS_REAUTH, notify_owner_once, open_incident, resolve_incidents
 from ledgerlink.mail import ReusedSmtpSession, SmtpEndpoint, header_safe
 from ledgerlink.money import format_money
@@ -128,6 +130,8 @@ def build_message(
 
 #: Outbox rows claimed, and their documents rendered, together: one commit claims them all.
 CLAIM_BATCH_SIZE = 50
+#: From this many due rows, documents render in worker processes.
+RENDER_IN_PROCESSES_FROM = 100
 
 
 def deliver_pending(
@@ -140,10 +144,12 @@ def deliver_pending(
     notifier: SmtpEndpoint | None = None,
     retry: RetryPolicy | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    render_processes: int | None = None,
 ) -> dict[str, int]:
     """Send the workspace's due outbox rows; return counts of sent, rejected, deferred, failed
     and auth_refused. Only one sender works on a workspace at a time (an advisory lock that a
-    killed process releases with its connection)."""
+    killed process releases with its connection). Documents render in ``render_processes``
+    worker processes ahead of the sending (by default two for many documents, none for few)."""
     retry = retry or RetryPolicy()
     counts = {"sent": 0, "rejected": 0, "deferred": 0, "failed": 0, "auth_refused": 0}
     workspace = load_workspace(conn, workspace_id)
@@ -158,44 +164,33 @@ def deliver_pending(
         _recover_interrupted(conn, workspace_id)
         deadline = time.monotonic() + retry.run_deadline_seconds
         due = _due_rows(conn, workspace_id)
+        batches = [due[start : start + CLAIM_BATCH_SIZE] for start in range(0, len(due), CLAIM_BATCH_SIZE)]
         progress = ProgressLog(logger, f"workspace {workspace_id}: outbox rows handled", total=len(due))
-        with ReusedSmtpSession(smtp) as session:
-            for start in range(0, len(due), CLAIM_BATCH_SIZE):
-                rows = _load_rows(conn, due[start : start + CLAIM_BATCH_SIZE])
-                attachments = _render(conn, blobs, rows, workspace.display_name, run_id, counts, progress)
-                claims = _claim(conn, list(attachments), run_id)
-                for row in rows:
-                    if row["outbox_id"] not in attachments:
-                        continue
-                    progress.advance()
-                    outbox_id = row["outbox_id"]
-                    first_attempt = claims.pop(outbox_id)
-                    result = _deliver_one(
-                        conn,
-                        row,
-                        first_attempt,
-                        session,
-                        attachments[outbox_id],
-                        run_id,
-                        retry,
-                        deadline,
-                        sleep,
-                    )
-                    if result.outcome == "auth_refused":
-                        counts["auth_refused"] += 1
-                        _release_claims(conn, claims)
-                        _raise_auth_incident(conn, workspace_id, result, run_id, notifier)
-                        break  # every further row would be refused the same way
-                    if result.outcome == "sent":
-                        counts["sent"] += 1
-                    elif result.outcome == "rejected":
-                        counts["rejected"] += 1
-                    else:
-                        counts[_defer(conn, outbox_id, retry)] += 1
-                if counts["sent"]:
-                    with conn.transaction():
-                        resolve_incidents(conn, workspace_id, EMAIL_IN_CHANNEL)
-                if counts["auth_refused"]:
+        processes = render_processes if render_processes is not None else _render_processes(len(due))
+        with (
+            ReusedSmtpSession(smtp) as session,
+            DocumentRenderer(workspace.display_name, processes) as renderer,
+        ):
+            upcoming = _start_rendering(conn, blobs, renderer, batches[0]) if batches else []
+            for index in range(len(batches)):
+                # the next batch renders while this one is sent
+                rendering = upcoming
+                has_next = index + 1 < len(batches)
+                upcoming = _start_rendering(conn, blobs, renderer, batches[index + 1]) if has_next else []
+                stopped = _send_batch(
+                    conn,
+                    workspace_id,
+                    rendering,
+                    session,
+                    run_id,
+                    retry,
+                    deadline,
+                    sleep,
+                    notifier,
+                    counts,
+                    progress,
+                )
+                if stopped:
                     break
         progress.finish()
     finally:
@@ -204,30 +199,83 @@ def deliver_pending(
     return counts
 
 
-def _render(
-    conn: psycopg.Connection,
-    blobs: BlobStore,
-    rows: list[dict[str, Any]],
-    workspace_name: str,
-    run_id: str,
-    counts: dict[str, int],
-    progress: ProgressLog,
-) -> dict[int, tuple[str, bytes, str]]:
-    """The attachment of each row, by outbox id; a row no document can be made for is kept as
-    a rejection with the reason, without sending."""
-    attachments = {}
-    for row in rows:
+def _render_processes(due: int) -> int:
+    """Worker processes for rendering: none for a few documents (starting one costs about a
+    second), otherwise one per CPU this process may use, up to two."""
+    if due < RENDER_IN_PROCESSES_FROM:
+        return 0
+    return min(2, len(os.sched_getaffinity(0)))
+
+
+Rendering = list[tuple[dict[str, Any], "Future[tuple[str, bytes, str]]"]]
+
+
+def _start_rendering(
+    conn: psycopg.Connection, blobs: BlobStore, renderer: DocumentRenderer, outbox_ids: list[int]
+) -> Rendering:
+    """Each row with its document's future; the reads commit before the send path starts."""
+    rendering: Rendering = []
+    for row in _load_rows(conn, outbox_ids):
         try:
-            attachments[row["outbox_id"]] = document_for(conn, blobs, row, workspace_name)
+            future = renderer.submit(document_source(conn, blobs, row))
         except DocumentRefused as refusal:
-            conn.rollback()
-            _reject_without_sending(conn, row["outbox_id"], run_id, str(refusal))
-            counts["rejected"] += 1
-            progress.advance()
+            future = Future()
+            future.set_exception(refusal)
+        rendering.append((row, future))
     # End the read so each step of the send path commits on its own (a conn.transaction()
     # inside an open transaction would only be a savepoint).
     conn.commit()
-    return attachments
+    return rendering
+
+
+def _send_batch(
+    conn: psycopg.Connection,
+    workspace_id: str,
+    rendering: Rendering,
+    session: ReusedSmtpSession,
+    run_id: str,
+    retry: RetryPolicy,
+    deadline: float,
+    sleep: Callable[[float], None],
+    notifier: SmtpEndpoint | None,
+    counts: dict[str, int],
+    progress: ProgressLog,
+) -> bool:
+    """Claim the batch's rendered rows in one commit and send them; a row no document can be
+    made for is kept as a rejection with the reason. Return whether the run must stop (the
+    email-in refused the login)."""
+    attachments = {}
+    for row, future in rendering:
+        try:
+            attachments[row["outbox_id"]] = (row, future.result())
+        except DocumentRefused as refusal:
+            _reject_without_sending(conn, row["outbox_id"], run_id, str(refusal))
+            counts["rejected"] += 1
+            progress.advance()
+    claims = _claim(conn, list(attachments), run_id)
+    sent_before = counts["sent"]
+    for outbox_id, (row, attachment) in attachments.items():
+        progress.advance()
+        if outbox_id not in claims:
+            continue  # superseded by a newer version of the record since it was read
+        result = _deliver_one(
+            conn, row, claims.pop(outbox_id), session, attachment, run_id, retry, deadline, sleep
+        )
+        if result.outcome == "auth_refused":
+            counts["auth_refused"] += 1
+            _release_claims(conn, claims)
+            _raise_auth_incident(conn, workspace_id, result, run_id, notifier)
+            return True  # every further row would be refused the same way
+        if result.outcome == "sent":
+            counts["sent"] += 1
+        elif result.outcome == "rejected":
+            counts["rejected"] += 1
+        else:
+            counts[_defer(conn, outbox_id, retry)] += 1
+    if counts["sent"] > sent_before:
+        with conn.transaction():
+            resolve_incidents(conn, workspace_id, EMAIL_IN_CHANNEL)
+    return False
 
 
 def _recover_interrupted(conn: psycopg.Connection, workspace_id: str) -> None:
@@ -280,19 +328,19 @@ def _load_rows(conn: psycopg.Connection, outbox_ids: list[int]) -> list[dict[str
 
 
 def _claim(conn: psycopg.Connection, outbox_ids: list[int], run_id: str) -> dict[int, int]:
-    """Claim rows for an attempt each, in one commit (the first crash boundary, module doc);
-    return each row's attempt id."""
+    """Claim the rows still pending for an attempt each, in one commit (the first crash
+    boundary, module doc); return each claimed row's attempt id."""
     with conn.transaction():
-        conn.execute(
+        pending = conn.execute(
             "update ops.delivery_outbox set status = 'sending', attempt_count = attempt_count + 1"
-            " where outbox_id = any(%s)",
+            " where outbox_id = any(%s) and status = 'pending' returning outbox_id",
             (outbox_ids,),
-        )
+        ).fetchall()
         claimed = conn.execute(
             "insert into ops.delivery_attempts (outbox_id, attempted_at, attempted_by_run, outcome, smtp_phase)"
             " select outbox_id, now(), %s, 'started', 'connect' from unnest(%s::bigint[]) as outbox_id"
             " returning outbox_id, attempt_id",
-            (run_id, outbox_ids),
+            (run_id, [row[0] for row in pending]),
         ).fetchall()
     return {outbox_id: attempt_id for outbox_id, attempt_id in claimed}
 
@@ -331,7 +379,10 @@ def _deliver_one(
         sleep(pause)
         attempt += 1
         outbox_id = row["outbox_id"]
-        attempt_id = _claim(conn, [outbox_id], run_id)[outbox_id]
+        claimed = _claim(conn, [outbox_id], run_id)
+        if outbox_id not in claimed:  # superseded while waiting
+            return result
+        attempt_id = claimed[outbox_id]
         [row] = _load_rows(conn, [outbox_id])  # it may now be flagged a possible duplicate
 
 
