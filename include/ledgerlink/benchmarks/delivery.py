@@ -45,9 +45,10 @@ class DeliveryFigures:
         return asdict(self)
 
 
-def measure_delivery(conn: psycopg.Connection, documents: int) -> DeliveryFigures:
-    """Queue ``documents`` receipts in the benchmark's workspace, deliver them all once, and
-    remove its decisions, outbox rows and attempts again."""
+def measure_delivery(conn: psycopg.Connection, documents: int, render_processes: int = 0) -> DeliveryFigures:
+    """Queue ``documents`` receipts in the benchmark's workspace, deliver them all once
+    (rendering in ``render_processes`` worker processes, or in the sender's own when 0), and remove
+    its decisions, outbox rows and attempts again."""
     workspace_id = BENCHMARK_WORKSPACE
     workspace = Workspace(
         workspace_id=workspace_id,
@@ -74,7 +75,12 @@ def measure_delivery(conn: psycopg.Connection, documents: int) -> DeliveryFigure
                 password=_LOGIN[1],
             )
             counts = deliver_pending(
-                conn, workspace_id, endpoint, BlobStore(Path(folder) / "blobs"), "benchmark"
+                conn,
+                workspace_id,
+                endpoint,
+                BlobStore(Path(folder) / "blobs"),
+                "benchmark",
+                render_processes=render_processes,
             )
             delivered = time.perf_counter()
         finally:

@@ -131,8 +131,15 @@ def landing(rows: int, page_size: int, as_json: bool) -> None:
 
 @benchmark.command("delivery")
 @click.option("--documents", type=click.IntRange(min=1), default=2_000, show_default=True)
+@click.option(
+    "--render-processes",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Worker processes rendering documents (0: in the sender's own process, its default).",
+)
 @_json_option
-def delivery(documents: int, as_json: bool) -> None:
+def delivery(documents: int, render_processes: int, as_json: bool) -> None:
     """Documents per second through the email operator (rendering, crash-safe commits, SMTP) into
     the sandbox email-in."""
     from ledgerlink.benchmarks.delivery import measure_delivery
@@ -144,7 +151,7 @@ def delivery(documents: int, as_json: bool) -> None:
         progress.add_task(f"queueing and delivering {documents:,} receipts", total=None)
         with connect(resolve_server(load_settings())) as conn:
             migrate(conn)
-            return measure_delivery(conn, documents)
+            return measure_delivery(conn, documents, render_processes)
 
     def as_text(figures: dict[str, Any]) -> Iterator[str]:
         yield (

@@ -36,7 +36,6 @@ rejections, kept with the server's reason.
 from __future__ import annotations
 
 import logging
-import os
 import random
 import smtplib
 import time
@@ -130,8 +129,6 @@ def build_message(
 
 #: Outbox rows claimed, and their documents rendered, together: one commit claims them all.
 CLAIM_BATCH_SIZE = 50
-#: From this many due rows, documents render in worker processes.
-RENDER_IN_PROCESSES_FROM = 100
 
 
 def deliver_pending(
@@ -144,12 +141,13 @@ def deliver_pending(
     notifier: SmtpEndpoint | None = None,
     retry: RetryPolicy | None = None,
     sleep: Callable[[float], None] = time.sleep,
-    render_processes: int | None = None,
+    render_processes: int = 0,
 ) -> dict[str, int]:
     """Send the workspace's due outbox rows; return counts of sent, rejected, deferred, failed
     and auth_refused. Only one sender works on a workspace at a time (an advisory lock that a
-    killed process releases with its connection). Documents render in ``render_processes``
-    worker processes ahead of the sending (by default two for many documents, none for few)."""
+    killed process releases with its connection). Documents render ahead of the sending, in
+    ``render_processes`` worker processes or, by default, in this one: on this project's shared
+    two-core machine, two worker processes delivered 17-22 documents/s against 35-36 inline."""
     retry = retry or RetryPolicy()
     counts = {"sent": 0, "rejected": 0, "deferred": 0, "failed": 0, "auth_refused": 0}
     workspace = load_workspace(conn, workspace_id)
@@ -166,10 +164,9 @@ def deliver_pending(
         due = _due_rows(conn, workspace_id)
         batches = [due[start : start + CLAIM_BATCH_SIZE] for start in range(0, len(due), CLAIM_BATCH_SIZE)]
         progress = ProgressLog(logger, f"workspace {workspace_id}: outbox rows handled", total=len(due))
-        processes = render_processes if render_processes is not None else _render_processes(len(due))
         with (
             ReusedSmtpSession(smtp) as session,
-            DocumentRenderer(workspace.display_name, processes) as renderer,
+            DocumentRenderer(workspace.display_name, render_processes) as renderer,
         ):
             upcoming = _start_rendering(conn, blobs, renderer, batches[0]) if batches else []
             for index in range(len(batches)):
@@ -197,14 +194,6 @@ def deliver_pending(
         conn.execute("select pg_advisory_unlock(hashtext('delivery:' || %s))", (workspace_id,))
         conn.commit()
     return counts
-
-
-def _render_processes(due: int) -> int:
-    """Worker processes for rendering: none for a few documents (starting one costs about a
-    second), otherwise one per CPU this process may use, up to two."""
-    if due < RENDER_IN_PROCESSES_FROM:
-        return 0
-    return min(2, len(os.sched_getaffinity(0)))
 
 
 Rendering = list[tuple[dict[str, Any], "Future[tuple[str, bytes, str]]"]]
