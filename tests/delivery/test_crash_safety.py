@@ -12,6 +12,10 @@ the commit" the test holds the outbox row lock so the sender's commit waits.
 | after DATA, before the 250 (accepted; Sq + Qo)  | 2, same Message-ID    | yes     |
 | after DATA, before the 250 (not taken)          | 1                     | yes     |
 | after the 250, before the commit                | 2, same Message-ID    | yes     |
+| mid-batch, after the 2nd DATA (accepted unseen) | 1st: 1, 2nd: 2, 3rd: 1 | 2nd only |
+
+The sender claims a batch of rows in one commit, so in the last case the third row is in
+``sending`` without ever having been tried: it is sent once, unflagged, by the rerun.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from delivery_rig import DeliveryRig, decide, land_qonto_invoice, outbox_rows, square_record
+from delivery_rig import DeliveryRig, attempt_outcomes, decide, land_qonto_invoice, outbox_rows, square_record
 
 from ledgerlink.delivery.sender import RetryPolicy, deliver_pending
 
@@ -216,3 +220,41 @@ def test_killed_after_the_250_before_the_commit(
     [row] = outbox_rows(conn, rig.workspace.workspace_id)
     assert (row["status"], row["is_possible_duplicate"]) == ("sent", True)
     assert _mailbox_message_ids(rig) == [(row["message_id"], None), (row["message_id"], "yes")]
+
+
+def test_killed_mid_batch_keeps_what_was_sent_and_sends_the_rest_once(
+    conn: psycopg.Connection, rig: DeliveryRig
+) -> None:
+    for record_id in ("M1", "M2", "M3"):
+        decide(conn, rig.workspace, square_record(record_id))
+    conn.commit()
+    # The first message goes through; the server accepts the second, whose reply is withheld.
+    hold = rig.proxy.plan.add("END_OF_DATA", "relay_then_hold", pass_first=1)
+    process, backend = _deliver_in_subprocess(rig)
+    assert hold.reached.wait(20)
+    _wait_until(lambda: len(rig.email_in.mailbox.messages()) == 2)
+    _kill(process, conn, backend)
+    hold.release()
+    first, second, third = outbox_rows(conn, rig.workspace.workspace_id)
+    assert (first["status"], first["unconfirmed_data_at"]) == ("sent", None)
+    assert second["status"] == "sending" and second["unconfirmed_data_at"] is not None
+    assert (third["status"], third["unconfirmed_data_at"]) == ("sending", None), "claimed, never tried"
+
+    assert _rerun(conn, rig)["sent"] == 2
+    rows = outbox_rows(conn, rig.workspace.workspace_id)
+    assert [(row["status"], row["is_possible_duplicate"]) for row in rows] == [
+        ("sent", False),
+        ("sent", True),
+        ("sent", False),
+    ]
+    assert [attempt_outcomes(conn, row["outbox_id"]) for row in rows] == [
+        [("sent", 250)],
+        [("interrupted", None), ("sent", 250)],
+        [("interrupted", None), ("sent", 250)],
+    ]
+    assert _mailbox_message_ids(rig) == [
+        (first["message_id"], None),
+        (second["message_id"], None),
+        (second["message_id"], "yes"),
+        (third["message_id"], None),
+    ]

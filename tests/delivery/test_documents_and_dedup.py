@@ -227,3 +227,25 @@ def test_no_record_value_reaches_a_header(conn: psycopg.Connection, rig: Deliver
         message = email.message_from_bytes(raw, policy=email.policy.default)
         assert message["Bcc"] is None and message["X-Injected"] is None
         assert message["Delivered-To"] == rig.workspace.email_in_address
+
+
+def test_documents_rendered_in_worker_processes_arrive_as_rendered_inline(
+    conn: psycopg.Connection, rig: DeliveryRig
+) -> None:
+    ws = rig.workspace.workspace_id
+    decide(conn, rig.workspace, land_qonto_invoice(conn, rig.workspace, rig.blobs, "W1", "facture.pdf", PDF))
+    decide(conn, rig.workspace, square_record("W2", counterparty_name="Łódź Piekarnia"))
+    docx = b"PK\x03\x04 word document"
+    decide(conn, rig.workspace, land_qonto_invoice(conn, rig.workspace, rig.blobs, "W3", "bill.docx", docx))
+    conn.commit()
+    counts = deliver_pending(conn, ws, rig.endpoint(), rig.blobs, "run", render_processes=2)
+    assert (counts["sent"], counts["rejected"]) == (2, 1)
+    assert "bill.docx" in str(outbox_rows(conn, ws)[2]["rejected_reason"])
+    qonto, square = (_attachment(message) for message in _received(rig))
+    qonto_pages = PdfReader(io.BytesIO(qonto[1])).pages
+    assert qonto[0] == "facture.pdf" and len(qonto_pages) == 2  # the cover page, then the original
+    assert "qonto:W1" in qonto_pages[0].extract_text()
+    assert "Facture F-Q1" in qonto_pages[1].extract_text()
+    receipt = PdfReader(io.BytesIO(square[1])).pages[0].extract_text()
+    assert square[0] == "square-W2.pdf"
+    assert "square:W2" in receipt and "Łódź Piekarnia" in receipt

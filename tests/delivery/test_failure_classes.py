@@ -198,3 +198,25 @@ def test_only_one_sender_works_on_a_workspace(conn: psycopg.Connection, rig: Del
     hold.release()
     thread.join(20)
     assert len(rig.email_in.mailbox.messages()) == 1
+
+
+def test_one_session_carries_on_past_a_refused_recipient_and_a_dropped_connection(
+    conn: psycopg.Connection, rig: DeliveryRig
+) -> None:
+    ws = rig.workspace.workspace_id
+    for record_id in ("S1", "S2", "S3", "S4"):
+        decide(conn, rig.workspace, square_record(record_id))
+    conn.commit()
+    rig.proxy.plan.add("RCPT", "reply", "550 5.1.1 mailbox unavailable", pass_first=1)  # S2, then RSET
+    rig.proxy.plan.add("MAIL", "drop", pass_first=2)  # S3: the session is gone mid-batch
+    counts = deliver_pending(conn, ws, rig.endpoint(), rig.blobs, "run-1", retry=FAST, sleep=lambda _: None)
+    assert (counts["sent"], counts["rejected"]) == (3, 1)
+    rows = outbox_rows(conn, ws)
+    assert [attempt_outcomes(conn, row["outbox_id"]) for row in rows] == [
+        [("sent", 250)],
+        [("rejected", 550)],
+        [("transient", None), ("sent", 250)],
+        [("sent", 250)],
+    ]
+    assert [row["is_possible_duplicate"] for row in rows] == [False, False, False, False]
+    assert len(rig.email_in.mailbox.messages()) == 3

@@ -129,6 +129,39 @@ def landing(rows: int, page_size: int, as_json: bool) -> None:
     _report(as_json, measure, as_text)
 
 
+@benchmark.command("delivery")
+@click.option("--documents", type=click.IntRange(min=1), default=2_000, show_default=True)
+@click.option(
+    "--render-processes",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Worker processes rendering documents (0: in the sender's own process, its default).",
+)
+@_json_option
+def delivery(documents: int, render_processes: int, as_json: bool) -> None:
+    """Documents per second through the email operator (rendering, crash-safe commits, SMTP) into
+    the sandbox email-in."""
+    from ledgerlink.benchmarks.delivery import measure_delivery
+    from ledgerlink.settings import load_settings
+    from ledgerlink.warehouse import connect, resolve_server
+    from ledgerlink.warehouse.migrations import migrate
+
+    def measure(progress: Progress) -> Any:
+        progress.add_task(f"queueing and delivering {documents:,} receipts", total=None)
+        with connect(resolve_server(load_settings())) as conn:
+            migrate(conn)
+            return measure_delivery(conn, documents, render_processes)
+
+    def as_text(figures: dict[str, Any]) -> Iterator[str]:
+        yield (
+            f"{figures['sent']:,} of {figures['documents']:,} documents sent in "
+            f"{figures['delivery_seconds']:.1f} s: {figures['documents_per_second']} documents/s"
+        )
+
+    _report(as_json, measure, as_text)
+
+
 @benchmark.command("backfill")
 @_history_option(1_000_000, "Square payments in the workspace's history (its first sync).")
 @_window_option

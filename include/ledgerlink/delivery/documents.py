@@ -14,7 +14,10 @@ import copy
 import functools
 import io
 import mimetypes
+import multiprocessing
 import unicodedata
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -216,24 +219,76 @@ def _with_cover_page(original_pdf: bytes, document: dict[str, Any], workspace_na
     return merged.getvalue()
 
 
-def document_for(
-    conn: psycopg.Connection, blobs: BlobStore, outbox_row: dict[str, Any], workspace_name: str
-) -> tuple[str, bytes, str]:
-    """The file to attach for an outbox row: (name, bytes, content type)."""
+@dataclass(frozen=True)
+class DocumentSource:
+    """What an outbox row's document is made from, read from the warehouse and the blob store
+    beforehand, so that rendering needs neither and can run in another process."""
+
+    source: str
+    source_record_id: str
+    document: dict[str, Any]
+    #: the Qonto original's file name and bytes
+    original: tuple[str, bytes] | None = None
+
+
+def document_source(conn: psycopg.Connection, blobs: BlobStore, outbox_row: dict[str, Any]) -> DocumentSource:
+    """The row's document and, for Qonto, its original file (:class:`DocumentUnavailable` when
+    it was never landed)."""
+    original = None
     if outbox_row["source"] == "qonto":
-        file_name, content = qonto_attachment(
+        original = qonto_attachment(
             conn,
             blobs,
             outbox_row["workspace_id"],
             outbox_row["source_record_id"],
             outbox_row["source_payload_sha256"],
         )
-        return qonto_document(file_name, content, outbox_row["document"], workspace_name)
+    return DocumentSource(
+        outbox_row["source"], outbox_row["source_record_id"], outbox_row["document"], original
+    )
+
+
+def render_document(source: DocumentSource, workspace_name: str) -> tuple[str, bytes, str]:
+    """The file to attach: (name, bytes, content type); :class:`DocumentRefused` when none
+    QuickBooks accepts can be made."""
+    if source.original is not None:
+        return qonto_document(*source.original, source.document, workspace_name)
     try:
-        pdf = render_square_receipt(outbox_row["document"], workspace_name)
+        pdf = render_square_receipt(source.document, workspace_name)
     except (ValueError, jinja2.TemplateError) as error:  # fpdf refuses what it cannot lay out
         raise DocumentRefused(f"the receipt could not be rendered: {error}") from error
-    return f"square-{outbox_row['source_record_id']}.pdf", pdf, "application/pdf"
+    return f"square-{source.source_record_id}.pdf", pdf, "application/pdf"
+
+
+class DocumentRenderer:
+    """Renders documents while the sender sends others: in ``processes`` worker processes
+    (rendering is CPU-bound Python, so threads would wait on each other), or in this process
+    when ``processes`` is 0. :meth:`submit` returns a future either way; a refusal is raised
+    by its ``result()``."""
+
+    def __init__(self, workspace_name: str, processes: int) -> None:
+        self.workspace_name = workspace_name
+        self._pool: ProcessPoolExecutor | None = None
+        if processes > 0:
+            # spawn: a forked copy of an Airflow task process would inherit its sockets and threads
+            self._pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
+
+    def submit(self, source: DocumentSource) -> Future[tuple[str, bytes, str]]:
+        if self._pool is not None:
+            return self._pool.submit(render_document, source, self.workspace_name)
+        future: Future[tuple[str, bytes, str]] = Future()
+        try:
+            future.set_result(render_document(source, self.workspace_name))
+        except DocumentRefused as refusal:
+            future.set_exception(refusal)
+        return future
+
+    def __enter__(self) -> DocumentRenderer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
 
 
 def qonto_attachment(

@@ -4,14 +4,28 @@ email-in address with its stable Message-ID, and record every attempt.
 The send path commits at two points before any reply can be lost, so a crash anywhere leaves a
 row that tells the next run what may have happened:
 
-1. ``status = 'sending'`` (the claim), committed before connecting;
-2. ``unconfirmed_data_at``, committed just before the DATA command and cleared by the server's
-   reply to it.
+1. ``status = 'sending'`` (the claim), committed before connecting, for a batch of rows at once
+   (:data:`CLAIM_BATCH_SIZE`, one attempt row each);
+2. ``unconfirmed_data_at``, committed just before each message's DATA command and cleared by the
+   server's reply to it.
 
 A row found in ``sending`` by the next run was interrupted. Without ``unconfirmed_data_at`` the
-server never saw the message, and it is simply sent. With it the email-in may have accepted the
-message unseen; it is sent again with the same Message-ID and flagged ``is_possible_duplicate``
-(nothing is lost; a second copy is possible only in that window).
+server never saw the message (it may have been claimed in a batch and never tried), and it is
+simply sent. With it the email-in may have accepted the message unseen; it is sent again with
+the same Message-ID and flagged ``is_possible_duplicate`` (nothing is lost; a second copy is
+possible only in that window). A crash mid-batch therefore keeps the messages already recorded,
+flags the one in flight, and sends the rest once.
+
+The outcome of an attempt (sent, refused, transient) is committed without waiting for the WAL
+flush (``synchronous_commit = off``): a sender crash cannot lose it, since PostgreSQL has it
+already; only a crash of the database server within a fraction of a second can, and then the
+row is found in ``sending`` with its durable DATA mark, the case above. The next message's DATA
+mark, committed synchronously, flushes it anyway. That leaves one flush per message and one per
+batch, instead of three per message.
+
+Messages share one SMTP session (:class:`ledgerlink.mail.ReusedSmtpSession`): RSET after a
+refused MAIL, RCPT or DATA; a new session after a dropped connection, a timeout or a refused
+message.
 
 Failure classes: 4xx replies, connection errors and timeouts are transient (retried with
 exponential backoff and full jitter, bounded in attempts and time); ``535`` stops the run and
@@ -26,6 +40,7 @@ import random
 import smtplib
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import timedelta
 from email.message import EmailMessage
@@ -36,9 +51,9 @@ import psycopg
 from psycopg.rows import dict_row
 
 from ledgerlink.blobstore import BlobStore
-from ledgerlink.delivery.documents import DocumentRefused, document_for
+from ledgerlink.delivery.documents import DocumentRefused, DocumentRenderer, document_source
 from ledgerlink.incidents import NEEDS_REAUTH, notify_owner_once, open_incident, resolve_incidents
-from ledgerlink.mail import SmtpEndpoint, header_safe, smtp_session
+from ledgerlink.mail import ReusedSmtpSession, SmtpEndpoint, header_safe
 from ledgerlink.money import format_money
 from ledgerlink.progress import ProgressLog
 from ledgerlink.workspaces import load_workspace
@@ -112,6 +127,10 @@ def build_message(
     return message
 
 
+#: Outbox rows claimed, and their documents rendered, together: one commit claims them all.
+CLAIM_BATCH_SIZE = 50
+
+
 def deliver_pending(
     conn: psycopg.Connection,
     workspace_id: str,
@@ -122,10 +141,13 @@ def deliver_pending(
     notifier: SmtpEndpoint | None = None,
     retry: RetryPolicy | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    render_processes: int = 0,
 ) -> dict[str, int]:
     """Send the workspace's due outbox rows; return counts of sent, rejected, deferred, failed
     and auth_refused. Only one sender works on a workspace at a time (an advisory lock that a
-    killed process releases with its connection)."""
+    killed process releases with its connection). Documents render ahead of the sending, in
+    ``render_processes`` worker processes or, by default, in this one: on this project's shared
+    two-core machine, two worker processes delivered 17-22 documents/s against 35-36 inline."""
     retry = retry or RetryPolicy()
     counts = {"sent": 0, "rejected": 0, "deferred": 0, "failed": 0, "auth_refused": 0}
     workspace = load_workspace(conn, workspace_id)
@@ -140,37 +162,109 @@ def deliver_pending(
         _recover_interrupted(conn, workspace_id)
         deadline = time.monotonic() + retry.run_deadline_seconds
         due = _due_rows(conn, workspace_id)
+        batches = [due[start : start + CLAIM_BATCH_SIZE] for start in range(0, len(due), CLAIM_BATCH_SIZE)]
         progress = ProgressLog(logger, f"workspace {workspace_id}: outbox rows handled", total=len(due))
-        for outbox_id in due:
-            progress.advance()
-            try:
-                attachment = document_for(conn, blobs, _load_row(conn, outbox_id), workspace.display_name)
-            except DocumentRefused as refusal:
-                conn.rollback()
-                _reject_without_sending(conn, outbox_id, run_id, str(refusal))
-                counts["rejected"] += 1
-                continue
-            # End the read so each step of the send path below commits on its own (a
-            # conn.transaction() inside an open transaction would only be a savepoint).
-            conn.commit()
-            result = _deliver_one(conn, outbox_id, smtp, attachment, run_id, retry, deadline, sleep)
-            if result.outcome == "auth_refused":
-                counts["auth_refused"] += 1
-                _raise_auth_incident(conn, workspace_id, result, run_id, notifier)
-                break  # every further row would be refused the same way
-            if result.outcome == "sent":
-                counts["sent"] += 1
-                with conn.transaction():
-                    resolve_incidents(conn, workspace_id, EMAIL_IN_CHANNEL)
-            elif result.outcome == "rejected":
-                counts["rejected"] += 1
-            else:
-                counts[_defer(conn, outbox_id, retry)] += 1
+        with (
+            ReusedSmtpSession(smtp) as session,
+            DocumentRenderer(workspace.display_name, render_processes) as renderer,
+        ):
+            upcoming = _start_rendering(conn, blobs, renderer, batches[0]) if batches else []
+            for index in range(len(batches)):
+                # the next batch renders while this one is sent
+                rendering = upcoming
+                has_next = index + 1 < len(batches)
+                upcoming = _start_rendering(conn, blobs, renderer, batches[index + 1]) if has_next else []
+                stopped = _send_batch(
+                    conn,
+                    workspace_id,
+                    rendering,
+                    session,
+                    run_id,
+                    retry,
+                    deadline,
+                    sleep,
+                    notifier,
+                    counts,
+                    progress,
+                )
+                if stopped:
+                    break
         progress.finish()
     finally:
         conn.execute("select pg_advisory_unlock(hashtext('delivery:' || %s))", (workspace_id,))
         conn.commit()
     return counts
+
+
+Rendering = list[tuple[dict[str, Any], "Future[tuple[str, bytes, str]]"]]
+
+
+def _start_rendering(
+    conn: psycopg.Connection, blobs: BlobStore, renderer: DocumentRenderer, outbox_ids: list[int]
+) -> Rendering:
+    """Each row with its document's future; the reads commit before the send path starts."""
+    rendering: Rendering = []
+    for row in _load_rows(conn, outbox_ids):
+        try:
+            future = renderer.submit(document_source(conn, blobs, row))
+        except DocumentRefused as refusal:
+            future = Future()
+            future.set_exception(refusal)
+        rendering.append((row, future))
+    # End the read so each step of the send path commits on its own (a conn.transaction()
+    # inside an open transaction would only be a savepoint).
+    conn.commit()
+    return rendering
+
+
+def _send_batch(
+    conn: psycopg.Connection,
+    workspace_id: str,
+    rendering: Rendering,
+    session: ReusedSmtpSession,
+    run_id: str,
+    retry: RetryPolicy,
+    deadline: float,
+    sleep: Callable[[float], None],
+    notifier: SmtpEndpoint | None,
+    counts: dict[str, int],
+    progress: ProgressLog,
+) -> bool:
+    """Claim the batch's rendered rows in one commit and send them; a row no document can be
+    made for is kept as a rejection with the reason. Return whether the run must stop (the
+    email-in refused the login)."""
+    attachments = {}
+    for row, future in rendering:
+        try:
+            attachments[row["outbox_id"]] = (row, future.result())
+        except DocumentRefused as refusal:
+            _reject_without_sending(conn, row["outbox_id"], run_id, str(refusal))
+            counts["rejected"] += 1
+            progress.advance()
+    claims = _claim(conn, list(attachments), run_id)
+    sent_before = counts["sent"]
+    for outbox_id, (row, attachment) in attachments.items():
+        progress.advance()
+        if outbox_id not in claims:
+            continue  # superseded by a newer version of the record since it was read
+        result = _deliver_one(
+            conn, row, claims.pop(outbox_id), session, attachment, run_id, retry, deadline, sleep
+        )
+        if result.outcome == "auth_refused":
+            counts["auth_refused"] += 1
+            _release_claims(conn, claims)
+            _raise_auth_incident(conn, workspace_id, result, run_id, notifier)
+            return True  # every further row would be refused the same way
+        if result.outcome == "sent":
+            counts["sent"] += 1
+        elif result.outcome == "rejected":
+            counts["rejected"] += 1
+        else:
+            counts[_defer(conn, outbox_id, retry)] += 1
+    if counts["sent"] > sent_before:
+        with conn.transaction():
+            resolve_incidents(conn, workspace_id, EMAIL_IN_CHANNEL)
+    return False
 
 
 def _recover_interrupted(conn: psycopg.Connection, workspace_id: str) -> None:
@@ -206,26 +300,57 @@ def _due_rows(conn: psycopg.Connection, workspace_id: str) -> list[int]:
     return [row[0] for row in rows]
 
 
-def _load_row(conn: psycopg.Connection, outbox_id: int) -> dict[str, Any]:
+def _load_rows(conn: psycopg.Connection, outbox_ids: list[int]) -> list[dict[str, Any]]:
     with conn.cursor(row_factory=dict_row) as cursor:
-        row = cursor.execute(
+        rows = cursor.execute(
             """
             select o.*, previous.message_id as supersedes_message_id
             from ops.delivery_outbox as o
             left join ops.delivery_outbox as previous on previous.outbox_id = o.supersedes_outbox_id
-            where o.outbox_id = %s
+            where o.outbox_id = any(%s)
+            order by o.outbox_id
             """,
-            (outbox_id,),
-        ).fetchone()
+            (outbox_ids,),
+        ).fetchall()
     conn.commit()
-    assert row is not None
-    return row
+    return rows
+
+
+def _claim(conn: psycopg.Connection, outbox_ids: list[int], run_id: str) -> dict[int, int]:
+    """Claim the rows still pending for an attempt each, in one commit (the first crash
+    boundary, module doc); return each claimed row's attempt id."""
+    with conn.transaction():
+        pending = conn.execute(
+            "update ops.delivery_outbox set status = 'sending', attempt_count = attempt_count + 1"
+            " where outbox_id = any(%s) and status = 'pending' returning outbox_id",
+            (outbox_ids,),
+        ).fetchall()
+        claimed = conn.execute(
+            "insert into ops.delivery_attempts (outbox_id, attempted_at, attempted_by_run, outcome, smtp_phase)"
+            " select outbox_id, now(), %s, 'started', 'connect' from unnest(%s::bigint[]) as outbox_id"
+            " returning outbox_id, attempt_id",
+            (run_id, [row[0] for row in pending]),
+        ).fetchall()
+    return {outbox_id: attempt_id for outbox_id, attempt_id in claimed}
+
+
+def _release_claims(conn: psycopg.Connection, claims: dict[int, int]) -> None:
+    """Give back rows claimed in this run but never tried: their attempts never happened."""
+    with conn.transaction():
+        conn.execute("delete from ops.delivery_attempts where attempt_id = any(%s)", (list(claims.values()),))
+        conn.execute(
+            "update ops.delivery_outbox set status = 'pending', attempt_count = attempt_count - 1"
+            " where outbox_id = any(%s)",
+            (list(claims),),
+        )
+    claims.clear()
 
 
 def _deliver_one(
     conn: psycopg.Connection,
-    outbox_id: int,
-    smtp: SmtpEndpoint,
+    row: dict[str, Any],
+    attempt_id: int,
+    session: ReusedSmtpSession,
     attachment: tuple[str, bytes, str],
     run_id: str,
     retry: RetryPolicy,
@@ -234,7 +359,7 @@ def _deliver_one(
 ) -> AttemptResult:
     attempt = 1
     while True:
-        result = _attempt(conn, outbox_id, smtp, attachment, run_id)
+        result = _attempt(conn, row, attempt_id, session, attachment)
         if result.outcome != "transient" or attempt >= retry.max_attempts:
             return result
         pause = retry.delay(attempt)
@@ -242,60 +367,59 @@ def _deliver_one(
             return result
         sleep(pause)
         attempt += 1
+        outbox_id = row["outbox_id"]
+        claimed = _claim(conn, [outbox_id], run_id)
+        if outbox_id not in claimed:  # superseded while waiting
+            return result
+        attempt_id = claimed[outbox_id]
+        [row] = _load_rows(conn, [outbox_id])  # it may now be flagged a possible duplicate
 
 
 def _attempt(
     conn: psycopg.Connection,
-    outbox_id: int,
-    smtp: SmtpEndpoint,
+    row: dict[str, Any],
+    attempt_id: int,
+    session: ReusedSmtpSession,
     attachment: tuple[str, bytes, str],
-    run_id: str,
 ) -> AttemptResult:
-    """One try: claim, talk SMTP, record. Each commit here is a crash boundary (module doc)."""
-    with conn.transaction():
-        conn.execute(
-            "update ops.delivery_outbox set status = 'sending', attempt_count = attempt_count + 1"
-            " where outbox_id = %s",
-            (outbox_id,),
-        )
-        attempt_row = conn.execute(
-            "insert into ops.delivery_attempts (outbox_id, attempted_at, attempted_by_run, outcome, smtp_phase)"
-            " values (%s, now(), %s, 'started', 'connect') returning attempt_id",
-            (outbox_id, run_id),
-        ).fetchone()
-    assert attempt_row is not None
-    attempt_id = attempt_row[0]
-    row = _load_row(conn, outbox_id)
+    """One try of a claimed row: talk SMTP, record. Each commit here is a crash boundary (module
+    doc)."""
+    outbox_id = row["outbox_id"]
+    smtp = session.endpoint
     message = build_message(row, smtp.sender, attachment)
     reached_data = False
     try:
-        with smtp_session(smtp) as client:
-            _expect(client.mail(smtp.sender), (250,))
-            _expect(client.rcpt(row["recipient"]), (250, 251))
-            with conn.transaction():
-                conn.execute(
-                    "update ops.delivery_outbox set unconfirmed_data_at = now() where outbox_id = %s",
-                    (outbox_id,),
-                )
-                conn.execute(
-                    "update ops.delivery_attempts set smtp_phase = 'data' where attempt_id = %s",
-                    (attempt_id,),
-                )
-            reached_data = True
-            code, reply = client.data(message.as_bytes())
-            if code != 250:
-                raise smtplib.SMTPDataError(code, reply)
-            # Recorded before QUIT: the window in which an accepted message is not yet marked
-            # sent is only this commit.
-            sent = AttemptResult("sent", code, None)
-            _record(conn, outbox_id, attempt_id, sent, keep_unconfirmed=False)
-            return sent
+        client = session.client()
+        _expect(client.mail(smtp.sender), (250,))
+        _expect(client.rcpt(row["recipient"]), (250, 251))
+        with conn.transaction():
+            conn.execute(
+                "update ops.delivery_outbox set unconfirmed_data_at = now() where outbox_id = %s",
+                (outbox_id,),
+            )
+            conn.execute(
+                "update ops.delivery_attempts set smtp_phase = 'data' where attempt_id = %s",
+                (attempt_id,),
+            )
+        reached_data = True
+        code, reply = client.data(message.as_bytes())
+        if code != 250:
+            session.discard()  # a fresh session for the next message, whatever state this one is in
+            raise smtplib.SMTPDataError(code, reply)
+        session.message_sent()
+        # Recorded before the next message: the window in which an accepted message is not
+        # yet marked sent is only this commit.
+        sent = AttemptResult("sent", code, None)
+        _record(conn, outbox_id, attempt_id, sent, keep_unconfirmed=False)
+        return sent
     except smtplib.SMTPResponseException as error:
+        session.reset()  # MAIL, RCPT or DATA refused: the next message starts a clean transaction
         result = _classify(error.smtp_code, error.smtp_error)
         reached_data = False  # the server answered: it did not accept the message
     except (smtplib.SMTPServerDisconnected, OSError) as error:
         # Connection errors and timeouts; after DATA the acceptance is unknown, so the
         # unconfirmed mark stays for the next claim to turn into a possible-duplicate flag.
+        session.discard()
         result = AttemptResult("transient", None, f"{type(error).__name__}: {error}")
     _record(conn, outbox_id, attempt_id, result, keep_unconfirmed=reached_data and result.outcome != "sent")
     return result
@@ -326,6 +450,10 @@ def _record(
 ) -> None:
     status = {"sent": "sent", "rejected": "rejected"}.get(result.outcome, "pending")
     with conn.transaction():
+        # The one commit that need not wait for the WAL flush (module doc): losing it takes a
+        # crash of the database server itself, and then the row is back in 'sending' with the
+        # durable DATA mark, resent flagged, as after a sender crash right after the 250.
+        conn.execute("set local synchronous_commit = off")
         conn.execute(
             "update ops.delivery_attempts set outcome = %s, smtp_code = %s, detail = %s, finished_at = now()"
             " where attempt_id = %s",

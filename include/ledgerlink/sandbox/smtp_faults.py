@@ -29,6 +29,8 @@ class Fault:
     step: Step
     action: Action
     reply: str = ""
+    #: matching steps let through untouched before this fault acts (e.g. 1: the second message)
+    pass_first: int = 0
     released: threading.Event = field(default_factory=threading.Event)
     reached: threading.Event = field(default_factory=threading.Event)
 
@@ -43,8 +45,8 @@ class FaultPlan:
         self._faults: deque[Fault] = deque()
         self._lock = threading.Lock()
 
-    def add(self, step: Step, action: Action, reply: str = "") -> Fault:
-        fault = Fault(step, action, reply)
+    def add(self, step: Step, action: Action, reply: str = "", *, pass_first: int = 0) -> Fault:
+        fault = Fault(step, action, reply, pass_first)
         with self._lock:
             self._faults.append(fault)
         return fault
@@ -53,6 +55,9 @@ class FaultPlan:
         with self._lock:
             for fault in self._faults:
                 if fault.step == step:
+                    if fault.pass_first:
+                        fault.pass_first -= 1
+                        return None
                     self._faults.remove(fault)
                     return fault
         return None
