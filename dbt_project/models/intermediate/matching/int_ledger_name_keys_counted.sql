@@ -25,7 +25,7 @@ ledger_name_keys as (
     select
         workspace_id,
         candidate_type,
-        unnest(name_keys) as name_key
+        unnest({{ name_key_array('name_keys') }}) as name_key
     from ledger_entries
 ),
 

@@ -40,6 +40,7 @@
         indexes=[
             {'columns': ['workspace_id', 'source', 'source_record_id']},
             {'columns': ['workspace_id', 'candidate_type', 'candidate_id']},
+            {'columns': ['built_snapshot_xmin']},
         ],
     )
 }}
@@ -130,7 +131,7 @@ record_name_keys as (
         source,
         source_record_id,
         candidate_type,
-        unnest(name_keys) as name_key
+        unnest({{ name_key_array('name_keys') }}) as name_key
     from reconcilable_records
 ),
 
@@ -139,7 +140,7 @@ ledger_entry_name_keys as (
         workspace_id,
         candidate_type,
         candidate_id,
-        unnest(name_keys) as name_key
+        unnest({{ name_key_array('name_keys') }}) as name_key
     from ledger_entries
 ),
 

@@ -107,33 +107,67 @@ restaged_records as (
     where built_snapshot_xmin >= {{ since }}
 ),
 
+quickbooks_vendors as (
+    select
+        workspace_id,
+        vendor_id,
+        staged_snapshot_xmin
+    from {{ ref('stg_quickbooks__vendors') }}
+),
+
+quickbooks_invoices as (
+    select
+        workspace_id,
+        invoice_id,
+        customer_id,
+        staged_snapshot_xmin
+    from {{ ref('stg_quickbooks__invoices') }}
+),
+
+quickbooks_customers as (
+    select
+        workspace_id,
+        customer_id,
+        staged_snapshot_xmin
+    from {{ ref('stg_quickbooks__customers') }}
+),
+
+exchange_rates as (
+    select
+        workspace_id,
+        source_currency,
+        rate_date,
+        changed_xid
+    from {{ ref('stg_ops__exchange_rates') }}
+),
+
 -- ledger entries restaged since: new, renamed, re-priced, closed or deactivated
 changed_entries as (
     select
         workspace_id,
         'vendor' as candidate_type,
         vendor_id as candidate_id
-    from {{ ref('stg_quickbooks__vendors') }}
+    from quickbooks_vendors
     where staged_snapshot_xmin >= {{ since }}
     union
     select
         workspace_id,
         'invoice' as candidate_type,
         invoice_id as candidate_id
-    from {{ ref('stg_quickbooks__invoices') }}
+    from quickbooks_invoices
     where staged_snapshot_xmin >= {{ since }}
     union
     -- an invoice without a customer name of its own is named after its customer
     select
-        invoices.workspace_id,
+        quickbooks_invoices.workspace_id,
         'invoice' as candidate_type,
-        invoices.invoice_id as candidate_id
-    from {{ ref('stg_quickbooks__invoices') }} as invoices
-    inner join {{ ref('stg_quickbooks__customers') }} as customers
+        quickbooks_invoices.invoice_id as candidate_id
+    from quickbooks_invoices
+    inner join quickbooks_customers
         on
-            invoices.workspace_id = customers.workspace_id
-            and invoices.customer_id = customers.customer_id
-    where customers.staged_snapshot_xmin >= {{ since }}
+            quickbooks_invoices.workspace_id = quickbooks_customers.workspace_id
+            and quickbooks_invoices.customer_id = quickbooks_customers.customer_id
+    where quickbooks_customers.staged_snapshot_xmin >= {{ since }}
 ),
 
 -- records whose kept candidates include a changed entry (it may be gone, or its fields moved)
@@ -168,7 +202,7 @@ touched_name_keys as (
         ledger_name_keys.candidate_type,
         ledger_name_keys.name_key
     from current_changed_entries
-    cross join lateral unnest(current_changed_entries.name_keys) as changed_key (name_key)
+    cross join lateral unnest({{ name_key_array('current_changed_entries.name_keys') }}) as changed_key (name_key)
     inner join ledger_name_keys
         on
             current_changed_entries.workspace_id = ledger_name_keys.workspace_id
@@ -192,14 +226,15 @@ records_of_touched_name_keys as (
     from source_records
     where
         -- the records' GIN index finds the candidates; the join below keeps each workspace's own
-        source_records.name_keys && (select coalesce(array_agg(name_key), '{}') from touched_name_keys)
+        {{ name_key_array('source_records.name_keys') }}
+        && (select coalesce(array_agg(name_key), '{}') from touched_name_keys)
         and exists (
             select
             from touched_name_keys
             where
                 touched_name_keys.workspace_id = source_records.workspace_id
                 and touched_name_keys.candidate_type = source_records.candidate_type
-                and touched_name_keys.name_key = any(source_records.name_keys)
+                and touched_name_keys.name_key = any({{ name_key_array('source_records.name_keys') }})
         )
 ),
 
@@ -309,7 +344,7 @@ records_of_changed_rates as (
         source_records.workspace_id,
         source_records.source,
         source_records.source_record_id
-    from {{ ref('stg_ops__exchange_rates') }} as exchange_rates
+    from exchange_rates
     inner join source_records
         on
             exchange_rates.workspace_id = source_records.workspace_id

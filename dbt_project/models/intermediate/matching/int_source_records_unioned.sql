@@ -14,7 +14,7 @@
         indexes=[
             {'columns': ['workspace_id', 'source', 'source_record_id'], 'unique': true},
             {'columns': ['built_snapshot_xmin']},
-            {'columns': ['name_keys'], 'type': 'gin'},
+            {'columns': ["(" ~ name_key_array('name_keys') ~ ")"], 'type': 'gin'},
             {'columns': ['workspace_id', 'currency', 'amount_minor']},
             {'columns': ['workspace_id', 'source', 'counterparty_name_normalised']},
         ],
