@@ -204,7 +204,11 @@ def test_a_window_rematches_only_the_records_it_touched_and_equals_a_full_refres
         _land(conn, "square_payments", [_payment(i) for i in range(PAYMENTS)])
         _land(conn, "square_payments", [_payment(777, "USD", 1100)])
         # invoice 11 carries no customer name: the ledger names it after its QuickBooks customer
-        _land(conn, "qbo_invoices", [_invoice(i, _amount(i), f"Customer {i % CUSTOMERS} Ltd") for i in range(PAYMENTS)])
+        _land(
+            conn,
+            "qbo_invoices",
+            [_invoice(i, _amount(i), f"Customer {i % CUSTOMERS} Ltd") for i in range(PAYMENTS)],
+        )
         _land(conn, "qbo_invoices", [_invoice(PAYMENTS + 11, _amount(11))])
         _land(conn, "qbo_customers", [_quickbooks_customer(11, "Customer 11 Ltd")])
         # "supp" is held by four vendors, over the cap of 3: it narrows nothing yet
@@ -278,7 +282,9 @@ def test_a_window_rematches_only_the_records_it_touched_and_equals_a_full_refres
         assert _candidates(conn, "q-zephyr") == {"v-zephyr"}
         assert _candidates(conn, "q-epsilon") == {"v-alpha", "v-beta", "v-gamma"}
         assert "v-delta" not in _candidates(conn, "q-delta")
-        assert "v-odd" in _candidates(conn, "q-nw-2"), "the reviewer's link reaches the next record of the name"
+        assert "v-odd" in _candidates(conn, "q-nw-2"), (
+            "the reviewer's link reaches the next record of the name"
+        )
         after_window = _watermark(conn)
 
     # a window with nothing in it rebuilds nothing

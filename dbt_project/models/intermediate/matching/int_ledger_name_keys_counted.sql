@@ -40,6 +40,27 @@ counted_keys as (
     group by workspace_id, candidate_type, name_key
 ),
 
+-- this table as the previous run left it (none on the first build)
+previous_keys as (
+    {%- if previous %}
+    select
+        workspace_id,
+        candidate_type,
+        name_key,
+        is_selective,
+        selectivity_changed_snapshot_xmin
+    from {{ previous }}
+    {%- else %}
+    select
+        null::text as workspace_id,
+        null::text as candidate_type,
+        null::text as name_key,
+        null::boolean as is_selective,
+        null::xid8 as selectivity_changed_snapshot_xmin
+    where false
+    {%- endif %}
+),
+
 final as (
     select
         counted_keys.workspace_id,
@@ -47,22 +68,17 @@ final as (
         counted_keys.name_key,
         counted_keys.entry_count,
         counted_keys.is_selective,
-        {%- if previous %}
         case
             when previous_keys.is_selective = counted_keys.is_selective
                 then previous_keys.selectivity_changed_snapshot_xmin
             else {{ staged_snapshot_xmin() }}
         end as selectivity_changed_snapshot_xmin
     from counted_keys
-    left join {{ previous }} as previous_keys
+    left join previous_keys
         on
             counted_keys.workspace_id = previous_keys.workspace_id
             and counted_keys.candidate_type = previous_keys.candidate_type
             and counted_keys.name_key = previous_keys.name_key
-        {%- else %}
-        {{ staged_snapshot_xmin() }} as selectivity_changed_snapshot_xmin
-    from counted_keys
-        {%- endif %}
 )
 
 select * from final
