@@ -20,10 +20,6 @@
 
 {{
     config(
-        materialized='incremental',
-        incremental_strategy='append',
-        on_schema_change='fail',
-        pre_hook="{{ delete_rematched_records() }}",
         indexes=[
             {'columns': ['workspace_id', 'source', 'source_record_id']},
             {'columns': ['built_snapshot_xmin']},
