@@ -23,12 +23,13 @@
 {%- endmacro %}
 
 
-{#- The newest staged_snapshot_xmin in the model's table, as a literal the planner can use with
-    the raw table's landed_xid index ('0' for an empty table or a full build: stage everything). -#}
-{% macro last_build_snapshot_xmin() -%}
+{#- The newest `stamp` (staged_snapshot_xmin, or the build stamp of a model downstream) in the
+    model's table, as a literal the planner can use with the raw table's landed_xid index ('0' for
+    an empty table or a full build: stage everything). -#}
+{% macro last_build_snapshot_xmin(stamp='staged_snapshot_xmin') -%}
     {%- if execute and is_restaging() -%}
         {%- set query -%}
-            select coalesce(max(staged_snapshot_xmin), '0'::xid8)::text from {{ this }}
+            select coalesce(max({{ stamp }}), '0'::xid8)::text from {{ this }}
         {%- endset -%}
         '{{ run_query(query).columns[0].values()[0] }}'::xid8
     {%- else -%}

@@ -109,9 +109,13 @@ def _staged(conn: psycopg.Connection) -> dict[str, Any]:
             {name: value for name, value in zip(columns, row, strict=True) if name != "staged_snapshot_xmin"}
             for row in cursor.fetchall()
         ]
-    contents["match_features"] = conn.execute(
-        "select * from marts.match_features order by match_pair_id"
-    ).fetchall()
+    # the scorer's input without its own build stamp (tests/dbt/test_incremental_matching.py)
+    cursor = conn.execute("select * from marts.match_features order by match_pair_id")
+    columns = [column.name for column in cursor.description or []]
+    contents["match_features"] = [
+        {name: value for name, value in zip(columns, row, strict=True) if name != "built_snapshot_xmin"}
+        for row in cursor.fetchall()
+    ]
     return contents
 
 

@@ -1,3 +1,10 @@
+{#-
+    A full rebuild each run: the ledger is a tenth of the history, and whether an entry is open
+    changes in place (an invoice paid, a vendor deactivated). int_source_records_rematched finds
+    the entries that changed from their staging rows' stamps.
+-#}
+{{ config(indexes=[{'columns': ['workspace_id', 'candidate_type', 'candidate_id'], 'unique': true}]) }}
+
 with
 
 vendors as (
@@ -88,7 +95,7 @@ ledger_entries as (
     select * from open_invoice_entries
 ),
 
-final as (
+normalised_entries as (
     select
         workspace_id,
         candidate_type,
@@ -100,6 +107,13 @@ final as (
         entry_on,
         reference
     from ledger_entries
+),
+
+final as (
+    select
+        *,
+        {{ name_keys('candidate_name_normalised') }} as name_keys
+    from normalised_entries
 )
 
 select * from final

@@ -24,13 +24,28 @@
       for a record of the same normalised counterparty name is always a candidate, however
       differently the entry is named: the scorer weighs it as strong evidence
       (confirmed_before), which it can only do for a pair blocking kept.
+
+    Incremental on the record: a build blocks only the records int_source_records_rematched
+    stamped since this model's last build, against the whole ledger, after its pre-hook deleted
+    their old pairs (macros/incremental_matching.sql).
 -#}
 {%- set amount_tolerance = var('blocking_amount_tolerance') -%}
-{%- set stop_tokens = ['the', 'and', 'les', 'des', 'der', 'die', 'das', 'und', 'von', 'van', 'for', 'pour'] -%}
+
+{{
+    config(
+        indexes=[
+            {'columns': ['workspace_id', 'source', 'source_record_id']},
+            {'columns': ['workspace_id', 'candidate_type', 'candidate_id']},
+            {'columns': ['built_snapshot_xmin']},
+        ],
+    )
+}}
+
+-- depends_on: {{ ref('int_source_records_rematched') }}
 
 with
 
-source_records as (
+source_records as not materialized (
     select
         workspace_id,
         source,
@@ -39,8 +54,19 @@ source_records as (
         amount_minor,
         currency,
         occurred_on,
-        is_reconcilable
+        is_reconcilable,
+        candidate_type,
+        name_keys
     from {{ ref('int_source_records_unioned') }}
+),
+
+-- the records this build blocks
+rematched_records as (
+    select *
+    from source_records
+    {%- if is_restaging() %}
+    where {{ rematched_since_last_build() }}
+    {%- endif %}
 ),
 
 ledger_entries as (
@@ -52,8 +78,18 @@ ledger_entries as (
         amount_minor,
         currency,
         entry_on,
+        name_keys,
         {{ name_initials('candidate_name_normalised') }} as initials_key
     from {{ ref('int_ledger_entries_unioned') }}
+),
+
+ledger_name_keys as (
+    select
+        workspace_id,
+        candidate_type,
+        name_key,
+        is_selective
+    from {{ ref('int_ledger_name_keys_counted') }}
 ),
 
 review_actions as (
@@ -69,7 +105,6 @@ review_actions as (
     from {{ ref('stg_ops__review_actions') }}
 ),
 
--- which kind of ledger entry each source is matched against
 reconcilable_records as (
     select
         workspace_id,
@@ -80,60 +115,29 @@ reconcilable_records as (
         currency,
         occurred_on,
         {{ name_initials('counterparty_name_normalised') }} as initials_key,
-        case source
-            when 'qonto' then 'vendor'
-            when 'square' then 'invoice'
-        end as candidate_type
-    from source_records
+        candidate_type,
+        name_keys
+    from rematched_records
     where is_reconcilable
 ),
 
-record_tokens as (
+record_name_keys as (
     select
         workspace_id,
         source,
         source_record_id,
         candidate_type,
-        regexp_split_to_table(counterparty_name_normalised, ' ') as token
+        unnest({{ name_key_array('name_keys') }}) as name_key
     from reconcilable_records
 ),
 
-record_name_keys as (
-    select distinct
-        workspace_id,
-        source,
-        source_record_id,
-        candidate_type,
-        left(token, 4) as name_key
-    from record_tokens
-    where
-        length(token) >= 3
-        and token not in (
-            {{ "'" ~ stop_tokens | join("', '") ~ "'" }}
-        )
-),
-
-ledger_tokens as (
+ledger_entry_name_keys as (
     select
         workspace_id,
         candidate_type,
         candidate_id,
-        regexp_split_to_table(candidate_name_normalised, ' ') as token
+        unnest({{ name_key_array('name_keys') }}) as name_key
     from ledger_entries
-),
-
-ledger_name_keys as (
-    select distinct
-        workspace_id,
-        candidate_type,
-        candidate_id,
-        left(token, 4) as name_key
-    from ledger_tokens
-    where
-        length(token) >= 3
-        and token not in (
-            {{ "'" ~ stop_tokens | join("', '") ~ "'" }}
-        )
 ),
 
 selective_name_keys as (
@@ -142,8 +146,7 @@ selective_name_keys as (
         candidate_type,
         name_key
     from ledger_name_keys
-    group by workspace_id, candidate_type, name_key
-    having count(*) <= {{ var('blocking_max_candidates_per_key') }}
+    where is_selective
 ),
 
 name_blocked_pairs as (
@@ -151,19 +154,19 @@ name_blocked_pairs as (
         record_name_keys.workspace_id,
         record_name_keys.source,
         record_name_keys.source_record_id,
-        ledger_name_keys.candidate_type,
-        ledger_name_keys.candidate_id
+        ledger_entry_name_keys.candidate_type,
+        ledger_entry_name_keys.candidate_id
     from record_name_keys
     inner join selective_name_keys
         on
             record_name_keys.workspace_id = selective_name_keys.workspace_id
             and record_name_keys.candidate_type = selective_name_keys.candidate_type
             and record_name_keys.name_key = selective_name_keys.name_key
-    inner join ledger_name_keys
+    inner join ledger_entry_name_keys
         on
-            selective_name_keys.workspace_id = ledger_name_keys.workspace_id
-            and selective_name_keys.candidate_type = ledger_name_keys.candidate_type
-            and selective_name_keys.name_key = ledger_name_keys.name_key
+            selective_name_keys.workspace_id = ledger_entry_name_keys.workspace_id
+            and selective_name_keys.candidate_type = ledger_entry_name_keys.candidate_type
+            and selective_name_keys.name_key = ledger_entry_name_keys.name_key
 ),
 
 -- band n holds amounts in [(1 + t)^n, (1 + t)^(n + 1)); an invoice within t of a payment sits
@@ -361,7 +364,8 @@ final as (
         candidate_id,
         bool_or(is_name_blocked) as is_name_blocked,
         bool_or(is_amount_blocked) as is_amount_blocked,
-        bool_or(is_confirmed_link) as is_confirmed_link
+        bool_or(is_confirmed_link) as is_confirmed_link,
+        {{ staged_snapshot_xmin() }} as built_snapshot_xmin
     from blocked_pairs
     group by
         workspace_id,

@@ -3,6 +3,10 @@
     currency against a home-currency entry is converted (record_home_amounts); without a rate, or
     between two foreign currencies, the amounts are compared as they are and is_currency_match
     says they differ.
+
+    Incremental on the record, like blocking: a build computes the pairs of the records
+    int_source_records_rematched stamped since this model's last build, after its pre-hook
+    deleted their old rows (macros/incremental_matching.sql).
 -#}
 {%- set compared_amount -%}
     case
@@ -13,6 +17,17 @@
         else source_records.amount_minor
     end
 {%- endset -%}
+
+{{
+    config(
+        indexes=[
+            {'columns': ['workspace_id', 'source', 'source_record_id']},
+            {'columns': ['built_snapshot_xmin']},
+        ],
+    )
+}}
+
+-- depends_on: {{ ref('int_source_records_rematched') }}
 
 with
 
@@ -26,6 +41,9 @@ candidate_pairs as (
         is_name_blocked,
         is_amount_blocked
     from {{ ref('int_match_candidates_blocked') }}
+    {%- if is_restaging() %}
+    where {{ rematched_since_last_build() }}
+    {%- endif %}
 ),
 
 source_records as (
@@ -39,6 +57,9 @@ source_records as (
         occurred_on,
         reference
     from {{ ref('int_source_records_unioned') }}
+    {%- if is_restaging() %}
+    where {{ rematched_since_last_build() }}
+    {%- endif %}
 ),
 
 ledger_entries as (
@@ -133,7 +154,8 @@ final as (
         ) as is_reference_match,
         source_records.counterparty_name_normalised is not null as has_counterparty_name,
         candidate_pairs.is_name_blocked,
-        candidate_pairs.is_amount_blocked
+        candidate_pairs.is_amount_blocked,
+        {{ staged_snapshot_xmin() }} as built_snapshot_xmin
     from candidate_pairs
     inner join source_records
         on

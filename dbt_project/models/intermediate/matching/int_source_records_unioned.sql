@@ -1,3 +1,26 @@
+{#-
+    Incremental on the record: a build re-unions only the records their staging model restaged
+    since this model's last build (a payment is restaged when its customer changed, so its
+    counterparty name follows). Records are never removed from staging, so none is removed here.
+-#}
+{%- set since = last_build_snapshot_xmin('built_snapshot_xmin') -%}
+
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=['workspace_id', 'source', 'source_record_id'],
+        on_schema_change='fail',
+        indexes=[
+            {'columns': ['workspace_id', 'source', 'source_record_id'], 'unique': true},
+            {'columns': ['built_snapshot_xmin']},
+            {'columns': ["(" ~ name_key_array('name_keys') ~ ")"], 'type': 'gin'},
+            {'columns': ['workspace_id', 'currency', 'amount_minor']},
+            {'columns': ['workspace_id', 'source', 'counterparty_name_normalised']},
+        ],
+    )
+}}
+
 with
 
 supplier_invoices as (
@@ -13,6 +36,9 @@ supplier_invoices as (
         issue_date,
         attachment_id
     from {{ ref('stg_qonto__supplier_invoices') }}
+    {%- if is_restaging() %}
+    where staged_snapshot_xmin >= {{ since }}
+    {%- endif %}
 ),
 
 payments as (
@@ -28,6 +54,9 @@ payments as (
         created_at,
         is_fully_refunded
     from {{ ref('stg_square__payments') }}
+    {%- if is_restaging() %}
+    where staged_snapshot_xmin >= {{ since }}
+    {%- endif %}
 ),
 
 customers as (
@@ -92,7 +121,7 @@ source_records as (
     select * from square_records
 ),
 
-final as (
+normalised_records as (
     select
         workspace_id,
         source,
@@ -109,6 +138,19 @@ final as (
         is_reconcilable,
         is_fully_refunded
     from source_records
+),
+
+final as (
+    select
+        *,
+        -- which kind of ledger entry each source is matched against
+        case source
+            when 'qonto' then 'vendor'
+            when 'square' then 'invoice'
+        end as candidate_type,
+        {{ name_keys('counterparty_name_normalised') }} as name_keys,
+        {{ staged_snapshot_xmin() }} as built_snapshot_xmin
+    from normalised_records
 )
 
 select * from final

@@ -1,4 +1,18 @@
-{{ config(indexes=[{'columns': ['workspace_id', 'source', 'source_record_id']}]) }}
+{#-
+    Incremental on the record: a build writes the rows of the records int_source_records_rematched
+    stamped since this model's last build, after its pre-hook deleted their old rows
+    (macros/incremental_matching.sql); `dbt build --full-refresh` rebuilds every record.
+-#}
+{{
+    config(
+        indexes=[
+            {'columns': ['workspace_id', 'source', 'source_record_id']},
+            {'columns': ['built_snapshot_xmin']},
+        ],
+    )
+}}
+
+-- depends_on: {{ ref('int_source_records_rematched') }}
 
 with
 
@@ -16,6 +30,9 @@ source_records as (
         reference,
         is_fully_refunded
     from {{ ref('int_source_records_unioned') }}
+    {%- if is_restaging() %}
+    where {{ rematched_since_last_build() }}
+    {%- endif %}
 ),
 
 match_features as (
@@ -36,6 +53,9 @@ match_features as (
         is_currency_match,
         is_reference_match
     from {{ ref('int_match_features_computed') }}
+    {%- if is_restaging() %}
+    where {{ rematched_since_last_build() }}
+    {%- endif %}
 ),
 
 -- every source record at least once: one row with null candidate columns when blocking found
@@ -70,7 +90,8 @@ final as (
         match_features.amount_diff_minor,
         match_features.date_lag_days,
         match_features.is_currency_match,
-        match_features.is_reference_match
+        match_features.is_reference_match,
+        {{ staged_snapshot_xmin() }} as built_snapshot_xmin
     from source_records
     left join match_features
         on

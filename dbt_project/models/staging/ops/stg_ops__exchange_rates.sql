@@ -7,7 +7,8 @@ exchange_rates as (
         target_currency,
         rate,
         rate_date,
-        rate_source
+        rate_source,
+        changed_xid
     from {{ source('ops', 'exchange_rates') }}
 ),
 
@@ -18,7 +19,8 @@ final as (
         upper(target_currency) as target_currency,
         rate,
         rate_date,
-        rate_source
+        rate_source,
+        changed_xid
     from exchange_rates
 )
 

@@ -12,7 +12,8 @@ review_actions as (
         candidate_type,
         candidate_id,
         actor,
-        acted_at
+        acted_at,
+        changed_xid
     from {{ source('ops', 'review_actions') }}
 ),
 

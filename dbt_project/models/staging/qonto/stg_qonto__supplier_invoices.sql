@@ -1,7 +1,10 @@
 {{
     config(
         unique_key=['workspace_id', 'supplier_invoice_id'],
-        indexes=[{'columns': ['workspace_id', 'supplier_invoice_id'], 'unique': true}],
+        indexes=[
+            {'columns': ['workspace_id', 'supplier_invoice_id'], 'unique': true},
+            {'columns': ['staged_snapshot_xmin']},
+        ],
     )
 }}
 

@@ -24,6 +24,7 @@
         indexes=[
             {'columns': ['workspace_id', 'payment_id'], 'unique': true},
             {'columns': ['workspace_id', 'customer_id']},
+            {'columns': ['staged_snapshot_xmin']},
         ],
     )
 }}
