@@ -24,3 +24,15 @@ $$;
 create trigger exchange_rates_stamp_changed_xid
     before update on ops.exchange_rates
     for each row execute function ops.stamp_changed_xid();
+
+-- The matching models were plain tables before this migration, without the stamps and name
+-- keys their incremental builds keep (and `on_schema_change: fail` refuses to add them to old
+-- rows). Dropping them here makes the next dbt build rebuild them in full, so a warehouse that
+-- is upgraded needs no manual `dbt build --full-refresh`. Views over them are rebuilt by the
+-- same dbt build. On a fresh warehouse there is nothing to drop.
+drop table if exists
+    marts.match_features,
+    intermediate.int_match_features_computed,
+    intermediate.int_match_candidates_blocked,
+    intermediate.int_source_records_unioned
+    cascade;
