@@ -150,7 +150,7 @@ def test_a_foreign_currency_receipt_shows_every_field_with_its_name() -> None:
 def test_a_missing_rate_is_said_on_the_receipt_and_the_cover_page() -> None:
     document = {**FOREIGN, "conversion": {"home_currency": "EUR", "missing_rate": True}}
     for pdf in (render_square_receipt(document, "Acme"), documents.cover_page_pdf(document, "Acme")):
-        assert "Converted no USD/EUR rate on record at none (none, none)" in _text(pdf).splitlines()
+        assert "Converted no USD/EUR rate on record" in _text(pdf).splitlines()
 
 
 def test_long_values_wrap_inside_their_cell_and_are_cut_at_a_word() -> None:

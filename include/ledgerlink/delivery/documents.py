@@ -223,18 +223,6 @@ def _truncated(value: object) -> str:
     return text[: _TRUNCATED_AT - 3].rsplit(" ", 1)[0] + "..."
 
 
-def _converted_row(conversion: dict[str, str] | None) -> list[tuple[str, str]]:
-    if conversion is None:
-        return []
-    return [
-        (
-            "Converted",
-            f"{conversion['converted']} at {conversion['rate']}"
-            f" ({conversion['rate_source']}, {conversion['rate_date']})",
-        )
-    ]
-
-
 def render_square_receipt(document: dict[str, Any], workspace_name: str) -> bytes:
     """A one-page PDF receipt for a Square charge, carrying the ledgerlink source record id and
     mapping version, the journal lines and, for a foreign currency, the converted amount."""
@@ -250,7 +238,7 @@ def render_square_receipt(document: dict[str, Any], workspace_name: str) -> byte
                 ("Date", str(document.get("occurred_on"))),
                 ("Amount", amount),
                 ("Currency", str(document.get("currency"))),
-                *_converted_row(_conversion(document)),
+                *_converted_rows(document),
                 (
                     "Matched invoice",
                     f"{_truncated(document.get('matched_name') or '')}"
@@ -290,19 +278,21 @@ def journal_lines(document: dict[str, Any]) -> list[dict[str, str]]:
     ]
 
 
-def _conversion(document: dict[str, Any]) -> dict[str, str] | None:
+def _converted_rows(document: dict[str, Any]) -> list[tuple[str, str]]:
+    """A foreign-currency document's "Converted" row: the amount in the home currency with the
+    rate, its source and date, or that no rate is on record."""
     conversion = document.get("conversion")
     if not conversion:
-        return None
+        return []
     if conversion.get("missing_rate"):
-        no_rate = f"no {document.get('currency')}/{conversion['home_currency']} rate on record"
-        return {"converted": no_rate, "rate": "none", "rate_date": "none", "rate_source": "none"}
-    return {
-        "converted": format_money(conversion["converted_amount_minor"], conversion["home_currency"]),
-        "rate": str(conversion["rate"]),
-        "rate_date": str(conversion["rate_date"]),
-        "rate_source": str(conversion["rate_source"]),
-    }
+        return [("Converted", f"no {document.get('currency')}/{conversion['home_currency']} rate on record")]
+    converted = format_money(conversion["converted_amount_minor"], conversion["home_currency"])
+    return [
+        (
+            "Converted",
+            f"{converted} at {conversion['rate']} ({conversion['rate_source']}, {conversion['rate_date']})",
+        )
+    ]
 
 
 def cover_page_pdf(document: dict[str, Any], workspace_name: str, image: bytes | None = None) -> bytes:
@@ -317,7 +307,7 @@ def cover_page_pdf(document: dict[str, Any], workspace_name: str, image: bytes |
                 ("Supplier", _truncated(document.get("counterparty_name") or "unknown supplier")),
                 ("Date", str(document.get("occurred_on"))),
                 ("Amount", format_money(document.get("amount_minor"), document.get("currency"))),
-                *_converted_row(_conversion(document)),
+                *_converted_rows(document),
                 ("Invoice number", _truncated(document.get("reference") or "none")),
             ],
         ),
