@@ -1,5 +1,5 @@
 """The document QuickBooks' OCR reads: the original attachment for a Qonto supplier invoice,
-or a PDF receipt rendered from a Jinja2 template for a Square charge.
+or a PDF receipt laid out for a Square charge.
 
 QuickBooks' email-in takes JPG, PNG, GIF and PDF files. A Qonto PDF original gets a cover page
 in front (source record id, mapping version, amounts), its own pages untouched; a JPG, PNG or GIF
@@ -16,15 +16,16 @@ import io
 import mimetypes
 import multiprocessing
 import unicodedata
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-import jinja2
 import psycopg
 from fontTools import ttLib
 from fpdf import FPDF
+from fpdf.errors import FPDFException
 from fpdf.fonts import TTFFont
 from PIL import Image, UnidentifiedImageError
 from pypdf import PdfReader, PdfWriter
@@ -33,12 +34,7 @@ from pypdf.errors import PdfReadError
 from ledgerlink.blobstore import BlobStore
 from ledgerlink.money import format_money
 
-_TEMPLATES = jinja2.Environment(
-    loader=jinja2.PackageLoader("ledgerlink.delivery", "templates"),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
-)
-# The Unicode font for text beyond Latin-1, when the system has one (see _pdf_from_html).
+# The Unicode font for text beyond Latin-1, when the system has one (see _pdf_from_blocks).
 _UNICODE_FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 
 
@@ -81,22 +77,133 @@ def _add_unicode_font(pdf: FPDF) -> None:
         pdf.fonts[fontkey] = font
 
 
-def _pdf_from_html(html: str) -> FPDF:
-    """The page laid out in the PDF core font (Helvetica: nothing embedded, nothing to subset)
-    when every character is Latin-1, as most receipts are; otherwise in the Unicode font, embedded
+# The page's layout: text sizes and heights in points and millimetres.
+_TEXT_SIZE = 11
+_LINE_HEIGHT = 7.0
+_HEADINGS = {1: (22, 12.0), 2: (16, 9.0)}  # level: size, line height
+_TRUNCATED_AT = 120  # characters of a name, reference or mapping value shown
+
+
+@dataclass(frozen=True)
+class _Heading:
+    text: str
+    level: int = 1
+
+
+@dataclass(frozen=True)
+class _Line:
+    """A line of text, after a bold label when there is one."""
+
+    text: str
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class _Table:
+    """Rows of bordered cells, ``widths`` in percent of the text width. The first column is in
+    bold (a field table's names), or the first row when ``headings`` (a table's column names)."""
+
+    widths: tuple[int, ...]
+    rows: Sequence[tuple[str, ...]]
+    headings: bool = False
+
+
+_Block = _Heading | _Line | _Table
+
+
+def _texts(blocks: list[_Block]) -> Iterator[str]:
+    for block in blocks:
+        if isinstance(block, _Table):
+            yield from (text for row in block.rows for text in row)
+        else:
+            yield block.text
+            if isinstance(block, _Line):
+                yield block.label
+
+
+def _pdf_from_blocks(blocks: list[_Block]) -> FPDF:
+    """The page laid out cell by cell (fpdf's HTML layout and its tables cost 5-15 times as
+    much): in the PDF core font (Helvetica: nothing embedded, nothing to subset) when every
+    character is Latin-1, as most documents are; otherwise in the Unicode font, embedded
     (subsetting it is most of such a document's cost); without one, in Helvetica with the text
     transliterated."""
-    html = unicodedata.normalize("NFC", html)
     pdf = FPDF()
     pdf.add_page()
-    if _is_latin1(html) or not _UNICODE_FONT.exists():
-        pdf.set_font("Helvetica", size=11)
-        html = html if _is_latin1(html) else _latin1(html)
-    else:
+    all_latin1 = all(_is_latin1(unicodedata.normalize("NFC", text)) for text in _texts(blocks))
+    unicode_font = not all_latin1 and _UNICODE_FONT.exists()
+    if unicode_font:
         _add_unicode_font(pdf)
-        pdf.set_font("DejaVu", size=11)
-    pdf.write_html(html)
+        pdf.set_font("DejaVu", size=_TEXT_SIZE)
+    else:
+        pdf.set_font("Helvetica", size=_TEXT_SIZE)
+
+    def shown(text: str) -> str:
+        # whitespace collapsed, as a browser shows it; a line break in a name is no line break here
+        text = " ".join(unicodedata.normalize("NFC", text).split())
+        return text if all_latin1 or unicode_font else _latin1(text)
+
+    for block in blocks:
+        if isinstance(block, _Heading):
+            size, line_height = _HEADINGS[block.level]
+            pdf.set_font(style="B", size=size)
+            pdf.ln(_LINE_HEIGHT / 2)
+            _write(pdf, shown(block.text), pdf.epw, line_height)
+            pdf.set_font(style="", size=_TEXT_SIZE)
+        elif isinstance(block, _Line):
+            pdf.ln(_LINE_HEIGHT / 2)
+            if block.label:
+                pdf.set_font(style="B")
+                pdf.cell(h=_LINE_HEIGHT, text=shown(block.label))
+                pdf.set_font(style="")
+            _write(pdf, shown(block.text), pdf.l_margin + pdf.epw - pdf.x, _LINE_HEIGHT)
+        else:
+            _table(pdf, block, shown)
     return pdf
+
+
+def _fits(pdf: FPDF, text: str, width: float) -> bool:
+    return bool(pdf.get_string_width(text) <= width - 2 * pdf.c_margin)
+
+
+def _line_count(pdf: FPDF, text: str, width: float) -> int:
+    if _fits(pdf, text, width):
+        return 1
+    wrapped = pdf.multi_cell(width, _LINE_HEIGHT, text, dry_run=True, output="LINES")
+    return len(cast(list[str], wrapped))  # fpdf types every output= choice's return value as one
+
+
+def _write(pdf: FPDF, text: str, width: float, height: float) -> None:
+    """``text`` from the cursor, wrapped within ``width`` when it must be (a ``multi_cell`` costs
+    six ``cell`` calls), then a new line at the left margin."""
+    if _fits(pdf, text, width):
+        pdf.cell(width, height, text, new_x="LMARGIN", new_y="NEXT")
+    else:
+        pdf.multi_cell(width, height, text, new_x="LMARGIN", new_y="NEXT")
+
+
+def _table(pdf: FPDF, table: _Table, shown: Callable[[str], str]) -> None:
+    pdf.ln(_LINE_HEIGHT / 2)
+    widths = [pdf.epw * percent / 100 for percent in table.widths]
+    for row_index, row in enumerate(table.rows):
+        cells = []
+        for column, (text, width) in enumerate(zip(row, widths, strict=True)):
+            style = "B" if (row_index == 0 if table.headings else column == 0) else ""
+            pdf.set_font(style=style)
+            text = shown(text)
+            lines = _line_count(pdf, text, width)
+            cells.append((text, width, style, lines))
+        height = max(lines for *_, lines in cells) * _LINE_HEIGHT
+        if pdf.will_page_break(height):
+            pdf.add_page()
+        for text, width, style, lines in cells:  # each cell's text from the top of the row
+            pdf.set_font(style=style)
+            pdf.rect(pdf.x, pdf.y, width, height)
+            if lines == 1:
+                pdf.cell(width, _LINE_HEIGHT, text)
+            else:
+                pdf.multi_cell(width, _LINE_HEIGHT, text, new_x="RIGHT", new_y="TOP")
+        pdf.ln(height)
+    pdf.set_font(style="")
 
 
 def _is_latin1(text: str) -> bool:
@@ -107,26 +214,53 @@ def _is_latin1(text: str) -> bool:
     return True
 
 
+def _truncated(value: object) -> str:
+    """The value, cut at a word before ``_TRUNCATED_AT`` characters with "..." when it is longer
+    (by more than a few characters), as Jinja's ``truncate`` filter did."""
+    text = str(value)
+    if len(text) <= _TRUNCATED_AT + 5:
+        return text
+    return text[: _TRUNCATED_AT - 3].rsplit(" ", 1)[0] + "..."
+
+
 def render_square_receipt(document: dict[str, Any], workspace_name: str) -> bytes:
     """A one-page PDF receipt for a Square charge, carrying the ledgerlink source record id and
     mapping version, the journal lines and, for a foreign currency, the converted amount."""
-    html = _TEMPLATES.get_template("square_receipt.html.j2").render(
-        workspace_name=workspace_name,
-        counterparty_name=document.get("counterparty_name"),
-        occurred_on=document.get("occurred_on"),
-        amount=format_money(document.get("amount_minor"), document.get("currency")),
-        currency=document.get("currency"),
-        matched_id=document.get("matched_id"),
-        matched_name=document.get("matched_name"),
-        reference=document.get("reference"),
-        score=document.get("score"),
-        source_record_id=document["source_record_id"],
-        mapping_version=document.get("mapping_version"),
-        fields=document.get("fields") or {},
-        journal_lines=journal_lines(document),
-        conversion=_conversion(document),
-    )
-    return bytes(_pdf_from_html(html).output())
+    amount = format_money(document.get("amount_minor"), document.get("currency"))
+    fields = document.get("fields") or {}
+    blocks: list[_Block] = [
+        _Heading("Card payment receipt"),
+        _Line(f"Reconciled by ledgerlink for {workspace_name}."),
+        _Table(
+            (35, 65),
+            [
+                ("Customer", _truncated(document.get("counterparty_name") or "unknown customer")),
+                ("Date", str(document.get("occurred_on"))),
+                ("Amount", amount),
+                ("Currency", str(document.get("currency"))),
+                *_converted_rows(document),
+                (
+                    "Matched invoice",
+                    f"{_truncated(document.get('matched_name') or '')}"
+                    f" (QuickBooks invoice {document.get('matched_id')})",
+                ),
+                ("Payment reference", _truncated(document.get("reference") or "none")),
+                ("Match score", str(document.get("score"))),
+                *((str(name), _truncated(value)) for name, value in fields.items()),
+            ],
+        ),
+        _Heading("Journal lines", level=2),
+        _Table(
+            (50, 25, 25),
+            [("Account", "Debit", "Credit")]
+            + [(line["account"], line["debit"], line["credit"]) for line in journal_lines(document)],
+            headings=True,
+        ),
+        _Line(f"{amount} by card on {document.get('occurred_on')}", label="Payment:"),
+        _Line(f"square:{document['source_record_id']}", label="ledgerlink source record id:"),
+        _Line(str(document.get("mapping_version")), label="ledgerlink mapping version:"),
+    ]
+    return bytes(_pdf_from_blocks(blocks).output())
 
 
 def journal_lines(document: dict[str, Any]) -> list[dict[str, str]]:
@@ -144,35 +278,44 @@ def journal_lines(document: dict[str, Any]) -> list[dict[str, str]]:
     ]
 
 
-def _conversion(document: dict[str, Any]) -> dict[str, str] | None:
+def _converted_rows(document: dict[str, Any]) -> list[tuple[str, str]]:
+    """A foreign-currency document's "Converted" row: the amount in the home currency with the
+    rate, its source and date, or that no rate is on record."""
     conversion = document.get("conversion")
     if not conversion:
-        return None
+        return []
     if conversion.get("missing_rate"):
-        no_rate = f"no {document.get('currency')}/{conversion['home_currency']} rate on record"
-        return {"converted": no_rate, "rate": "none", "rate_date": "none", "rate_source": "none"}
-    return {
-        "converted": format_money(conversion["converted_amount_minor"], conversion["home_currency"]),
-        "rate": str(conversion["rate"]),
-        "rate_date": str(conversion["rate_date"]),
-        "rate_source": str(conversion["rate_source"]),
-    }
+        return [("Converted", f"no {document.get('currency')}/{conversion['home_currency']} rate on record")]
+    converted = format_money(conversion["converted_amount_minor"], conversion["home_currency"])
+    return [
+        (
+            "Converted",
+            f"{converted} at {conversion['rate']} ({conversion['rate_source']}, {conversion['rate_date']})",
+        )
+    ]
 
 
 def cover_page_pdf(document: dict[str, Any], workspace_name: str, image: bytes | None = None) -> bytes:
     """A cover page naming the source record and mapping version, with the converted original
     on the next page when there is one."""
-    html = _TEMPLATES.get_template("qonto_cover.html.j2").render(
-        workspace_name=workspace_name,
-        counterparty_name=document.get("counterparty_name"),
-        amount=format_money(document.get("amount_minor"), document.get("currency")),
-        occurred_on=document.get("occurred_on"),
-        reference=document.get("reference"),
-        source_record_id=document["source_record_id"],
-        mapping_version=document.get("mapping_version"),
-        conversion=_conversion(document),
-    )
-    pdf = _pdf_from_html(html)
+    blocks: list[_Block] = [
+        _Heading("Supplier invoice"),
+        _Line(f"Reconciled by ledgerlink for {workspace_name}."),
+        _Table(
+            (35, 65),
+            [
+                ("Supplier", _truncated(document.get("counterparty_name") or "unknown supplier")),
+                ("Date", str(document.get("occurred_on"))),
+                ("Amount", format_money(document.get("amount_minor"), document.get("currency"))),
+                *_converted_rows(document),
+                ("Invoice number", _truncated(document.get("reference") or "none")),
+            ],
+        ),
+        _Line(f"qonto:{document['source_record_id']}", label="ledgerlink source record id:"),
+        _Line(str(document.get("mapping_version")), label="ledgerlink mapping version:"),
+        _Line("The original document follows this cover page."),
+    ]
+    pdf = _pdf_from_blocks(blocks)
     if image is not None:
         pdf.add_page()
         pdf.image(io.BytesIO(image), x=10, y=10, w=pdf.epw)
@@ -255,7 +398,7 @@ def render_document(source: DocumentSource, workspace_name: str) -> tuple[str, b
         return qonto_document(*source.original, source.document, workspace_name)
     try:
         pdf = render_square_receipt(source.document, workspace_name)
-    except (ValueError, jinja2.TemplateError) as error:  # fpdf refuses what it cannot lay out
+    except (ValueError, FPDFException) as error:  # fpdf refuses what it cannot lay out
         raise DocumentRefused(f"the receipt could not be rendered: {error}") from error
     return f"square-{source.source_record_id}.pdf", pdf, "application/pdf"
 
