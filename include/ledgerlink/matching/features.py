@@ -171,7 +171,8 @@ def rarity_weighted_overlap(
     # name's empty columns hold -2, so they never equal this name's empty ones (-1).
     token_counts = (token_ids >= 0).sum(axis=1)
     widths = sorted({*_TOKEN_WIDTHS, MAX_TOKENS})
-    width_class = np.searchsorted(widths, token_counts)
+    # per pair, as one byte each: a handful of classes
+    width_class = np.searchsorted(widths, token_counts).astype(np.int8)
     class_a, class_b = width_class[left], width_class[right]
     other_ids = np.where(token_ids >= 0, token_ids, -2)
     for width_a, width_b in product(range(len(widths)), repeat=2):
@@ -251,6 +252,11 @@ def _name_similarity(
     return similarity
 
 
+def _levels(*levels: int) -> list[np.int8]:
+    """Levels as int8, so ``np.select`` builds its per-pair result one byte a pair, not eight."""
+    return [np.int8(level) for level in levels]
+
+
 def compare(pairs: PairColumns) -> PairLevels:
     """Bucket every pair's features into comparison levels."""
     count = len(pairs.record_names)
@@ -287,8 +293,8 @@ def compare(pairs: PairColumns) -> PairLevels:
             overlap >= 0.45,
             (overlap >= 0.2) | (similarity >= SIMILAR_FROM),
         ],
-        [0, 8, 7, 6, 5, 4, 3, 2],
-        default=1,
+        _levels(0, 8, 7, 6, 5, 4, 3, 2),
+        default=np.int8(1),
     )
 
     relative = np.abs(pairs.amount_diff_minor) / np.maximum(np.abs(pairs.candidate_amount_minor), 1.0)
@@ -301,8 +307,8 @@ def compare(pairs: PairColumns) -> PairLevels:
             relative <= 0.05,
             relative <= 0.10,
         ],
-        [0, 6, 5, 4, 3, 2],
-        default=1,
+        _levels(0, 6, 5, 4, 3, 2),
+        default=np.int8(1),
     )
 
     lag = pairs.date_lag_days

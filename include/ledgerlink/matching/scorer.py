@@ -293,18 +293,27 @@ class _Subset:
 def _subset(prepared: PreparedPairs, mask: np.ndarray) -> _Subset:
     pairs = np.flatnonzero(mask)
     record_of_pair = prepared.sets.record_index[pairs]
-    records, local = np.unique(record_of_pair, return_inverse=True)
+    # pairs are ordered by record: a record's local position counts the records before it
+    first_of_record = np.ones(len(pairs), dtype=bool)
+    first_of_record[1:] = record_of_pair[1:] != record_of_pair[:-1]
+    records, local = record_of_pair[first_of_record], np.cumsum(first_of_record) - 1
+    del record_of_pair, first_of_record
     sets = prepared.sets
     levels = prepared.levels
+
+    def take(values: np.ndarray) -> np.ndarray:
+        # every pair (one kind of entry, the common case): the columns themselves, not copies
+        return values if len(pairs) == len(mask) else values[pairs]
+
     return _Subset(
         PairLevels(
-            {name: level[pairs] for name, level in levels.levels.items()},
-            levels.name_similarity[pairs],
-            levels.token_overlap[pairs],
-            levels.shared_name_bits[pairs],
+            {name: take(level) for name, level in levels.levels.items()},
+            take(levels.name_similarity),
+            take(levels.token_overlap),
+            take(levels.shared_name_bits),
         ),
         CandidateSets.from_record_index(
-            local, sets.candidate_index[pairs], sets.record_amount[pairs], sets.candidate_balance[pairs]
+            local, take(sets.candidate_index), take(sets.record_amount), take(sets.candidate_balance)
         ),
         records,
         pairs,
@@ -312,17 +321,23 @@ def _subset(prepared: PreparedPairs, mask: np.ndarray) -> _Subset:
 
 
 def _relabel(labels: Mapping[int, RecordLabel], subset: _Subset) -> dict[int, RecordLabel]:
-    local_record = {int(r): i for i, r in enumerate(subset.records)}
-    local_pair = {int(p): i for i, p in enumerate(subset.pairs)}
     relabelled = {}
     for record, label in labels.items():
-        if record not in local_record:
+        local_record = _position(subset.records, record)
+        if local_record is None:
             continue
         if label.pair_index is None:
-            relabelled[local_record[record]] = RecordLabel(None)
-        elif label.pair_index in local_pair:
-            relabelled[local_record[record]] = RecordLabel(local_pair[label.pair_index])
+            relabelled[local_record] = RecordLabel(None)
+        elif (local_pair := _position(subset.pairs, label.pair_index)) is not None:
+            relabelled[local_record] = RecordLabel(local_pair)
     return relabelled
+
+
+def _position(ascending: np.ndarray, value: int) -> int | None:
+    """Where ``value`` stands in ``ascending``, or None when it is not there (no dict of millions
+    of pairs built to look up a few labelled ones)."""
+    at = int(np.searchsorted(ascending, value))
+    return at if at < len(ascending) and int(ascending[at]) == value else None
 
 
 def score(prepared: PreparedPairs, models: TrainedModels) -> list[ScoredRecord]:
@@ -332,18 +347,14 @@ def score(prepared: PreparedPairs, models: TrainedModels) -> list[ScoredRecord]:
     count = len(prepared.sets.record_index)
     probability = np.zeros(count)
     weight = np.zeros(count)
-    contributions = {name: np.zeros(count) for name in (cmp.name for cmp in COMPARISONS)}
     for kind, model in models.by_candidate_type.items():
         subset = _subset(prepared, types == kind)
         if not len(subset.pairs):
             continue
-        parts = model.contributions(subset.levels)
-        raw_weight = np.sum(np.stack(list(parts.values())), axis=0)
-        p, adjusted = posterior(model, subset.sets, raw_weight)
+        p, adjusted = posterior(model, subset.sets, _match_weight(model, subset.levels))
         probability[subset.pairs] = p
         weight[subset.pairs] = adjusted
-        for name, values in parts.items():
-            contributions[name][subset.pairs] = values
+        del subset, p, adjusted  # before the next kind's subset is taken
     level_names = {cmp.name: cmp.levels for cmp in COMPARISONS}
 
     # by record, then most probable first: probabilities lie in 0..1, so one float key does both
@@ -368,7 +379,9 @@ def score(prepared: PreparedPairs, models: TrainedModels) -> list[ScoredRecord]:
         "overlap": np.round(prepared.levels.token_overlap[first].astype(float), 3).tolist(),
         "none": np.round(1.0 - np.where(has_pairs, claimed, 0.0), 4).tolist(),
     }
-    top_contributions = {name: np.round(values[first], 3).tolist() for name, values in contributions.items()}
+    top_contributions = {
+        name: np.round(values, 3).tolist() for name, values in _contributions(prepared, models, first).items()
+    }
     top_levels = {
         name: [level_names[name][level] for level in prepared.levels.levels[name][first].tolist()]
         for name in level_names
@@ -415,6 +428,32 @@ def score(prepared: PreparedPairs, models: TrainedModels) -> list[ScoredRecord]:
         }
         scored.append(ScoredRecord(record, top_columns["probability"][index], ranked, lead, explanation))
     return scored
+
+
+def _match_weight(model: MatchModel, levels: PairLevels) -> np.ndarray:
+    """:meth:`MatchModel.match_weight`, the same sum in the same order, added up one comparison
+    at a time: never every comparison's bits for every pair at once."""
+    total = np.zeros(len(levels.name_similarity))
+    for index, (name, bits) in enumerate(model.level_bits().items()):
+        if index == 0:
+            total = bits[levels.levels[name]]
+        else:
+            total += bits[levels.levels[name]]
+    return total
+
+
+def _contributions(
+    prepared: PreparedPairs, models: TrainedModels, pairs: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Each feature's match weight in bits for the given pairs only (each record's top one), by
+    the model of each pair's kind of entry; 0 for a kind without a model."""
+    kinds = prepared.candidate_type[pairs]
+    values = {comparison.name: np.zeros(len(pairs)) for comparison in COMPARISONS}
+    for kind, model in models.by_candidate_type.items():
+        mine = kinds == kind
+        for name, bits in model.level_bits().items():
+            values[name][mine] = bits[prepared.levels.levels[name][pairs[mine]]]
+    return values
 
 
 def score_batch(
