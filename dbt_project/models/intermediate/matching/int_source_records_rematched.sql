@@ -227,7 +227,10 @@ records_of_touched_name_keys as (
     where
         -- the records' GIN index finds the candidates; the join below keeps each workspace's own
         {{ name_key_array('source_records.name_keys') }}
-        && (select coalesce(array_agg(name_key), '{}') from touched_name_keys)
+        && (
+            select coalesce(array_agg(touched_name_keys.name_key), '{}') as name_keys
+            from touched_name_keys
+        )
         and exists (
             select
             from touched_name_keys
