@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow.sdk import BaseOperator
@@ -12,13 +13,14 @@ from ledgerlink.orchestration.connection_ids import EMAIL_IN_CONN_ID, SOURCE_CON
 
 
 class PrepareWarehouseOperator(BaseOperator):
-    """Apply pending migrations to the configuration database and every region's, and return the
-    active workspace ids (for fan-out)."""
+    """Apply pending migrations to the configuration database and every region's, forget old OAuth
+    authorization requests in every region, and return the active workspace ids (for fan-out)."""
 
     def execute(self, context: Any) -> list[str]:
+        from ledgerlink.sources.authorization import forget_old_authorizations
         from ledgerlink.warehouse import connect
         from ledgerlink.warehouse.migrations import migrate
-        from ledgerlink.warehouse.regions import migrate_every_region
+        from ledgerlink.warehouse.regions import configured_regions, connect_region, migrate_every_region
         from ledgerlink.workspaces import active_workspace_ids
 
         for region, applied in migrate_every_region().items():
@@ -28,7 +30,14 @@ class PrepareWarehouseOperator(BaseOperator):
             applied = migrate(conn)
             if applied:
                 self.log.info("applied migrations: %s", ", ".join(applied))
-            return active_workspace_ids(conn)
+            workspace_ids = active_workspace_ids(conn)
+        now = datetime.now(UTC)
+        for name, storage_region in configured_regions().items():
+            with connect_region(storage_region) as conn:
+                forgotten = forget_old_authorizations(conn, now)
+            if forgotten:
+                self.log.info("region %s: deleted %d old OAuth authorization requests", name, forgotten)
+        return workspace_ids
 
 
 class ExtractSourceOperator(BaseOperator):

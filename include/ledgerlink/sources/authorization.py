@@ -11,6 +11,11 @@ consumes the state before exchanging the code, so a replayed callback is refused
 tokens encrypted, which marks the connection ``connected``, and resolves the source's open
 incidents, saying who reconnected. A refusal raises :class:`AuthorizationRefused` with a message
 for a person and changes no token, connection or incident.
+
+A request's PKCE verifier is kept only while its callback can still be accepted: consuming the
+state clears it. :func:`forget_old_authorizations`, run by every DAG run, clears it from requests
+that expired unanswered, and deletes a request once it has been past its deadline for
+:data:`STATE_RETENTION` (until then, who asked and how it ended stay on record).
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from ledgerlink.sources.oauth import OAuthClient, authorize_url, pkce_pair, qont
 
 #: How long a person has to approve at the provider before the request is refused.
 STATE_LIFETIME = timedelta(minutes=10)
+#: How long an ended or expired request stays on record before it is deleted.
+STATE_RETENTION = timedelta(days=30)
 SOURCES = ("qonto", "square")
 
 
@@ -133,7 +140,8 @@ def claim_authorization(
         elif expires_at <= now:
             outcome = "expired"
         conn.execute(
-            "update ops.oauth_states set consumed_at = %s, outcome = %s where state = %s",
+            "update ops.oauth_states set consumed_at = %s, outcome = %s, code_verifier = null"
+            " where state = %s",
             (now, outcome, state),
         )
     if provider_error is not None:
@@ -148,6 +156,22 @@ def claim_authorization(
             " Start again with Reconnect."
         )
     return Authorization(state, workspace_id, source, redirect_uri, verifier, owner)
+
+
+def forget_old_authorizations(conn: psycopg.Connection, now: datetime) -> int:
+    """Clear the PKCE verifier of every request whose deadline has passed, and delete the requests
+    past it for longer than :data:`STATE_RETENTION` (committed); the number deleted. A request
+    still within its deadline is left whole: its callback may yet arrive."""
+    with conn.transaction():
+        conn.execute(
+            "update ops.oauth_states set code_verifier = null"
+            " where expires_at <= %s and code_verifier is not null",
+            (now,),
+        )
+        deleted = conn.execute(
+            "delete from ops.oauth_states where expires_at <= %s", (now - STATE_RETENTION,)
+        ).rowcount
+    return deleted
 
 
 def exchange_code(client: OAuthClient, authorization: Authorization, code: str) -> IssuedToken:
