@@ -34,8 +34,10 @@ from pypdf.errors import PdfReadError
 from ledgerlink.blobstore import BlobStore
 from ledgerlink.money import format_money
 
-# The Unicode font for text beyond Latin-1, when the system has one (see _pdf_from_blocks).
+# The Unicode font for text beyond Latin-1, when the system has one (see _pdf_from_blocks), and its
+# bold face for labels and headings (the regular face stands in when the bold one is missing).
 _UNICODE_FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+_UNICODE_BOLD_FONT = _UNICODE_FONT.with_name("DejaVuSans-Bold.ttf")
 
 
 #: File types QuickBooks' email-in accepts, by content type.
@@ -61,7 +63,8 @@ def _unicode_font_prototypes() -> dict[str, TTFFont]:
     every glyph's width and id, which was half of a receipt's rendering time."""
     pdf = FPDF()
     pdf.add_font("DejaVu", fname=str(_UNICODE_FONT))
-    pdf.add_font("DejaVu", style="B", fname=str(_UNICODE_FONT))
+    bold = _UNICODE_BOLD_FONT if _UNICODE_BOLD_FONT.exists() else _UNICODE_FONT
+    pdf.add_font("DejaVu", style="B", fname=str(bold))
     return {key: font for key, font in pdf.fonts.items() if isinstance(font, TTFFont)}
 
 
@@ -178,7 +181,7 @@ def _write(pdf: FPDF, text: str, width: float, height: float) -> None:
     if _fits(pdf, text, width):
         pdf.cell(width, height, text, new_x="LMARGIN", new_y="NEXT")
     else:
-        pdf.multi_cell(width, height, text, new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(width, height, text, align="L", new_x="LMARGIN", new_y="NEXT")
 
 
 def _table(pdf: FPDF, table: _Table, shown: Callable[[str], str]) -> None:
@@ -201,7 +204,7 @@ def _table(pdf: FPDF, table: _Table, shown: Callable[[str], str]) -> None:
             if lines == 1:
                 pdf.cell(width, _LINE_HEIGHT, text)
             else:
-                pdf.multi_cell(width, _LINE_HEIGHT, text, new_x="RIGHT", new_y="TOP")
+                pdf.multi_cell(width, _LINE_HEIGHT, text, align="L", new_x="RIGHT", new_y="TOP")
         pdf.ln(height)
     pdf.set_font(style="")
 
