@@ -108,7 +108,9 @@ class QontoClient(ApiClient):
         response.raise_for_status()
         raise AssertionError("unreachable")
 
-    def download_attachments(self, attachment_ids: Iterable[str]) -> Iterator[tuple[str, dict[str, Any], bytes]]:
+    def download_attachments(
+        self, attachment_ids: Iterable[str]
+    ) -> Iterator[tuple[str, dict[str, Any], bytes]]:
         """``(id, metadata, bytes)`` for each attachment, in the order given, fetched
         ``parallel_downloads`` at a time. The first failure is raised when its turn comes."""
         ids = list(attachment_ids)
