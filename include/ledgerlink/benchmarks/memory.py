@@ -13,7 +13,7 @@ _PROC = Path("/proc")
 
 
 def _children(pid: int) -> list[int]:
-    found = []
+    found: list[int] = []
     try:
         tasks = list((_PROC / str(pid) / "task").glob("*/children"))
     except OSError:
