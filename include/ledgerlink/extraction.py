@@ -555,8 +555,7 @@ def _land_new_attachments(
         )
     }
     records = []
-    for attachment_id in sorted(attachment_ids - already):
-        attachment, content = client.download_attachment(attachment_id)
+    for attachment_id, attachment, content in client.download_attachments(sorted(attachment_ids - already)):
         blob_sha256 = blobs.put(content)
         # The download URL is a short-lived secret, not part of the record.
         payload = {key: value for key, value in attachment.items() if key != "url"}

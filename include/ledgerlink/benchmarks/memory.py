@@ -13,8 +13,12 @@ _PROC = Path("/proc")
 
 
 def _children(pid: int) -> list[int]:
-    found = []
-    for task in (_PROC / str(pid) / "task").glob("*/children"):
+    found: list[int] = []
+    try:
+        tasks = list((_PROC / str(pid) / "task").glob("*/children"))
+    except OSError:
+        return found  # the process ended since it was listed (a task process between tasks)
+    for task in tasks:
         try:
             found += [int(child) for child in task.read_text().split()]
         except OSError:

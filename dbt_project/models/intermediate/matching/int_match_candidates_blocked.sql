@@ -221,9 +221,11 @@ amount_matched_pairs as (
         ledger_amount_bands.candidate_type,
         ledger_amount_bands.candidate_id,
         coalesce(record_amount_bands.initials_key = ledger_amount_bands.initials_key, false) as is_initials_match,
-        abs(record_amount_bands.amount_minor - ledger_amount_bands.amount_minor)::numeric
+        -- double precision, not numeric: it only ranks (ties by id), and numeric arithmetic over
+        -- every banded pair was a quarter of this model's first build
+        abs(record_amount_bands.amount_minor - ledger_amount_bands.amount_minor)::double precision
         / ledger_amount_bands.amount_minor / {{ amount_tolerance }}
-        + abs(record_amount_bands.occurred_on - ledger_amount_bands.entry_on)::numeric
+        + abs(record_amount_bands.occurred_on - ledger_amount_bands.entry_on)::double precision
         / {{ var('blocking_days_before_payment') }} as amount_date_distance
     from record_amount_bands
     inner join ledger_amount_bands
@@ -233,8 +235,10 @@ amount_matched_pairs as (
             and record_amount_bands.currency = ledger_amount_bands.currency
             and record_amount_bands.amount_band = ledger_amount_bands.amount_band
     where
+        -- exact in double precision: the difference is an integer, so rounding the product
+        -- (below 2^53) cannot move it across one
         abs(record_amount_bands.amount_minor - ledger_amount_bands.amount_minor)
-        <= {{ amount_tolerance }} * ledger_amount_bands.amount_minor
+        <= {{ amount_tolerance }} * ledger_amount_bands.amount_minor::double precision
         and ledger_amount_bands.entry_on
         between record_amount_bands.occurred_on - {{ var('blocking_days_before_payment') }}
         and record_amount_bands.occurred_on + {{ var('blocking_days_after_payment') }}

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +12,10 @@ import httpx
 from ledgerlink.sources.http import ApiClient, MalformedResponse, tls_context
 
 MAX_PER_PAGE = 100
+#: Attachments fetched at once. Each costs an API call (for a fresh URL) and a download from the
+#: file host; one at a time, a first sync spends its time waiting on round trips. Qonto allows
+#: 1,000 API requests per 10 s (``apis.md`` §1.6), far above what four downloads in flight ask.
+PARALLEL_DOWNLOADS = 4
 
 
 def _iso(moment: datetime) -> str:
@@ -18,8 +23,24 @@ def _iso(moment: datetime) -> str:
 
 
 class QontoClient(ApiClient):
-    def __init__(self, base_url: str, access_token: str, **kwargs: Any) -> None:
+    def __init__(
+        self, base_url: str, access_token: str, *, parallel_downloads: int = PARALLEL_DOWNLOADS, **kwargs: Any
+    ) -> None:
         super().__init__(base_url, {"Authorization": f"Bearer {access_token}"}, **kwargs)
+        if parallel_downloads < 1:
+            raise ValueError("parallel_downloads must be 1 or more")
+        self._parallel_downloads = parallel_downloads
+        # The file host's pre-signed links carry their own signature: no bearer token goes there.
+        # One client for every download keeps its connections (and TLS sessions) alive.
+        self._files = httpx.Client(
+            timeout=httpx.Timeout(60.0, connect=5.0),
+            verify=tls_context(),
+            limits=httpx.Limits(max_connections=parallel_downloads),
+        )
+
+    def close(self) -> None:
+        self._files.close()
+        super().close()
 
     def supplier_invoice_pages(
         self, updated_from: datetime | None, updated_to: datetime, per_page: int = MAX_PER_PAGE
@@ -79,10 +100,26 @@ class QontoClient(ApiClient):
         for _ in range(2):
             attachment = self.attachment(attachment_id)
             url = str(attachment["url"]).replace("\\u0026", "&")
-            response = httpx.get(url, timeout=httpx.Timeout(60.0, connect=5.0), verify=tls_context())
+            response = self._files.get(url)
             if response.status_code in (403, 404, 410):
                 continue
             response.raise_for_status()
             return attachment, response.content
         response.raise_for_status()
         raise AssertionError("unreachable")
+
+    def download_attachments(
+        self, attachment_ids: Iterable[str]
+    ) -> Iterator[tuple[str, dict[str, Any], bytes]]:
+        """``(id, metadata, bytes)`` for each attachment, in the order given, fetched
+        ``parallel_downloads`` at a time. The first failure is raised when its turn comes."""
+        ids = list(attachment_ids)
+        if len(ids) <= 1 or self._parallel_downloads == 1:
+            for attachment_id in ids:
+                yield (attachment_id, *self.download_attachment(attachment_id))
+            return
+        with ThreadPoolExecutor(self._parallel_downloads, thread_name_prefix="qonto-download") as pool:
+            for attachment_id, (attachment, content) in zip(
+                ids, pool.map(self.download_attachment, ids), strict=True
+            ):
+                yield attachment_id, attachment, content
