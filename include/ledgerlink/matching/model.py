@@ -438,5 +438,6 @@ __all__ = [
     "RecordLabel",
     "fit",
     "initial_model",
+    "look_alike_bits",
     "posterior",
 ]
