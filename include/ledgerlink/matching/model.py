@@ -42,7 +42,8 @@ import numpy as np
 
 from ledgerlink.matching.features import AMOUNT, COMPARISONS, NAME, PairLevels
 
-MODEL_FAMILY = "fellegi-sunter-em-v2"
+#: v3: a record-level look-alike term (look_alike_bits) moves the no-match odds of each record.
+MODEL_FAMILY = "fellegi-sunter-em-v3"
 #: Records EM learns from; all labelled records are always among them.
 EM_SAMPLE_RECORDS = 8_000
 EM_ITERATIONS = 30
