@@ -22,7 +22,16 @@ from ledgerlink.matching.assignment import Claim, assign
 from ledgerlink.matching.features import COMPARISONS, PairColumns, compare, rarity_weighted_overlap
 from ledgerlink.matching.model import MODEL_FAMILY, monotone
 from ledgerlink.matching.routing import MIN_LEAD_BITS, route_for
-from ledgerlink.matching.scorer import PairBatch, labels_for, prepare, score, score_batch, train
+from ledgerlink.matching.scorer import (
+    BALANCE,
+    LOOK_ALIKES,
+    PairBatch,
+    labels_for,
+    prepare,
+    score,
+    score_batch,
+    train,
+)
 from ledgerlink.workspaces import Workspace
 
 WORKSPACE = Workspace(workspace_id="ws", display_name="W", email_in_address="w@qbodocs.com")
@@ -134,7 +143,7 @@ def test_em_learns_without_labels_and_the_auto_band_is_precise() -> None:
     # calibrated: the mean probability of the auto band is close to its precision
     assert abs(np.mean([s.score for s in auto]) - np.mean(right)) < 0.05
     explanation = auto[0].explanation
-    assert set(explanation["contributions"]) == {c.name for c in COMPARISONS}
+    assert set(explanation["contributions"]) == {c.name for c in COMPARISONS} | {LOOK_ALIKES, BALANCE}
     assert sum(explanation["contributions"].values()) == pytest.approx(explanation["match_weight"], abs=0.05)
 
 

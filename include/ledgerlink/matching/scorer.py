@@ -16,10 +16,17 @@ import numpy as np
 
 from ledgerlink.matching.batch import PAIR_COLUMNS, LedgerEntry, PairBatch, SourceRecord
 from ledgerlink.matching.features import COMPARISONS, PairColumns, PairLevels, compare
-from ledgerlink.matching.model import CandidateSets, MatchModel, RecordLabel, fit, posterior
+from ledgerlink.matching.model import CandidateSets, MatchModel, RecordLabel, fit, look_alike_bits, posterior
 from ledgerlink.matching.prior import shipped_prior
 
 TOP_CANDIDATES_KEPT = 5
+#: The explanation's name for the record-level look-alike term (:func:`model.look_alike_bits`):
+#: how much rarer (positive) or commoner (negative) the record's name is at its top candidate's
+#: name level than ``u`` assumes. The same for every candidate of the record.
+LOOK_ALIKES = "name_look_alikes"
+#: The explanation's name for what an open invoice's balance takes off a candidate's weight when
+#: other records are likely to claim it too (:func:`model.posterior`): 0 or negative.
+BALANCE = "invoice_balance"
 #: Random record-entry pairs ``u`` is estimated from, per kind of ledger entry.
 RANDOM_PAIRS = 200_000
 
@@ -347,14 +354,22 @@ def score(prepared: PreparedPairs, models: TrainedModels) -> list[ScoredRecord]:
     count = len(prepared.sets.record_index)
     probability = np.zeros(count)
     weight = np.zeros(count)
+    # each record's look-alike term (model.look_alike_bits) and, per pair, what the invoice's
+    # balance took off (model.posterior): each is explained as its own part of the match weight
+    look_alikes = np.zeros(len(prepared.records))  # per record
+    balance = np.zeros(count, dtype=np.float32)
     for kind, model in models.by_candidate_type.items():
         subset = _subset(prepared, types == kind)
         if not len(subset.pairs):
             continue
-        p, adjusted = posterior(model, subset.sets, _match_weight(model, subset.levels))
+        weights = _match_weight(model, subset.levels)
+        record_bits = look_alike_bits(model, subset.levels, subset.sets, weights)
+        p, adjusted = posterior(model, subset.sets, weights, record_bits=record_bits)
         probability[subset.pairs] = p
         weight[subset.pairs] = adjusted
-        del subset, p, adjusted  # before the next kind's subset is taken
+        look_alikes[subset.records] = record_bits
+        balance[subset.pairs] = adjusted - weights - record_bits[subset.sets.record_index]
+        del subset, p, adjusted, weights  # before the next kind's subset is taken
     level_names = {cmp.name: cmp.levels for cmp in COMPARISONS}
 
     # by record, then most probable first: probabilities lie in 0..1, so one float key does both
@@ -380,7 +395,12 @@ def score(prepared: PreparedPairs, models: TrainedModels) -> list[ScoredRecord]:
         "none": np.round(1.0 - np.where(has_pairs, claimed, 0.0), 4).tolist(),
     }
     top_contributions = {
-        name: np.round(values, 3).tolist() for name, values in _contributions(prepared, models, first).items()
+        name: np.round(values, 3).tolist()
+        for name, values in {
+            **_contributions(prepared, models, first),
+            LOOK_ALIKES: np.where(has_pairs, look_alikes, 0.0),
+            BALANCE: balance[first].astype(float),
+        }.items()
     }
     top_levels = {
         name: [level_names[name][level] for level in prepared.levels.levels[name][first].tolist()]

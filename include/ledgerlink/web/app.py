@@ -61,6 +61,8 @@ FEATURE_LABELS = {
     "currency": "Currency",
     "reference": "Reference",
     "confirmed_before": "Linked by a reviewer before",
+    "name_look_alikes": "Name's look-alikes in the ledger",
+    "invoice_balance": "Invoice likely paid by another charge",
 }
 
 
