@@ -17,7 +17,7 @@ import pytest
 
 from ledgerlink.evaluation.generated import land_fixtures
 from ledgerlink.evaluation.reviewer import forget_decisions
-from ledgerlink.matching.routing import route_workspace
+from ledgerlink.matching.routing import route_workspace, routing_progress
 from ledgerlink.settings import Settings
 from ledgerlink.warehouse import ServerAddress, connect
 from ledgerlink.workspaces import Workspace
@@ -75,7 +75,7 @@ def _route(conn: psycopg.Connection, **chunking: int) -> tuple[dict[str, int], d
             (WORKSPACE_ID,),
         ).fetchall()
     )
-    return counts, {"decisions": decisions, "queued": queued, "chunks": timings["chunks"]}
+    return counts, {"decisions": decisions, "queued": queued, "chunks": timings["chunks"], "timings": timings}
 
 
 @pytest.mark.timeout(600)
@@ -90,6 +90,11 @@ def test_decisions_do_not_depend_on_the_chunk_size(landed: ServerAddress) -> Non
             "refused": 0,
         }
     assert whole["chunks"] == 1 and tiny["chunks"] > 40
+    # the operator's progress line counts the chunks each step has done
+    assert all(tiny["timings"][f"{step}_chunks"] == tiny["chunks"] for step in ("compare", "score", "decide"))
+    assert routing_progress(tiny["timings"]).startswith(
+        f"{len(tiny['decisions'])} records in {tiny['chunks']} chunks"
+    )
     assert tiny_counts == whole_counts
     assert tiny["decisions"] == whole["decisions"]
     assert tiny["queued"] == whole["queued"]
@@ -114,3 +119,29 @@ def test_a_sample_trained_model_is_reproducible_and_scores_every_chunk_alike(lan
     assert versions(sampled) != versions(everything)
     assert sampled_again["decisions"] == sampled["decisions"]
     assert sampled_again["queued"] == sampled["queued"]
+
+
+def test_the_progress_line_says_how_far_the_current_step_is() -> None:
+    midway = {"chunks": 12, "records": 60_000, "read_seconds": 4.0, "train_seconds": 9.0}
+    midway |= {"compare_seconds": 30.0, "compare_chunks": 12, "balance_seconds": 2.0, "balance_chunks": 1}
+    midway |= {"score_seconds": 5.0, "score_chunks": 3}
+    assert routing_progress(midway) == (
+        "60,000 records in 12 chunks; steps done: read, train, compare, balance, score 3/12 chunks"
+        " (of read, train, compare, balance, score, decide, queue)"
+    )
+    assert (
+        routing_progress({})
+        == "steps done: none yet (of read, train, compare, balance, score, decide, queue)"
+    )
+
+
+def test_the_scoring_task_reads_its_chunking_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ledgerlink.orchestration.runtime import scoring_chunking
+
+    assert scoring_chunking() == {}
+    monkeypatch.setenv("LEDGERLINK_SCORING_CHUNK_RECORDS", "2000")
+    monkeypatch.setenv("LEDGERLINK_TRAINING_RECORDS", "10000")
+    assert scoring_chunking() == {"chunk_records": 2000, "training_records": 10000}
+    monkeypatch.setenv("LEDGERLINK_SCORING_CHUNK_RECORDS", "2k")
+    with pytest.raises(ValueError, match="LEDGERLINK_SCORING_CHUNK_RECORDS must be a whole number"):
+        scoring_chunking()

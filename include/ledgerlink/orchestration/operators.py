@@ -83,7 +83,7 @@ class ScoringOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, int]:
         from ledgerlink.matching import route_workspace, routing_progress
-        from ledgerlink.orchestration.runtime import extraction_window
+        from ledgerlink.orchestration.runtime import extraction_window, scoring_chunking
         from ledgerlink.progress import progress_while
         from ledgerlink.warehouse.regions import connect_for_workspace
 
@@ -97,7 +97,9 @@ class ScoringOperator(BaseOperator):
                 self.log, f"workspace {self.workspace_id}: scoring", lambda: routing_progress(timings)
             ),
         ):
-            counts = route_workspace(conn, self.workspace_id, window.run_id, window.window_end, timings)
+            counts = route_workspace(
+                conn, self.workspace_id, window.run_id, window.window_end, timings, **scoring_chunking()
+            )
         self.log.info("workspace %s: routed %s; %s", self.workspace_id, counts, timings)
         return counts
 
