@@ -8,7 +8,7 @@ from __future__ import annotations
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ledgerlink.evaluation.pipeline import (
     blocking_recall,
@@ -21,9 +21,13 @@ from ledgerlink.evaluation.pipeline import (
 )
 from ledgerlink.evaluation.report import Decision, summarise
 from ledgerlink.evaluation.reviewer import TrueEntry, relearn_from_reviewer
-from ledgerlink.warehouse import connect
+from ledgerlink.settings import Settings
+from ledgerlink.warehouse import ServerAddress, connect
 from ledgerlink.warehouse.landing import SourceRecord
 from ledgerlink.workspaces import Workspace
+
+if TYPE_CHECKING:
+    from ledgerlink.sandbox.fixtures import Fixtures
 
 WORKSPACE_ID = "bench-generated"
 _QUICKBOOKS_TABLES = {"Vendor": "qbo_vendors", "Customer": "qbo_customers", "Invoice": "qbo_invoices"}
@@ -31,6 +35,26 @@ _QUICKBOOKS_TABLES = {"Vendor": "qbo_vendors", "Customer": "qbo_customers", "Inv
 
 def _records(payloads: list[dict[str, Any]], key: str = "id") -> list[SourceRecord]:
     return [SourceRecord(str(payload[key]), payload, None) for payload in payloads]
+
+
+def land_fixtures(
+    settings: Settings, address: ServerAddress, workspace: Workspace, run_id: str, fixtures: Fixtures
+) -> None:
+    """Reset ``workspace``, land the generator's ``fixtures`` in it as the sandbox APIs serve them,
+    and build the scorer's input with dbt."""
+    records = {
+        "qonto_supplier_invoices": _records(fixtures.qonto_supplier_invoices),
+        "square_payments": _records(fixtures.square_payments),
+        "square_customers": _records(fixtures.square_customers),
+        **{
+            table: _records(fixtures.quickbooks.get(entity, []), "Id")
+            for entity, table in _QUICKBOOKS_TABLES.items()
+        },
+    }
+    with connect(address) as conn:
+        reset_workspace(conn, workspace)
+        land(conn, workspace.workspace_id, run_id, records)
+    build_scoring_models(settings, address)
 
 
 def evaluate_generated(seed: int, reviewer_labels: bool = False) -> dict[str, Any]:
@@ -53,19 +77,7 @@ def evaluate_generated(seed: int, reviewer_labels: bool = False) -> dict[str, An
         is_active=False,
     )
     run_id = new_run_id(f"generated-{seed}")
-    records = {
-        "qonto_supplier_invoices": _records(fixtures.qonto_supplier_invoices),
-        "square_payments": _records(fixtures.square_payments),
-        "square_customers": _records(fixtures.square_customers),
-        **{
-            table: _records(fixtures.quickbooks.get(entity, []), "Id")
-            for entity, table in _QUICKBOOKS_TABLES.items()
-        },
-    }
-    with connect(address) as conn:
-        reset_workspace(conn, workspace)
-        land(conn, WORKSPACE_ID, run_id, records)
-    build_scoring_models(settings, address)
+    land_fixtures(settings, address, workspace, run_id, fixtures)
     with connect(address) as conn:
         decisions = route_and_read(conn, WORKSPACE_ID, run_id)
         seconds = time.perf_counter() - started

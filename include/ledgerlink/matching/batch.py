@@ -5,13 +5,14 @@ objects: the warehouse sends them as fixed-width binary COPY rows that numpy rea
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
 import numpy as np
 import psycopg
+from psycopg import sql
 
 #: The columns of ``marts.match_features`` a batch is built from, in this order.
 PAIR_COLUMNS = (
@@ -88,6 +89,11 @@ class PairBatch:
     date_lag_days: np.ndarray  # per pair, float32, nan when unknown
     is_currency_match: np.ndarray  # per pair, float32 1/0, nan when unknown
     is_reference_match: np.ndarray  # per pair, float32 1/0, nan when either side has no reference
+    #: per entry, its position among all the entries of the pairs the batch was read from (a
+    #: chunk's entries are a few of the workspace's); None: the batch's own positions
+    entry_positions: np.ndarray | None = None
+    #: per record, its position among all the records read (None: the batch's own positions)
+    record_positions: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.record_index)
@@ -137,12 +143,22 @@ class PairBatch:
             columns[:, 5].astype(np.float32),
         )
 
-    @classmethod
-    def from_warehouse(cls, conn: psycopg.Connection, pairs_query: str, params: dict[str, Any]) -> PairBatch:
-        """The pairs ``pairs_query`` selects from ``marts.match_features`` (aliased ``f``, every
-        column of :data:`PAIR_COLUMNS`), read in three passes over a temporary table."""
-        for table in ("match_batch", "match_batch_records", "match_batch_entries"):
-            conn.execute(f"drop table if exists pg_temp.{table}")
+
+class StagedPairs:
+    """The pairs a query selects from ``marts.match_features``, staged once in temporary tables
+    (records and entries numbered in key order, pairs as positions plus the features dbt computed)
+    and read back a set of records at a time, so memory follows the records read, not the
+    workspace's history. A batch of records ``first..stop`` holds exactly what the whole
+    selection's batch holds for them, in the same order; its entries are only those its pairs
+    reach, with their positions among all entries in ``entry_positions``.
+
+    Use as a context manager on an open transaction: leaving it drops the tables."""
+
+    def __init__(self, conn: psycopg.Connection, pairs_query: str, params: dict[str, Any]) -> None:
+        """``pairs_query`` selects from ``marts.match_features`` (aliased ``f``) every column of
+        :data:`PAIR_COLUMNS`."""
+        self.conn = conn
+        self._drop()
         # the records and entries are hashed, not sorted, in memory (the default 4 MB spills to disk)
         conn.execute("set local work_mem = '128MB'")
         conn.execute(f"create temporary table match_batch as {pairs_query}", params)  # noqa: S608 - caller's SQL
@@ -164,37 +180,134 @@ class PairBatch:
                   where candidate_id is not null group by {", ".join(_ENTRY_COLUMNS)}) as entries
             """  # noqa: S608 - fixed column names
         )
+        conn.execute("create index on match_batch_records (record_position)")
+        conn.execute("create index on match_batch_records (source, source_record_id)")
+        conn.execute("create index on match_batch_entries (entry_position)")
         conn.execute("analyze match_batch_records")
         conn.execute("analyze match_batch_entries")
-        records = [
-            SourceRecord(*row)
-            for row in conn.execute(
-                f"select {', '.join(_RECORD_COLUMNS)} from match_batch_records order by record_position"  # noqa: S608
+        # pairs as fixed-width positions and features, in record order, so a range of records is
+        # a range of the table
+        conn.execute(_STAGE_PAIRS)
+        conn.execute("drop table pg_temp.match_batch")
+        conn.execute("create index on match_batch_pairs (record_position)")
+        conn.execute("analyze match_batch_pairs")
+        self.record_count = _count(conn, "select count(*) from match_batch_records")
+        self.entry_count = _count(conn, "select count(*) from match_batch_entries")
+        self.pair_count = _count(conn, "select count(*) from match_batch_pairs")
+
+    def __enter__(self) -> StagedPairs:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.conn.closed and self.conn.info.transaction_status != psycopg.pq.TransactionStatus.INERROR:
+            self._drop()
+
+    def _drop(self) -> None:
+        for table in ("match_batch", "match_batch_records", "match_batch_entries", "match_batch_pairs"):
+            self.conn.execute(f"drop table if exists pg_temp.{table}")
+
+    def entries_by_type(self) -> dict[str, int]:
+        """How many distinct entries of each type the pairs reach."""
+        rows = self.conn.execute("select candidate_type, count(*) from match_batch_entries group by 1")
+        return {candidate_type: int(count) for candidate_type, count in rows}
+
+    def names(self) -> Iterator[str]:
+        """Every distinct name of a record or an entry once ('' for none), streamed."""
+        with self.conn.cursor(name="match_batch_names") as cursor:
+            cursor.itersize = 10_000
+            cursor.execute(
+                """
+                select coalesce(record_counterparty_name_normalised, '') from match_batch_records
+                union
+                select coalesce(candidate_name_normalised, '') from match_batch_entries
+                """
             )
-        ]
+            for (name,) in cursor:
+                yield name
+
+    def positions_where(self, condition: str, params: dict[str, Any]) -> np.ndarray:
+        """The positions, ascending, of the records (aliased ``r``) for which ``condition`` holds."""
+        rows = self.conn.execute(
+            f"select record_position from match_batch_records as r where {condition} order by 1",  # noqa: S608
+            params,
+        ).fetchall()
+        return np.array([row[0] for row in rows], dtype=np.int64)
+
+    def batch(self, first: int, stop: int) -> PairBatch:
+        """The records at positions ``first`` to ``stop`` (excluded), with their pairs."""
+        where = sql.SQL("record_position >= {} and record_position < {}").format(
+            sql.Literal(first), sql.Literal(stop)
+        )
+        return self._read(where)
+
+    def batch_of(self, positions: np.ndarray) -> PairBatch:
+        """The records at ``positions`` (ascending), with their pairs."""
+        if len(positions) == self.record_count:
+            return self.batch(0, self.record_count)
+        chosen = sql.Literal([int(position) for position in positions])
+        return self._read(sql.SQL("record_position = any({}::int4[])").format(chosen))
+
+    def _read(self, where: sql.Composed) -> PairBatch:
+        conn = self.conn
+        rows = conn.execute(
+            sql.SQL(
+                "select {}, record_position from match_batch_records where {} order by record_position"
+            ).format(sql.SQL(", ").join(map(sql.Identifier, _RECORD_COLUMNS)), where)
+        ).fetchall()
+        records = [SourceRecord(*row[:-1]) for row in rows]
+        record_positions = np.array([row[-1] for row in rows], dtype=np.int64)
+        del rows
+        counted = conn.execute(
+            sql.SQL("select count(*) from match_batch_pairs where {}").format(where)
+        ).fetchone()
+        pairs = _copy_pairs(conn, sql.SQL(_COPY_PAIRS).format(where), counted[0] if counted else 0)
+        entry_positions = np.unique(pairs["entry"]).astype(np.int64)
         entries = [
             LedgerEntry(*row)
             for row in conn.execute(
-                f"select {', '.join(_ENTRY_COLUMNS)} from match_batch_entries order by entry_position"  # noqa: S608
+                sql.SQL(
+                    "select {} from match_batch_entries where entry_position = any(%s) order by entry_position"
+                ).format(sql.SQL(", ").join(map(sql.Identifier, _ENTRY_COLUMNS))),
+                (entry_positions.tolist(),),
             )
         ]
-        counted = conn.execute("select count(*) from match_batch where candidate_id is not null").fetchone()
-        pairs = _copy_pairs(conn, counted[0] if counted else 0)
-        for table in ("match_batch", "match_batch_records", "match_batch_entries"):
-            conn.execute(f"drop table pg_temp.{table}")
         # ordered by record here: numpy sorts two integer columns faster than the warehouse sorts rows;
         # each column is taken in that order on its own, so the rows are never copied whole
         order = np.lexsort((pairs["entry"], pairs["record"]))
-        return cls(
+        return PairBatch(
             records,
             entries,
-            pairs["record"][order].astype(np.int32),
-            pairs["entry"][order].astype(np.int32),
+            np.searchsorted(record_positions, pairs["record"][order]).astype(np.int32),
+            np.searchsorted(entry_positions, pairs["entry"][order]).astype(np.int32),
             pairs["amount_diff"][order].astype(np.float64),
             _missing_as_nan(pairs["lag"][order], _NO_LAG),
             _missing_as_nan(pairs["currency"][order], -1),
             _missing_as_nan(pairs["reference"][order], -1),
+            entry_positions,
+            record_positions,
         )
+
+
+def _count(conn: psycopg.Connection, query: str) -> int:
+    row = conn.execute(query).fetchone()
+    return int(row[0]) if row else 0
+
+
+_STAGE_PAIRS = f"""
+    create temporary table match_batch_pairs as
+    select r.record_position, e.entry_position,
+           coalesce(b.amount_diff_minor::float8, 'NaN') as amount_diff,
+           coalesce(b.date_lag_days, {_NO_LAG})::int4 as lag,
+           coalesce(b.is_currency_match::int4, -1) as currency,
+           case when b.record_reference is null or b.candidate_reference is null then -1
+                else coalesce(b.is_reference_match::int4, -1) end as reference
+    from match_batch as b
+    inner join match_batch_records as r
+        on b.source = r.source and b.source_record_id = r.source_record_id
+    inner join match_batch_entries as e
+        on b.candidate_type = e.candidate_type and b.candidate_id = e.candidate_id
+    order by r.record_position
+"""  # noqa: S608 - a constant
 
 
 # Every field non-null and fixed width, so each binary COPY row has the same layout.
@@ -216,29 +329,20 @@ _PAIR_ROW = np.dtype(
     ]
 )
 _COPY_HEADER = 19  # signature, flags and header extension length
-_COPY_PAIRS = f"""
+_COPY_PAIRS = """
     copy (
-        select r.record_position, e.entry_position,
-               coalesce(b.amount_diff_minor::float8, 'NaN'),
-               coalesce(b.date_lag_days, {_NO_LAG})::int4,
-               coalesce(b.is_currency_match::int4, -1),
-               case when b.record_reference is null or b.candidate_reference is null then -1
-                    else coalesce(b.is_reference_match::int4, -1) end
-        from match_batch as b
-        inner join match_batch_records as r
-            on b.source = r.source and b.source_record_id = r.source_record_id
-        inner join match_batch_entries as e
-            on b.candidate_type = e.candidate_type and b.candidate_id = e.candidate_id
+        select record_position, entry_position, amount_diff, lag, currency, reference
+        from match_batch_pairs where {}
     ) to stdout (format binary)
-"""  # noqa: S608 - a constant
+"""
 
 
-def _copy_pairs(conn: psycopg.Connection, expected: int) -> np.ndarray:
+def _copy_pairs(conn: psycopg.Connection, query: sql.Composed, expected: int) -> np.ndarray:
     """The COPY rows, read into one buffer sized for ``expected`` rows up front (a growing buffer
     is reallocated, and so held twice, many times over millions of rows)."""
     buffer = bytearray(_COPY_HEADER + expected * _PAIR_ROW.itemsize + 2)
     filled = 0
-    with conn.cursor().copy(_COPY_PAIRS) as copy:
+    with conn.cursor().copy(query) as copy:
         for chunk in copy:
             end = filled + len(chunk)
             if end > len(buffer):  # more rows than counted: grow as needed

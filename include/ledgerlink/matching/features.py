@@ -10,7 +10,7 @@ evidence either way.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise, product
 from typing import Any
@@ -94,6 +94,9 @@ class PairColumns:
     #: float 1/0: a reviewer confirmed this entry / another entry for the record's counterparty
     #: name before; nan (or no column) when no reviewer ever confirmed one for that name
     is_confirmed_before: np.ndarray | None = None
+    #: Optional: how rare each name token is, counted over more names than these pairs hold (all
+    #: of a workspace's, when its pairs are compared a chunk at a time); by default, over theirs.
+    token_rarity: TokenRarity | None = None
 
 
 @dataclass(frozen=True)
@@ -109,12 +112,13 @@ class PairLevels:
 class TokenRarity:
     """How much each name token key tells: log2 of the names over the names that have it."""
 
-    def __init__(self, names: Sequence[str | None]) -> None:
+    def __init__(self, names: Iterable[str | None]) -> None:
         counts: dict[str, int] = {}
-        for name in set(names):
+        distinct = set(names)
+        for name in distinct:
             for key in set(_token_keys(name)):
                 counts[key] = counts.get(key, 0) + 1
-        self.documents = max(len(set(names)), 1)
+        self.documents = max(len(distinct), 1)
         self.vocabulary = {key: index for index, key in enumerate(sorted(counts))}
         frequency = np.array([counts[key] for key in sorted(counts)], dtype=float)
         self.bits = np.log2(self.documents / np.maximum(frequency, 1.0))
@@ -145,17 +149,20 @@ def rarity_weighted_overlap(
     record_names: Sequence[str | None],
     candidate_names: Sequence[str | None],
     coded: tuple[Sequence[str | None], np.ndarray, np.ndarray] | None = None,
+    rarity: TokenRarity | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per pair, the rarity-weighted Dice overlap of the two names' token keys, in 0..1 (shared
     rare tokens count for much, shared initials or common first names for little), and the bits
     of information the record's shared tokens carry. ``coded`` gives the names once and each
-    pair's two names as positions, instead of the per-pair names."""
+    pair's two names as positions, instead of the per-pair names. Token rarity is counted over
+    the names given, unless ``rarity`` is."""
     if coded is None:
         unique, inverse = factorise([n or "" for n in (*record_names, *candidate_names)])
         left, right = inverse[: len(record_names)], inverse[len(record_names) :]
     else:
         unique, left, right = [n or "" for n in coded[0]], coded[1], coded[2]
-    rarity = TokenRarity(unique)
+    if rarity is None:
+        rarity = TokenRarity(unique)
     token_ids = np.full((len(unique), MAX_TOKENS), -1, dtype=np.int32)
     token_weights = np.zeros((len(unique), MAX_TOKENS), dtype=np.float32)
     for row, name in enumerate(unique):
@@ -276,7 +283,7 @@ def compare(pairs: PairColumns) -> PairLevels:
         )
     similarity = _name_similarity(pairs, coded) if count else np.zeros(0, dtype=np.float32)
     overlap, shared_bits = (
-        rarity_weighted_overlap(pairs.record_names, pairs.candidate_names, coded)
+        rarity_weighted_overlap(pairs.record_names, pairs.candidate_names, coded, pairs.token_rarity)
         if count
         else (similarity, similarity)
     )

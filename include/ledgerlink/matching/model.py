@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -207,38 +207,62 @@ def posterior(
     weights: np.ndarray,
     balance_rounds: int = _BALANCING_ROUNDS,
     record_bits: np.ndarray | None = None,
+    scale: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The probability that each pair is its record's entry, and the match weights (bits) after
     balancing: an entry claimed beyond its balance scales down the weight of every claim on it.
     ``record_bits`` (per record, :func:`look_alike_bits`) is added to every pair of its record:
-    it moves the record's probability of having no entry, never the order of its candidates."""
+    it moves the record's probability of having no entry, never the order of its candidates.
+    ``scale``, when given, is the balancing already worked out (per entry, in natural log; see
+    :func:`balanced_scale`, which must have seen the same weights), and no round is run here."""
     if record_bits is not None and len(weights):
         weights = weights + record_bits[sets.record_index]
-    log_weight = weights * np.log(2.0)
+    if scale is None:
+        candidates = int(sets.candidate_index.max()) + 1 if len(sets.candidate_index) else 0
+        scale = balanced_scale(lambda: [(model, sets, weights, None)], candidates, balance_rounds)
     log_none = np.full(len(sets.starts), np.log(max(model.ledger_entries * model.no_match_odds, 1e-300)))
-    claims = sets.record_amount
-    capacity = sets.candidate_balance * (1.0 + BALANCE_TOLERANCE)
-    constrained = ~np.isnan(claims) & ~np.isnan(capacity) & (capacity > 0)
-    scale = np.zeros(int(sets.candidate_index.max()) + 1 if len(sets.candidate_index) else 0)
-    adjusted = log_weight
-    probability = np.zeros_like(log_weight)
-    for round_number in range(balance_rounds + 1):
-        adjusted = log_weight + scale[sets.candidate_index]
-        probability = _row_softmax(adjusted, sets, log_none)
-        if round_number == balance_rounds or not constrained.any():
+    adjusted = weights * np.log(2.0) + scale[sets.candidate_index]
+    return _row_softmax(adjusted, sets, log_none), adjusted / np.log(2.0)
+
+
+#: One batch of pairs for :func:`balanced_scale`: the model, the pairs, their match weights, and
+#: each of the batch's entries' position among all entries (None: the batch's own positions).
+BalancedBatch = tuple[MatchModel, CandidateSets, np.ndarray, np.ndarray | None]
+
+
+def balanced_scale(
+    batches: Callable[[], Iterable[BalancedBatch]], candidates: int, rounds: int = _BALANCING_ROUNDS
+) -> np.ndarray:
+    """Per entry (of ``candidates``), how much the balancing scales down the weight of every claim
+    on it, in natural log: a few rounds of Sinkhorn scaling with an upper bound. ``batches()``
+    yields every pair once, one batch at a time, and is called again for each round, so the pairs
+    can be read a batch at a time. What each entry is claimed is summed pair by pair in the order
+    the batches give them, so pairs cut into batches in order get the very same scale as in one."""
+    scale = np.zeros(candidates)
+    for _ in range(rounds):
+        claimed, capacity_sum, pairs = np.zeros(candidates), np.zeros(candidates), np.zeros(candidates, int)
+        for model, sets, weights, positions in batches():
+            claims = sets.record_amount
+            capacity = sets.candidate_balance * (1.0 + BALANCE_TOLERANCE)
+            constrained = ~np.isnan(claims) & ~np.isnan(capacity) & (capacity > 0)
+            if not constrained.any():
+                continue
+            entry_scale = scale if positions is None else scale[positions]
+            probability, _ = posterior(model, sets, weights, scale=entry_scale)
+            entries = sets.candidate_index[constrained]
+            if positions is not None:
+                entries = positions[entries]
+            # unbuffered and in pair order, as one bincount over every pair would add them
+            np.add.at(claimed, entries, (probability * claims)[constrained])
+            np.add.at(capacity_sum, entries, capacity[constrained])
+            np.add.at(pairs, entries, 1)
+        if not pairs.any():
             break
-        claimed = np.bincount(
-            sets.candidate_index[constrained],
-            weights=(probability * claims)[constrained],
-            minlength=len(scale),
-        )
-        limit = np.bincount(
-            sets.candidate_index[constrained], weights=capacity[constrained], minlength=len(scale)
-        ) / np.maximum(np.bincount(sets.candidate_index[constrained], minlength=len(scale)), 1)
+        limit = capacity_sum / np.maximum(pairs, 1)
         with np.errstate(divide="ignore", invalid="ignore"):
             step = np.where(claimed > 0, np.log(limit / claimed), 0.0)
         scale = np.minimum(0.0, scale + np.nan_to_num(step, nan=0.0, posinf=0.0, neginf=0.0))
-    return probability, adjusted / np.log(2.0)
+    return scale
 
 
 def look_alike_bits(
@@ -437,6 +461,7 @@ __all__ = [
     "CandidateSets",
     "MatchModel",
     "RecordLabel",
+    "balanced_scale",
     "fit",
     "initial_model",
     "look_alike_bits",

@@ -7,26 +7,53 @@ reaches the workspace's auto-link threshold, the top candidate leads the runner-
 :data:`MIN_LEAD_BITS`, neither a refund in full nor the workspace's policy holds it back, and the
 one-to-one assignment gives it the entry. Otherwise it waits in
 review (at or above the review threshold, or when a gate held it back) or is refused.
+
+**Chunks.** A workspace's history can hold millions of candidate pairs, so the records are read,
+compared, scored and written a chunk of whole records at a time (in record key order), and memory
+follows the chunk and the training sample, not the history. A run's decisions are the same
+whatever the chunk size, because whatever ties records together is worked out over all of them
+first:
+
+- the models are trained once, on a seeded sample (:func:`training_sample`), before any chunk;
+- token rarity and reviewers' links, which the name comparison uses, are counted over every
+  record and entry of the run;
+- the balancing of invoices' claims (:func:`~ledgerlink.matching.model.balanced_scale`) sums
+  every chunk's claims before any record is scored;
+- the one-to-one assignment sees every chunk's auto-links at once: it serves the most probable
+  claim first, and between equal ones the record first in key order, so a chunk never takes an
+  invoice from a stronger claim in a later chunk. Only then are the decisions written.
+
+Between these passes each chunk's comparisons and routed records wait in a temporary folder,
+never in memory. The whole run is one transaction, as before.
 """
 
 from __future__ import annotations
 
+import pickle
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
+import numpy as np
 import psycopg
 from psycopg.types.json import Jsonb
 
 from ledgerlink.delivery.outbox import DeliveredRecord, DocumentRequest, MatchedEntry, enqueue_documents
 from ledgerlink.matching.assignment import Claim, assign
+from ledgerlink.matching.batch import StagedPairs
+from ledgerlink.matching.features import TokenRarity
+from ledgerlink.matching.model import BalancedBatch, balanced_scale
 from ledgerlink.matching.scorer import (
     PAIR_COLUMNS,
-    PairBatch,
+    ConfirmedLinks,
     ScoredRecord,
     TrainedModels,
+    balancing_batches,
     confirmed_links,
     labels_for,
     prepare,
@@ -47,10 +74,19 @@ REVIEW_CANDIDATES = 3
 TWIN_BITS = 0.05
 #: EM samples records with this seed, so a rerun over the same data trains the same model.
 TRAINING_SEED = 20_240_601
-#: The steps of scoring and routing a workspace, in order: read the pairs, compare them, train the
-#: models, score the records, write the decisions, queue the auto-links' documents. ``timings``
-#: gets ``<step>_seconds`` for each as it ends.
-ROUTING_STEPS = ("read", "compare", "train", "score", "decide", "queue")
+#: The most records the models are trained on: every labelled record, then others drawn with the
+#: seed. A workspace with no more records than this trains on all of them, so its models are
+#: what training on one batch of everything gives. (About 100 candidate pairs a record, at about
+#: 180 bytes a pair while compared, make this the largest part of scoring's memory.)
+TRAINING_RECORDS = 25_000
+#: Records compared, scored and routed at a time: scoring's memory follows this and the training
+#: sample, not the workspace's history.
+CHUNK_RECORDS = 5_000
+#: The steps of scoring and routing a workspace: stage the pairs and read each chunk, train the
+#: models on a sample, compare each chunk, balance the invoices' claims over all chunks, score and
+#: route each chunk, write each chunk's decisions, queue its auto-links' documents. ``timings``
+#: gets ``<step>_seconds`` for each, added up over the chunks, and ``<step>_chunks`` as they go.
+ROUTING_STEPS = ("read", "train", "compare", "balance", "score", "decide", "queue")
 
 # Undecided records (new, or changed since their decision) to route, and records a reviewer
 # labelled, to learn from.
@@ -67,10 +103,18 @@ _PAIRS = f"""
             or (f.source, f.source_record_id) in (
                 select source, source_record_id from ops.review_actions where workspace_id = %(workspace_id)s))
 """  # noqa: S608 - fixed column names
-_DECIDED = """
-    select source, source_record_id, source_payload_sha256
-    from ops.routing_decisions
-    where workspace_id = %s
+# Staged records (``r``) decided before for the same content: labelled, so read to learn from.
+_IS_DECIDED = """
+    exists (select from ops.routing_decisions as d
+            where d.workspace_id = %(workspace_id)s and d.source = r.source
+                and d.source_record_id = r.source_record_id
+                and d.source_payload_sha256 = r.source_payload_sha256)
+"""
+# Staged records (``r``) a reviewer gave a verdict on.
+_IS_LABELLED = """
+    exists (select from ops.review_actions as a
+            where a.workspace_id = %(workspace_id)s and a.source = r.source
+                and a.source_record_id = r.source_record_id)
 """
 
 # A reviewer's latest word on a record: accept and pin name the right entry, refuse says none is.
@@ -155,80 +199,187 @@ def policy_hold(scored: ScoredRecord, workspace: Workspace) -> str | None:
     return None
 
 
-def score_workspace(
-    conn: psycopg.Connection,
-    workspace_id: str,
-    seed: int = TRAINING_SEED,
-    timings: dict[str, float] | None = None,
-) -> tuple[list[ScoredRecord], TrainedModels]:
-    """Train on the workspace's undecided and labelled records and score the undecided ones.
-    ``timings``, when given, receives the seconds each step took and the pairs scored."""
-    clock = _Clock(timings)
-    batch = PairBatch.from_warehouse(conn, _PAIRS, {"workspace_id": workspace_id})
-    verdicts = {
-        (source, record_id): (candidate_id if action in ("accept", "pin") else None)
-        for source, record_id, action, candidate_id in conn.execute(_VERDICTS, (workspace_id,))
-    }
-    clock.lap("read")
-    prepared = prepare(batch, confirmed_links(batch, verdicts))
-    clock.lap("compare")
-    models = train(prepared, labels_for(prepared, verdicts), seed)
-    clock.lap("train")
-    decided = set(conn.execute(_DECIDED, (workspace_id,)).fetchall())
-    scored = [
-        s
-        for s in score(prepared, models)
-        if (s.record.source, s.record.source_record_id, s.record.source_payload_sha256) not in decided
-    ]
-    clock.lap("score")
-    if timings is not None:
-        timings["pairs"] = len(batch)
-        compare_and_score = timings["compare_seconds"] + timings["score_seconds"]
-        timings["pairs_per_second"] = round(len(batch) / max(compare_and_score, 1e-9))
-    return scored, models
-
-
-class _Clock:
-    """Notes the seconds since the last lap as ``<step>_seconds``, one of :data:`ROUTING_STEPS`."""
-
-    def __init__(self, timings: dict[str, float] | None) -> None:
-        self.timings = timings
-        self.last = time.perf_counter()
-
-    def lap(self, step: str) -> None:
-        assert step in ROUTING_STEPS, step
-        now = time.perf_counter()
-        if self.timings is not None:
-            self.timings[f"{step}_seconds"] = round(now - self.last, 3)
-        self.last = now
-
-
 def route_workspace(
     conn: psycopg.Connection,
     workspace_id: str,
     run_id: str,
     decided_at: datetime,
     timings: dict[str, float] | None = None,
+    chunk_records: int = CHUNK_RECORDS,
+    training_records: int = TRAINING_RECORDS,
+    seed: int = TRAINING_SEED,
 ) -> dict[str, int]:
-    """Score and route every record of the workspace not yet decided for its current content.
-    Rerunning over the same input changes nothing. Returns counts by route; ``timings``, when
-    given, receives where the time went."""
-    workspace = load_workspace(conn, workspace_id)
-    with conn.transaction():
-        scored, models = score_workspace(conn, workspace_id, timings=timings)
-        clock = _Clock(timings)
-        _save_models(conn, workspace_id, models, run_id, decided_at)
-        routed = _assign_one_to_one(
-            conn, workspace_id, [RoutedRecord(s, route_for(s, workspace)) for s in scored]
+    """Score and route every record of the workspace not yet decided for its current content,
+    ``chunk_records`` records at a time, in one transaction: rerunning over the same input changes
+    nothing. The decisions do not depend on ``chunk_records`` (see the module's notes on chunks).
+    Returns counts by route; ``timings``, when given, receives where the time went and, as it
+    goes, how many chunks each step has done (:func:`routing_progress` tells it)."""
+    if chunk_records < 1 or training_records < 1:
+        raise ValueError(
+            f"chunk_records and training_records must be at least 1: {chunk_records}, {training_records}"
         )
-        decision_ids = _write_decisions(conn, workspace, routed, models.version, run_id, decided_at)
-        clock.lap("decide")
-        _queue_auto_links(conn, workspace, routed, decision_ids, decided_at)
-        clock.lap("queue")
+    workspace = load_workspace(conn, workspace_id)
+    clock = _Clock(timings)
     counts = {"auto_link": 0, "review": 0, "refused": 0}
-    for record in routed:
-        counts[record.route] += 1
+    with (
+        conn.transaction(),
+        StagedPairs(conn, _PAIRS, {"workspace_id": workspace_id}) as pairs,
+        tempfile.TemporaryDirectory(prefix="ledgerlink-scoring-") as folder,
+    ):
+        spill = _Spill(Path(folder))
+        chunks = [
+            (first, min(first + chunk_records, pairs.record_count))
+            for first in range(0, pairs.record_count, chunk_records)
+        ]
+        clock.note(chunks=len(chunks), records=pairs.record_count, pairs=pairs.pair_count)
+        clock.lap("read")
+        models, links, rarity = _train(conn, workspace_id, pairs, seed, training_records)
+        _save_models(conn, workspace_id, models, run_id, decided_at)
+        clock.lap("train")
+
+        # 1. compare each chunk once; keep it, and what the balancing needs, on disk
+        for index, (first, stop) in enumerate(chunks):
+            batch = pairs.batch(first, stop)
+            clock.lap("read")
+            prepared = prepare(batch, links, rarity)
+            spill.dump("prepared", index, prepared)
+            spill.dump("balancing", index, balancing_batches(prepared, models))
+            del batch, prepared
+            clock.lap("compare", chunk=True)
+
+        # 2. balance invoices' claims over every chunk's records, as over one batch
+        def balancing() -> Iterator[BalancedBatch]:
+            for index in range(len(chunks)):
+                yield from spill.load("balancing", index)
+
+        scale = balanced_scale(balancing, pairs.entry_count)
+        clock.lap("balance", chunk=True)
+
+        # 3. score and route each chunk; keep only the auto-links' claims for the assignment
+        decided = np.zeros(pairs.record_count, dtype=bool)
+        decided[pairs.positions_where(_IS_DECIDED, {"workspace_id": workspace_id})] = True
+        claims: list[Claim] = []
+        routed_before = 0
+        for index, (first, stop) in enumerate(chunks):
+            prepared = spill.load("prepared", index)
+            entry_scale = scale[prepared.batch.entry_positions]
+            routed = [
+                RoutedRecord(scored, route_for(scored, workspace))
+                for scored, is_decided in zip(
+                    score(prepared, models, entry_scale), decided[first:stop], strict=True
+                )
+                if not is_decided
+            ]
+            claims.extend(_claims(routed, routed_before))
+            routed_before += len(routed)
+            spill.dump("routed", index, routed)
+            del prepared, routed
+            clock.lap("score", chunk=True)
+
+        # 4. one-to-one over all of them, then write and queue each chunk's decisions
+        refused = assign(claims, claimed_invoices(conn, workspace_id))
+        del claims
+        routed_before = 0
+        for index in range(len(chunks)):
+            routed = _assigned(spill.load("routed", index), refused, routed_before)
+            routed_before += len(routed)
+            decision_ids = _write_decisions(conn, workspace, routed, models.version, run_id, decided_at)
+            clock.lap("decide", chunk=True)
+            _queue_auto_links(conn, workspace, routed, decision_ids, decided_at)
+            clock.lap("queue", chunk=True)
+            for record in routed:
+                counts[record.route] += 1
+    if timings is not None:
+        compare_and_score = timings.get("compare_seconds", 0.0) + timings.get("score_seconds", 0.0)
+        timings["pairs_per_second"] = round(pairs.pair_count / max(compare_and_score, 1e-9))
     return counts
+
+
+def _train(
+    conn: psycopg.Connection, workspace_id: str, pairs: StagedPairs, seed: int, training_records: int
+) -> tuple[TrainedModels, ConfirmedLinks, TokenRarity]:
+    """Train on every labelled record and a seeded sample of the others, up to
+    ``training_records``; the workspace's reviewer links and token rarity, which every chunk is
+    compared with, come along."""
+    verdicts = {
+        (source, record_id): (candidate_id if action in ("accept", "pin") else None)
+        for source, record_id, action, candidate_id in conn.execute(_VERDICTS, (workspace_id,))
+    }
+    rarity = TokenRarity(pairs.names())
+    labelled = pairs.positions_where(_IS_LABELLED, {"workspace_id": workspace_id})
+    batch = pairs.batch_of(training_sample(pairs.record_count, labelled, seed, training_records))
+    # every labelled record is in the sample: its links are the workspace's
+    links = confirmed_links(batch, verdicts)
+    prepared = prepare(batch, links, rarity)
+    models = train(prepared, labels_for(prepared, verdicts), seed, pairs.entries_by_type())
+    return models, links, rarity
+
+
+def training_sample(records: int, labelled: np.ndarray, seed: int, cap: int) -> np.ndarray:
+    """The positions, ascending, of the records to train on: all of them when there are no more
+    than ``cap``; otherwise every ``labelled`` one and, drawn with ``seed``, as many others as
+    the cap leaves room for."""
+    if records <= cap:
+        return np.arange(records)
+    unlabelled = np.setdiff1d(np.arange(records), labelled)
+    take = min(max(cap - len(labelled), 0), len(unlabelled))
+    drawn = np.random.default_rng(seed).choice(unlabelled, take, replace=False)
+    return np.sort(np.r_[labelled, drawn]).astype(np.int64)
+
+
+def routing_progress(timings: Mapping[str, float]) -> str:
+    """Where a :func:`route_workspace` run stands, from the ``timings`` it fills as it goes:
+    the steps behind it, and how many chunks the current one has done."""
+    chunks = int(timings.get("chunks", 0))
+    done = []
+    for step in ROUTING_STEPS:
+        if f"{step}_seconds" not in timings:
+            continue
+        step_chunks = int(timings.get(f"{step}_chunks", chunks))
+        done.append(
+            step if step_chunks >= chunks or step == "balance" else f"{step} {step_chunks}/{chunks} chunks"
+        )
+    records = f"{int(timings['records']):,} records in {chunks} chunks; " if "records" in timings else ""
+    return f"{records}steps done: {', '.join(done) or 'none yet'} (of {', '.join(ROUTING_STEPS)})"
+
+
+class _Clock:
+    """Adds the seconds since the last lap to ``<step>_seconds``, one of :data:`ROUTING_STEPS`
+    (steps recur once per chunk), and counts the chunks each step has done."""
+
+    def __init__(self, timings: dict[str, float] | None) -> None:
+        self.timings = timings
+        self.last = time.perf_counter()
+
+    def note(self, **figures: int) -> None:
+        if self.timings is not None:
+            self.timings.update(figures)
+
+    def lap(self, step: str, chunk: bool = False) -> None:
+        assert step in ROUTING_STEPS, step
+        now = time.perf_counter()
+        if self.timings is not None:
+            key = f"{step}_seconds"
+            self.timings[key] = round(self.timings.get(key, 0.0) + now - self.last, 3)
+            if chunk:
+                self.timings[f"{step}_chunks"] = self.timings.get(f"{step}_chunks", 0) + 1
+        self.last = now
+
+
+class _Spill:
+    """A run's per-chunk work kept in a temporary folder between the passes over the chunks (only
+    this process writes and reads it, within the run)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def dump(self, what: str, index: int, value: object) -> None:
+        with (self.folder / f"{what}-{index}.pickle").open("wb") as file:
+            pickle.dump(value, file, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def load(self, what: str, index: int) -> Any:
+        with (self.folder / f"{what}-{index}.pickle").open("rb") as file:
+            return pickle.load(file)  # noqa: S301 - written by this run, just above
 
 
 def claimed_invoices(conn: psycopg.Connection, workspace_id: str) -> dict[str, int | None]:
@@ -240,13 +391,11 @@ def claimed_invoices(conn: psycopg.Connection, workspace_id: str) -> dict[str, i
     }
 
 
-def _assign_one_to_one(
-    conn: psycopg.Connection, workspace_id: str, routed: Sequence[RoutedRecord]
-) -> list[RoutedRecord]:
-    already = claimed_invoices(conn, workspace_id)
-    claims = [
+def _claims(routed: Sequence[RoutedRecord], routed_before: int) -> list[Claim]:
+    """The auto-links' claims on their top candidates, numbered in the run's record order."""
+    return [
         Claim(
-            index,
+            routed_before + index,
             record.scored.score,
             record.scored.ranked[0].candidate_type,
             record.scored.ranked[0].candidate_id,
@@ -256,11 +405,16 @@ def _assign_one_to_one(
         for index, record in enumerate(routed)
         if record.route == "auto_link" and record.scored.ranked
     ]
-    refused = assign(claims, already)
+
+
+def _assigned(
+    routed: Sequence[RoutedRecord], refused: Mapping[int, str], routed_before: int
+) -> list[RoutedRecord]:
+    """The chunk's records with the auto-links the assignment refused sent to review, and why."""
     result = []
     for index, record in enumerate(routed):
-        if index in refused:
-            record.scored.explanation["one_to_one"] = refused[index]
+        if (reason := refused.get(routed_before + index)) is not None:
+            record.scored.explanation["one_to_one"] = reason
             result.append(RoutedRecord(record.scored, "review"))
         else:
             result.append(record)

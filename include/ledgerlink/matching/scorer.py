@@ -15,8 +15,16 @@ from typing import Any
 import numpy as np
 
 from ledgerlink.matching.batch import PAIR_COLUMNS, LedgerEntry, PairBatch, SourceRecord
-from ledgerlink.matching.features import COMPARISONS, PairColumns, PairLevels, compare
-from ledgerlink.matching.model import CandidateSets, MatchModel, RecordLabel, fit, look_alike_bits, posterior
+from ledgerlink.matching.features import COMPARISONS, PairColumns, PairLevels, TokenRarity, compare
+from ledgerlink.matching.model import (
+    BalancedBatch,
+    CandidateSets,
+    MatchModel,
+    RecordLabel,
+    fit,
+    look_alike_bits,
+    posterior,
+)
 from ledgerlink.matching.prior import shipped_prior
 
 TOP_CANDIDATES_KEPT = 5
@@ -88,6 +96,8 @@ class PreparedPairs:
     sets: CandidateSets
     candidate_type: np.ndarray  # per pair
     links: ConfirmedLinks
+    #: token rarity counted over more names than the batch's (None: over the batch's own)
+    rarity: TokenRarity | None = None
 
     @property
     def records(self) -> list[SourceRecord]:
@@ -128,7 +138,11 @@ def _confirmed_before(
     return flags
 
 
-def prepare(batch: PairBatch, links: ConfirmedLinks | None = None) -> PreparedPairs:
+def prepare(
+    batch: PairBatch, links: ConfirmedLinks | None = None, rarity: TokenRarity | None = None
+) -> PreparedPairs:
+    """Compare the batch's pairs and group them by record. ``links`` and ``rarity``, when given,
+    are the workspace's, so a chunk of its records compares as it would among all of them."""
     record_names = np.array([r.counterparty_name_normalised for r in batch.records], dtype=object)
     entry_names = np.array([e.candidate_name_normalised for e in batch.entries], dtype=object)
     entry_amount = _floats([e.amount_minor for e in batch.entries])
@@ -146,6 +160,7 @@ def prepare(batch: PairBatch, links: ConfirmedLinks | None = None) -> PreparedPa
         record_name_code=batch.record_index,
         candidate_name_code=len(record_names) + batch.entry_index,
         is_confirmed_before=_confirmed_before(batch, batch.record_index, batch.entry_index, links or {}),
+        token_rarity=rarity,
     )
     candidate_type = entry_type[batch.entry_index]
     # only an open invoice has a balance that limits what can be matched to it
@@ -163,7 +178,7 @@ def prepare(batch: PairBatch, links: ConfirmedLinks | None = None) -> PreparedPa
         np.where(is_invoice, claims, np.nan),
         np.where(is_invoice, entry_amount[batch.entry_index], np.nan),
     )
-    return PreparedPairs(batch, compare(columns), sets, candidate_type, links or {})
+    return PreparedPairs(batch, compare(columns), sets, candidate_type, links or {}, rarity)
 
 
 def labels_for(
@@ -208,9 +223,12 @@ def train(
     prepared: PreparedPairs,
     labels: Mapping[int, RecordLabel] | None = None,
     seed: int = 0,
+    ledger_entries: Mapping[str, int] | None = None,
 ) -> TrainedModels:
     """Fit one model per candidate type: ``u`` from random record-entry pairs, ``m`` by EM, refined
-    by ``labels`` where there are any. Same batch, labels and seed give the same models."""
+    by ``labels`` where there are any. Same batch, labels and seed give the same models.
+    ``ledger_entries``, when given, counts each type's entries among all the workspace's pairs,
+    of which the batch is a sample (by default, the batch's own)."""
     labels = labels or {}
     models = {}
     types = prepared.candidate_type
@@ -218,13 +236,13 @@ def train(
     for kind in sorted(set(types.tolist())):
         subset = _subset(prepared, types == kind)
         kind_labels = _relabel(labels, subset)
-        ledger_entries = len(np.unique(subset.sets.candidate_index))
+        entries = (ledger_entries or {}).get(kind) or len(np.unique(subset.sets.candidate_index))
         random_levels = compare(random_pairs(prepared, subset, rng))
         models[kind] = fit(
             subset.levels,
             subset.sets,
             random_levels,
-            ledger_entries,
+            entries,
             kind_labels,
             seed=seed,
             prior=shipped_prior(kind),
@@ -273,6 +291,7 @@ def random_pairs(
         record_name_code=chosen_records,
         candidate_name_code=len(record_names) + chosen_entries,
         is_confirmed_before=_confirmed_before(batch, chosen_records, chosen_entries, prepared.links),
+        token_rarity=prepared.rarity,
     )
 
 
@@ -347,8 +366,29 @@ def _position(ascending: np.ndarray, value: int) -> int | None:
     return at if at < len(ascending) and int(ascending[at]) == value else None
 
 
-def score(prepared: PreparedPairs, models: TrainedModels) -> list[ScoredRecord]:
-    """Every record of the batch, scored: records without candidates score 0."""
+def balancing_batches(prepared: PreparedPairs, models: TrainedModels) -> list[BalancedBatch]:
+    """Per kind of ledger entry, the batch's pairs as :func:`~.model.balanced_scale` balances
+    them, with the batch's entries' positions among the workspace's (``batch.entry_positions``)."""
+    batches = []
+    for kind, model in models.by_candidate_type.items():
+        subset = _subset(prepared, prepared.candidate_type == kind)
+        if len(subset.pairs) and not np.isnan(subset.sets.candidate_balance).all():
+            # the weights score() gives posterior: the pair weights plus the record's look-alike term
+            weights = _match_weight(model, subset.levels)
+            weights = (
+                weights
+                + look_alike_bits(model, subset.levels, subset.sets, weights)[subset.sets.record_index]
+            )
+            batches.append((model, subset.sets, weights, prepared.batch.entry_positions))
+    return batches
+
+
+def score(
+    prepared: PreparedPairs, models: TrainedModels, scale: np.ndarray | None = None
+) -> list[ScoredRecord]:
+    """Every record of the batch, scored: records without candidates score 0. ``scale``, when
+    given, is the balancing of entries' balances worked out across all the workspace's records
+    (per entry of the batch); by default it is worked out among the batch's."""
     batch = prepared.batch
     types = prepared.candidate_type
     count = len(prepared.sets.record_index)
@@ -364,7 +404,7 @@ def score(prepared: PreparedPairs, models: TrainedModels) -> list[ScoredRecord]:
             continue
         weights = _match_weight(model, subset.levels)
         record_bits = look_alike_bits(model, subset.levels, subset.sets, weights)
-        p, adjusted = posterior(model, subset.sets, weights, record_bits=record_bits)
+        p, adjusted = posterior(model, subset.sets, weights, record_bits=record_bits, scale=scale)
         probability[subset.pairs] = p
         weight[subset.pairs] = adjusted
         look_alikes[subset.records] = record_bits
@@ -373,8 +413,12 @@ def score(prepared: PreparedPairs, models: TrainedModels) -> list[ScoredRecord]:
     level_names = {cmp.name: cmp.levels for cmp in COMPARISONS}
 
     # by record, then most probable first: probabilities lie in 0..1, so one float key does both
-    # (a two-key lexsort of millions of pairs takes several times longer)
-    order = np.argsort(prepared.sets.record_index * 2.0 - probability, kind="stable")
+    # (a two-key lexsort of millions of pairs takes several times longer). The key holds the
+    # record's position among all records read, so a chunk ranks as it would among them all.
+    positions = prepared.sets.record_index
+    if batch.record_positions is not None:
+        positions = batch.record_positions[positions]
+    order = np.argsort(positions * 2.0 - probability, kind="stable")
     sorted_records = prepared.sets.record_index[order]
     bounds = np.searchsorted(sorted_records, np.arange(len(prepared.records) + 1))
     sizes = np.diff(bounds)

@@ -91,25 +91,24 @@ class ScoringOperator(BaseOperator):
         self.workspace_id = workspace_id
 
     def execute(self, context: Any) -> dict[str, int]:
-        from ledgerlink.matching import ROUTING_STEPS, route_workspace
-        from ledgerlink.orchestration.runtime import extraction_window
+        from ledgerlink.matching import route_workspace, routing_progress
+        from ledgerlink.orchestration.runtime import extraction_window, scoring_chunking
         from ledgerlink.progress import progress_while
         from ledgerlink.warehouse.regions import connect_for_workspace
 
         window = extraction_window(context)
-        # route_workspace notes each step's seconds as the step ends: the progress lines say
-        # which steps are behind it
+        # route_workspace notes each step's seconds and chunks as it goes: the progress lines say
+        # which steps are behind it and how far the current one is
         timings: dict[str, float] = {}
-
-        def steps_done() -> str:
-            done = [step for step in ROUTING_STEPS if f"{step}_seconds" in timings]
-            return f"steps done: {', '.join(done) or 'none yet'} (of {', '.join(ROUTING_STEPS)})"
-
         with (
             connect_for_workspace(self.workspace_id) as conn,
-            progress_while(self.log, f"workspace {self.workspace_id}: scoring", steps_done),
+            progress_while(
+                self.log, f"workspace {self.workspace_id}: scoring", lambda: routing_progress(timings)
+            ),
         ):
-            counts = route_workspace(conn, self.workspace_id, window.run_id, window.window_end, timings)
+            counts = route_workspace(
+                conn, self.workspace_id, window.run_id, window.window_end, timings, **scoring_chunking()
+            )
         self.log.info("workspace %s: routed %s; %s", self.workspace_id, counts, timings)
         return counts
 

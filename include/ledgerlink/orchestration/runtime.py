@@ -27,3 +27,21 @@ def extraction_window(context: Any) -> ExtractionWindow:
         first_sync_history=timedelta(days=int(first_sync_days)) if first_sync_days else FIRST_SYNC_HISTORY,
         chunk_records=int(chunk_records) if chunk_records else CHUNK_RECORDS,
     )
+
+
+def scoring_chunking() -> dict[str, int]:
+    """How the scoring task cuts a workspace's records, from ``LEDGERLINK_SCORING_CHUNK_RECORDS``
+    (records scored at a time) and ``LEDGERLINK_TRAINING_RECORDS`` (the most records the models
+    are trained on); unset, :mod:`ledgerlink.matching.routing`'s defaults."""
+    chunking = {}
+    for variable, argument in (
+        ("LEDGERLINK_SCORING_CHUNK_RECORDS", "chunk_records"),
+        ("LEDGERLINK_TRAINING_RECORDS", "training_records"),
+    ):
+        value = os.environ.get(variable)
+        if not value:
+            continue
+        if not value.strip().isdigit() or int(value) < 1:
+            raise ValueError(f"{variable} must be a whole number of records, at least 1: {value!r}")
+        chunking[argument] = int(value)
+    return chunking

@@ -1,0 +1,147 @@
+"""Scoring and routing a chunk of records at a time decides exactly what one batch of everything
+decides: the same routes, scores, ranked candidates, explanations, models and queued documents,
+on generated data landed in the real warehouse and built by dbt. The data holds charges that
+compete for one open invoice, so the one-to-one assignment and the balancing of invoices' claims
+have to be worked out across chunks."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from ledgerlink.evaluation.generated import land_fixtures
+from ledgerlink.evaluation.reviewer import forget_decisions
+from ledgerlink.matching.routing import route_workspace, routing_progress
+from ledgerlink.settings import Settings
+from ledgerlink.warehouse import ServerAddress, connect
+from ledgerlink.workspaces import Workspace
+
+WORKSPACE_ID = "chunked-routing"
+DECIDED_AT = datetime(2026, 3, 20, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def landed(settings: Settings, warehouse: ServerAddress) -> Iterator[ServerAddress]:
+    from ledgerlink.sandbox.fixtures import load_fixtures
+    from ledgerlink.sandbox.generator import generate_fixtures
+
+    with tempfile.TemporaryDirectory(prefix="ledgerlink-chunked-") as folder:
+        # few customers for many charges: charges compete for the same open invoices
+        fixtures = load_fixtures(
+            generate_fixtures(
+                Path(folder) / "fixtures", 11, qonto_invoices=60, square_payments=260, customers=25
+            )
+        )
+    workspace = Workspace(
+        workspace_id=WORKSPACE_ID,
+        display_name="Chunked routing",
+        email_in_address="chunked@qbodocs.com",
+        home_currency=fixtures.manifest.get("home_currency", "EUR"),
+        is_active=False,
+    )
+    land_fixtures(settings, warehouse, workspace, "chunked-land", fixtures)
+    yield warehouse
+
+
+def _route(conn: psycopg.Connection, **chunking: int) -> tuple[dict[str, int], dict[str, Any]]:
+    """Forget every decision, route the workspace afresh, and read back what a user sees."""
+    ids = [
+        row[0]
+        for row in conn.execute(
+            "select source_record_id from ops.routing_decisions where workspace_id = %s", (WORKSPACE_ID,)
+        )
+    ]
+    forget_decisions(conn, WORKSPACE_ID, ids)
+    timings: dict[str, float] = {}
+    counts = route_workspace(conn, WORKSPACE_ID, "chunked-test", DECIDED_AT, timings, **chunking)
+    decisions = {
+        record_id: rest
+        for record_id, *rest in conn.execute(
+            "select source_record_id, route, score::float8, top_candidate_type, top_candidate_id,"
+            " candidates, explanation, model_version from ops.routing_decisions where workspace_id = %s",
+            (WORKSPACE_ID,),
+        )
+    }
+    queued = sorted(
+        conn.execute(
+            "select source_record_id, status, message_id, document::text, needs_person"
+            " from ops.delivery_outbox where workspace_id = %s",
+            (WORKSPACE_ID,),
+        ).fetchall()
+    )
+    return counts, {"decisions": decisions, "queued": queued, "chunks": timings["chunks"], "timings": timings}
+
+
+@pytest.mark.timeout(600)
+def test_decisions_do_not_depend_on_the_chunk_size(landed: ServerAddress) -> None:
+    with connect(landed) as conn:
+        whole_counts, whole = _route(conn, chunk_records=100_000)
+        tiny_counts, tiny = _route(conn, chunk_records=7)
+        # a rerun over the same input decides nothing new
+        assert route_workspace(conn, WORKSPACE_ID, "chunked-rerun", DECIDED_AT, chunk_records=7) == {
+            "auto_link": 0,
+            "review": 0,
+            "refused": 0,
+        }
+    assert whole["chunks"] == 1 and tiny["chunks"] > 40
+    # the operator's progress line counts the chunks each step has done
+    assert all(tiny["timings"][f"{step}_chunks"] == tiny["chunks"] for step in ("compare", "score", "decide"))
+    assert routing_progress(tiny["timings"]).startswith(
+        f"{len(tiny['decisions'])} records in {tiny['chunks']} chunks"
+    )
+    assert tiny_counts == whole_counts
+    assert tiny["decisions"] == whole["decisions"]
+    assert tiny["queued"] == whole["queued"]
+    # the data exercises what ties chunks together: records in different chunks whose top
+    # candidate is the same open invoice
+    tops = [(rest[2], rest[3]) for rest in whole["decisions"].values() if rest[2] == "invoice"]
+    assert len(tops) - len(set(tops)) >= 10
+    assert whole_counts["auto_link"] >= 20 and len(whole["queued"]) == whole_counts["auto_link"]
+
+
+@pytest.mark.timeout(600)
+def test_a_sample_trained_model_is_reproducible_and_scores_every_chunk_alike(landed: ServerAddress) -> None:
+    with connect(landed) as conn:
+        _, everything = _route(conn, chunk_records=100_000)
+        _, sampled = _route(conn, chunk_records=100_000, training_records=120)
+        _, sampled_again = _route(conn, chunk_records=9, training_records=120)
+
+    def versions(run: dict[str, Any]) -> set[str]:
+        return {rest[6] for rest in run["decisions"].values()}
+
+    # fewer records than the workspace holds: another model, the same on every run with the seed
+    assert versions(sampled) != versions(everything)
+    assert sampled_again["decisions"] == sampled["decisions"]
+    assert sampled_again["queued"] == sampled["queued"]
+
+
+def test_the_progress_line_says_how_far_the_current_step_is() -> None:
+    midway = {"chunks": 12, "records": 60_000, "read_seconds": 4.0, "train_seconds": 9.0}
+    midway |= {"compare_seconds": 30.0, "compare_chunks": 12, "balance_seconds": 2.0, "balance_chunks": 1}
+    midway |= {"score_seconds": 5.0, "score_chunks": 3}
+    assert routing_progress(midway) == (
+        "60,000 records in 12 chunks; steps done: read, train, compare, balance, score 3/12 chunks"
+        " (of read, train, compare, balance, score, decide, queue)"
+    )
+    assert (
+        routing_progress({})
+        == "steps done: none yet (of read, train, compare, balance, score, decide, queue)"
+    )
+
+
+def test_the_scoring_task_reads_its_chunking_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ledgerlink.orchestration.runtime import scoring_chunking
+
+    assert scoring_chunking() == {}
+    monkeypatch.setenv("LEDGERLINK_SCORING_CHUNK_RECORDS", "2000")
+    monkeypatch.setenv("LEDGERLINK_TRAINING_RECORDS", "10000")
+    assert scoring_chunking() == {"chunk_records": 2000, "training_records": 10000}
+    monkeypatch.setenv("LEDGERLINK_SCORING_CHUNK_RECORDS", "2k")
+    with pytest.raises(ValueError, match="LEDGERLINK_SCORING_CHUNK_RECORDS must be a whole number"):
+        scoring_chunking()
