@@ -89,8 +89,8 @@ def test_the_healthy_workspace_is_extracted_scored_and_delivered(run_with_a_brok
         "extract_qonto",
         "extract_square",
         "extract_quickbooks",
-        "reconcile_workspace.score_and_route",
-        "reconcile_workspace.deliver_documents",
+        "score_and_route",
+        "deliver_documents",
     ):
         assert run["states"][(task, healthy)][0] == "success", task
     with connect(run["address"]) as conn:
