@@ -379,8 +379,10 @@ def _load_rows(conn: psycopg.Connection, outbox_ids: list[int]) -> list[dict[str
 
 def _claim(conn: psycopg.Connection, outbox_ids: list[int], run_id: str) -> dict[int, int]:
     """Claim the rows still pending for an attempt each, in one commit (the first crash
-    boundary, module doc); return each claimed row's attempt id. A row another sender is
-    claiming at this moment is skipped rather than waited for: it is that sender's."""
+    boundary, module doc); return each claimed row's attempt id. A row another transaction
+    holds at this moment (most likely another sender's claim) is skipped rather than waited for:
+    two batch claims over the same rows, each locking them in its own order, could otherwise
+    deadlock. A skipped row nobody claims stays pending for the next run."""
     with conn.transaction():
         pending = conn.execute(
             """

@@ -24,8 +24,11 @@ import psycopg
 
 #: The environment variable bounding the shards per workspace and run.
 DELIVERY_SHARDS_VARIABLE = "LEDGERLINK_DELIVERY_SHARDS"
-#: Measured with a remote-like email-in (20 ms a reply), 3 senders sent about 2.7 times as many
-#: documents a second as 1 on this project's 2-core machine; more shards wait on the machine.
+#: On this project's 2-core machine under a load of 6-8 (``ledgerlink benchmark delivery
+#: --senders K --smtp-reply-delay-ms 20``), 1, 2 and 3 senders sent 6.3, 10.1 and 11.6
+#: documents/s; with no reply delay, 1 and 3 sent 12-17 and 18-22. A sender waits on the SMTP
+#: server's round trips, so a few more senders than cores still pay; a Celery deployment with
+#: more workers can raise the bound.
 DEFAULT_DELIVERY_SHARDS = 3
 #: Due documents that justify one more shard: fewer go faster through the shards already there
 #: than a new task takes to start.
