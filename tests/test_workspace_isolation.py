@@ -63,7 +63,9 @@ def run_with_a_broken_workspace(prepared, tmp_path_factory):  # noqa: ANN001
             """,
             (LOGICAL_DATE,),
         ).fetchall()
-    workspaces = sorted([healthy, BROKEN])  # map index i is the i-th active workspace by id
+    # map index i is the i-th active workspace by id; for deliver_documents it is the i-th shard
+    # planned, and at this size each workspace has one
+    workspaces = sorted([healthy, BROKEN])
     return {
         "address": address,
         "healthy": healthy,
