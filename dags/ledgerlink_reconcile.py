@@ -11,9 +11,15 @@ Every task is idempotent: rerunning a run, or backfilling a window twice, lands,
 nothing twice.
 
 One workspace's failure never stops another's: the shared dbt stage waits for every extraction to
-finish, failed or not, and scoring and delivery run per workspace in a mapped task group, so a
-workspace's delivery waits only for its own scoring. The run still ends failed, so the failure
-is visible and retried.
+finish, failed or not; scoring is mapped per workspace; delivery is planned once every workspace
+is scored, failed or not, and mapped per workspace and shard. The run still ends failed, so the
+failure is visible and retried.
+
+Delivery scales out on the executor: `plan_delivery` splits each workspace's due outbox into
+shards (one per 500 documents, at most `LEDGERLINK_DELIVERY_SHARDS`, default 3), and each shard
+is its own `deliver_documents` task instance, so the LocalExecutor sends them as parallel
+processes and the CeleryExecutor spreads them over its workers. A workspace whose scoring failed
+still sends what was queued for it before.
 
 Each workspace's tasks work in its storage region's database and blob store; dbt builds each
 configured region on its own (`dbt_match_features_<region>`; the embedded default has one region,
@@ -25,13 +31,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.sdk import TriggerRule, dag, task, task_group
+from airflow.sdk import TriggerRule, dag, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from ledgerlink.orchestration.dbt import MATCH_FEATURE_SELECTORS, REPORTING_SELECTORS, dbt_task_group
 from ledgerlink.orchestration.operators import (
     EmailDeliveryOperator,
     ExtractSourceOperator,
+    PlanDeliveryOperator,
     PrepareWarehouseOperator,
     ScoringOperator,
 )
@@ -78,25 +85,28 @@ def ledgerlink_reconcile() -> None:
         dbt_task_group("dbt_match_features", MATCH_FEATURE_SELECTORS, region) for region in regions
     ]
 
-    @task_group(group_id="reconcile_workspace")
-    def reconcile_workspace(workspace_id: str) -> None:
-        scoring = ScoringOperator(task_id="score_and_route", workspace_id=workspace_id)
-        delivery = EmailDeliveryOperator(task_id="deliver_documents", workspace_id=workspace_id)
-        scoring >> delivery
-
-    per_workspace = reconcile_workspace.expand(workspace_id=workspace_ids)
-    scoring_finished = EmptyOperator(task_id="scoring_finished", trigger_rule=TriggerRule.ALL_DONE)
+    scoring = ScoringOperator.partial(task_id="score_and_route").expand(workspace_id=workspace_ids)
+    # Airflow cannot map a task inside a mapped group, so the shards of every workspace are one
+    # flat list, planned once scoring is done everywhere (failed or not).
+    delivery_shards = PlanDeliveryOperator(
+        task_id="plan_delivery", workspace_ids=workspace_ids, trigger_rule=TriggerRule.ALL_DONE
+    )
+    delivery = EmailDeliveryOperator.partial(task_id="deliver_documents").expand_kwargs(
+        delivery_shards.output
+    )
+    delivery_finished = EmptyOperator(task_id="delivery_finished", trigger_rule=TriggerRule.ALL_DONE)
     reporting_marts = [
         dbt_task_group("dbt_reporting_marts", REPORTING_SELECTORS, region) for region in regions
     ]
 
     extracts >> extraction_finished >> match_features
     for region_features in match_features:
-        region_features >> per_workspace
-    per_workspace >> scoring_finished >> reporting_marts
+        region_features >> scoring
+    scoring >> delivery_shards
+    delivery >> delivery_finished >> reporting_marts
     # The gates above succeed even when a workspace failed, so without this the run would look
     # green; any failure anywhere fails the run, after everything else has had its chance.
-    [*extracts, *match_features, per_workspace, *reporting_marts] >> report_failures()
+    [*extracts, *match_features, scoring, delivery_shards, delivery, *reporting_marts] >> report_failures()
 
 
 ledgerlink_reconcile()

@@ -45,28 +45,45 @@ def test_reconcile_dag_runs_every_stage_in_order(dag_bag) -> None:  # noqa: ANN0
     dag = dag_bag.dags["ledgerlink_reconcile"]
     task_ids = set(dag.task_ids)
     assert {"prepare_warehouse", "extract_qonto", "extract_square", "extract_quickbooks"} <= task_ids
-    scoring = dag.get_task("reconcile_workspace.score_and_route")
-    delivery = dag.get_task("reconcile_workspace.deliver_documents")
+    scoring = dag.get_task("score_and_route")
+    plan = dag.get_task("plan_delivery")
+    delivery = dag.get_task("deliver_documents")
     dbt_feature_tasks = {t for t in task_ids if t.startswith("dbt_match_features.")}
     dbt_reporting_tasks = {t for t in task_ids if t.startswith("dbt_reporting_marts.")}
     assert dbt_feature_tasks and dbt_reporting_tasks
     assert dbt_feature_tasks & scoring.upstream_task_ids
-    # within a workspace's group, delivery waits for its own scoring only (and the fan-out list)
-    assert delivery.upstream_task_ids == {scoring.task_id, "prepare_warehouse"}
+    # delivery is planned after scoring, and the reporting marts wait for delivery
+    assert plan.upstream_task_ids == {scoring.task_id, "prepare_warehouse"}
+    assert delivery.upstream_task_ids == {plan.task_id}
+    assert dbt_reporting_tasks & dag.get_task("delivery_finished").downstream_task_ids
+
+
+def test_delivery_is_mapped_over_shards_of_each_workspace(dag_bag) -> None:  # noqa: ANN001
+    """Each shard of a workspace's outbox is its own task instance, so the executor runs them in
+    parallel (issue 7: scale out on Airflow's own executors)."""
+    from airflow.sdk.definitions.mappedoperator import MappedOperator
+
+    from ledgerlink.orchestration.operators import EmailDeliveryOperator, PlanDeliveryOperator
+
+    dag = dag_bag.dags["ledgerlink_reconcile"]
+    delivery = dag.get_task("deliver_documents")
+    assert isinstance(delivery, MappedOperator)
+    assert delivery.operator_class is EmailDeliveryOperator
+    assert isinstance(dag.get_task("plan_delivery"), PlanDeliveryOperator)
 
 
 def test_one_workspace_failing_never_blocks_another(dag_bag) -> None:  # noqa: ANN001
-    """Per-workspace work is one mapped group, and the shared stages after a fan-out wait for every
-    mapped task to finish, failed or not."""
+    """Per-workspace work is mapped, and the shared stages after a fan-out wait for every mapped
+    task to finish, failed or not."""
     from airflow.sdk import TriggerRule
-    from airflow.sdk.definitions.taskgroup import MappedTaskGroup
+    from airflow.sdk.definitions.mappedoperator import MappedOperator
 
     dag = dag_bag.dags["ledgerlink_reconcile"]
-    group = dag.task_group_dict["reconcile_workspace"]
-    assert isinstance(group, MappedTaskGroup)
+    assert isinstance(dag.get_task("score_and_route"), MappedOperator)
     for gate_id, fan_out in (
         ("extraction_finished", "extract_"),
-        ("scoring_finished", "reconcile_workspace."),
+        ("plan_delivery", "score_and_route"),
+        ("delivery_finished", "deliver_documents"),
     ):
         gate = dag.get_task(gate_id)
         assert gate.trigger_rule == TriggerRule.ALL_DONE
@@ -85,6 +102,8 @@ def test_a_failure_anywhere_fails_the_run(dag_bag) -> None:  # noqa: ANN001
         "extract_qonto",
         "extract_square",
         "extract_quickbooks",
-        "reconcile_workspace.deliver_documents",
+        "score_and_route",
+        "plan_delivery",
+        "deliver_documents",
     } <= upstream
     assert any(task_id.startswith("dbt_reporting_marts.") for task_id in upstream)

@@ -63,7 +63,9 @@ def run_with_a_broken_workspace(prepared, tmp_path_factory):  # noqa: ANN001
             """,
             (LOGICAL_DATE,),
         ).fetchall()
-    workspaces = sorted([healthy, BROKEN])  # map index i is the i-th active workspace by id
+    # map index i is the i-th active workspace by id; for deliver_documents it is the i-th shard
+    # planned, and at this size each workspace has one
+    workspaces = sorted([healthy, BROKEN])
     return {
         "address": address,
         "healthy": healthy,
@@ -89,8 +91,8 @@ def test_the_healthy_workspace_is_extracted_scored_and_delivered(run_with_a_brok
         "extract_qonto",
         "extract_square",
         "extract_quickbooks",
-        "reconcile_workspace.score_and_route",
-        "reconcile_workspace.deliver_documents",
+        "score_and_route",
+        "deliver_documents",
     ):
         assert run["states"][(task, healthy)][0] == "success", task
     with connect(run["address"]) as conn:

@@ -88,3 +88,30 @@ def test_file_names_keep_arrival_order_across_restarts(tmp_path: Path) -> None:
             server.stop()
     names = sorted(path.name for path in tmp_path.glob("*.eml"))
     assert [name.split("-")[0] for name in names] == ["000001", "000002", "000003", "000004"]
+
+
+def test_a_reply_delay_holds_every_reply_like_a_distant_server(tmp_path: Path) -> None:
+    """The option plays QuickBooks across the internet: each command waits one delayed reply (a
+    multi-line EHLO reply counts once), and the message still arrives whole. Only the lower bound
+    is checked: the delay is the feature, not a speed goal."""
+    import time
+
+    delay = 0.2
+    server = start_email_in(tmp_path / "distant", "far@qbodocs.com", reply_delay_seconds=delay)
+    try:
+        started = time.perf_counter()
+        with smtplib.SMTP(server.host, server.port, timeout=10) as smtp:
+            greeted = time.perf_counter()
+            code, _ = smtp.ehlo()
+            assert code == 250 and smtp.has_extn("size")  # every line of the reply arrived
+            ehlo_done = time.perf_counter()
+            assert smtp.send_message(_message("a@example.com", "far@qbodocs.com", "far away")) == {}
+            sent = time.perf_counter()
+        assert greeted - started >= delay  # the greeting
+        assert ehlo_done - greeted >= delay
+        assert sent - ehlo_done >= 4 * delay  # MAIL, RCPT, DATA and the end of the message
+        assert len(server.mailbox.messages()) == 1
+    finally:
+        server.stop()
+    with pytest.raises(ValueError, match="negative"):
+        start_email_in(tmp_path / "bad", "far@qbodocs.com", reply_delay_seconds=-1)

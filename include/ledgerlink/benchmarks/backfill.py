@@ -34,8 +34,8 @@ WINDOW = timedelta(minutes=15)
 STAGES = {
     "extract": "extract_",
     "dbt_match_features": "dbt_match_features.",
-    "score_and_route": "reconcile_workspace.score_and_route",
-    "deliver_documents": "reconcile_workspace.deliver_documents",
+    "score_and_route": "score_and_route",
+    "deliver_documents": "deliver_documents",
     "dbt_reporting_marts": "dbt_reporting_marts.",
 }
 

@@ -2,7 +2,9 @@
 (:func:`ledgerlink.delivery.sender.deliver_pending`: rendering, the outbox's crash-safe commits
 and SMTP) into the sandbox's email-in, which requires a login and writes every message to disk
 as the tests' one does. The email-in runs in a process of its own, as the real one is elsewhere:
-in this process it would compete with the sender for the interpreter lock.
+in this process it would compete with the sender for the interpreter lock. It can hold each reply
+a while (``smtp_reply_delay_ms``), as QuickBooks across the internet does: one sender then waits
+on round trips, and parallel senders (shards, each in its own process) show what they win.
 
 The documents are Square receipts queued through :func:`enqueue_document`, as the scorer queues
 auto-links, in an inactive workspace of their own whose outbox is emptied before and after.
@@ -25,7 +27,9 @@ from psycopg.types.json import Jsonb
 from ledgerlink.blobstore import BlobStore
 from ledgerlink.delivery.outbox import DeliveredRecord, MatchedEntry, enqueue_document
 from ledgerlink.delivery.sender import deliver_pending
+from ledgerlink.delivery.shards import DeliveryShard
 from ledgerlink.mail import SmtpEndpoint
+from ledgerlink.warehouse import ServerAddress, connect
 from ledgerlink.workspaces import Workspace, save_workspace
 
 BENCHMARK_WORKSPACE = "benchmark-delivery"
@@ -40,15 +44,27 @@ class DeliveryFigures:
     delivery_seconds: float
     documents_per_second: float
     enqueue_seconds: float
+    senders: int
+    smtp_reply_delay_ms: float
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def measure_delivery(conn: psycopg.Connection, documents: int, render_processes: int = 0) -> DeliveryFigures:
-    """Queue ``documents`` receipts in the benchmark's workspace, deliver them all once
-    (rendering in ``render_processes`` worker processes, or in the sender's own when 0), and remove
-    its decisions, outbox rows and attempts again."""
+def measure_delivery(
+    address: ServerAddress,
+    documents: int,
+    render_processes: int = 0,
+    *,
+    senders: int = 1,
+    smtp_reply_delay_ms: float = 0.0,
+) -> DeliveryFigures:
+    """Queue ``documents`` receipts in the benchmark's workspace, deliver them all once with
+    ``senders`` senders, each a process of its own sending one shard of the outbox (as the DAG's
+    mapped delivery tasks do), rendering in ``render_processes`` worker processes each (or in the
+    sender's own when 0), into an email-in that holds each reply ``smtp_reply_delay_ms`` (a
+    distant server); then remove the workspace's decisions, outbox rows and attempts again. The
+    clock runs from the moment every sender is ready until the last one is done."""
     workspace_id = BENCHMARK_WORKSPACE
     workspace = Workspace(
         workspace_id=workspace_id,
@@ -57,8 +73,9 @@ def measure_delivery(conn: psycopg.Connection, documents: int, render_processes:
         home_currency="EUR",
         is_active=False,
     )
-    with tempfile.TemporaryDirectory() as folder:
-        email_in = _EmailInProcess(Path(folder) / "email-in", workspace.email_in_address)
+    context = multiprocessing.get_context("spawn")
+    with tempfile.TemporaryDirectory() as folder, connect(address) as conn:
+        email_in = _EmailInProcess(Path(folder) / "email-in", workspace.email_in_address, smtp_reply_delay_ms)
         try:
             _clear_workspace(conn, workspace_id)
             started = time.perf_counter()
@@ -74,37 +91,82 @@ def measure_delivery(conn: psycopg.Connection, documents: int, render_processes:
                 username=_LOGIN[0],
                 password=_LOGIN[1],
             )
-            counts = deliver_pending(
-                conn,
-                workspace_id,
-                endpoint,
-                BlobStore(Path(folder) / "blobs"),
-                "benchmark",
-                render_processes=render_processes,
-            )
+            ready = context.Barrier(senders + 1)
+            results: multiprocessing.Queue[dict[str, int]] = context.Queue()
+            processes = [
+                context.Process(
+                    target=_send_shard,
+                    args=(
+                        address,
+                        endpoint,
+                        Path(folder) / "blobs",
+                        render_processes,
+                        DeliveryShard(index, senders),
+                    ),
+                    kwargs={"ready": ready, "results": results},
+                    daemon=True,
+                )
+                for index in range(senders)
+            ]
+            for process in processes:
+                process.start()
+            ready.wait(120)
+            go = time.perf_counter()
+            sent = sum(results.get(timeout=3600)["sent"] for _ in processes)
             delivered = time.perf_counter()
+            for process in processes:
+                process.join(30)
         finally:
             email_in.stop()
             _clear_workspace(conn, workspace_id)
-    seconds = delivered - enqueued
+    seconds = delivered - go
     return DeliveryFigures(
         documents=documents,
-        sent=counts["sent"],
+        sent=sent,
         delivery_seconds=round(seconds, 2),
-        documents_per_second=round(counts["sent"] / seconds, 1) if seconds else 0.0,
+        documents_per_second=round(sent / seconds, 1) if seconds else 0.0,
         enqueue_seconds=round(enqueued - started, 2),
+        senders=senders,
+        smtp_reply_delay_ms=smtp_reply_delay_ms,
     )
+
+
+def _send_shard(
+    address: ServerAddress,
+    endpoint: SmtpEndpoint,
+    blob_dir: Path,
+    render_processes: int,
+    shard: DeliveryShard,
+    *,
+    ready: Any,
+    results: Any,
+) -> None:
+    """One sender: connect and import everything first, wait for the others, then deliver."""
+    with connect(address) as conn:
+        ready.wait(120)
+        counts = deliver_pending(
+            conn,
+            BENCHMARK_WORKSPACE,
+            endpoint,
+            BlobStore(blob_dir),
+            f"benchmark-{shard.index}",
+            render_processes=render_processes,
+            shard=shard,
+        )
+    results.put(counts)
 
 
 class _EmailInProcess:
     """The sandbox email-in served from a spawned process, on a free loopback port."""
 
-    def __init__(self, mailbox_dir: Path, address: str) -> None:
+    def __init__(self, mailbox_dir: Path, address: str, reply_delay_ms: float) -> None:
         context = multiprocessing.get_context("spawn")
         self._stop = context.Event()
         ports: multiprocessing.Queue[int] = context.Queue()
         self._process = context.Process(
-            target=_serve_email_in, args=(mailbox_dir, address, ports, self._stop), daemon=True
+            target=_serve_email_in,
+            args=(mailbox_dir, address, reply_delay_ms, ports, self._stop),
+            daemon=True,
         )
         self._process.start()
         self.port = ports.get(timeout=60)
@@ -114,10 +176,12 @@ class _EmailInProcess:
         self._process.join(30)
 
 
-def _serve_email_in(mailbox_dir: Path, address: str, ports: Any, stop: Any) -> None:
+def _serve_email_in(mailbox_dir: Path, address: str, reply_delay_ms: float, ports: Any, stop: Any) -> None:
     from ledgerlink.sandbox.email_in import start_email_in
 
-    server = start_email_in(mailbox_dir, address, credentials=_LOGIN)
+    server = start_email_in(
+        mailbox_dir, address, credentials=_LOGIN, reply_delay_seconds=reply_delay_ms / 1000
+    )
     ports.put(server.port)
     stop.wait()
     server.stop()

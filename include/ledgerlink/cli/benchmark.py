@@ -136,10 +136,26 @@ def landing(rows: int, page_size: int, as_json: bool) -> None:
     type=click.IntRange(min=0),
     default=0,
     show_default=True,
-    help="Worker processes rendering documents (0: in the sender's own process, its default).",
+    help="Worker processes rendering documents, per sender (0: in the sender's own process, its default).",
+)
+@click.option(
+    "--senders",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Parallel senders, each a process sending one shard of the outbox, as the DAG's mapped delivery tasks do.",
+)
+@click.option(
+    "--smtp-reply-delay-ms",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Hold each email-in reply this long, as QuickBooks across the internet would (0: a local server).",
 )
 @_json_option
-def delivery(documents: int, render_processes: int, as_json: bool) -> None:
+def delivery(
+    documents: int, render_processes: int, senders: int, smtp_reply_delay_ms: float, as_json: bool
+) -> None:
     """Documents per second through the email operator (rendering, crash-safe commits, SMTP) into
     the sandbox email-in."""
     from ledgerlink.benchmarks.delivery import measure_delivery
@@ -148,15 +164,21 @@ def delivery(documents: int, render_processes: int, as_json: bool) -> None:
     from ledgerlink.warehouse.migrations import migrate
 
     def measure(progress: Progress) -> Any:
-        progress.add_task(f"queueing and delivering {documents:,} receipts", total=None)
-        with connect(resolve_server(load_settings())) as conn:
+        progress.add_task(
+            f"queueing and delivering {documents:,} receipts with {senders} sender(s)", total=None
+        )
+        address = resolve_server(load_settings())
+        with connect(address) as conn:
             migrate(conn)
-            return measure_delivery(conn, documents, render_processes)
+        return measure_delivery(
+            address, documents, render_processes, senders=senders, smtp_reply_delay_ms=smtp_reply_delay_ms
+        )
 
     def as_text(figures: dict[str, Any]) -> Iterator[str]:
         yield (
             f"{figures['sent']:,} of {figures['documents']:,} documents sent in "
-            f"{figures['delivery_seconds']:.1f} s: {figures['documents_per_second']} documents/s"
+            f"{figures['delivery_seconds']:.1f} s by {figures['senders']} sender(s), email-in replies held "
+            f"{figures['smtp_reply_delay_ms']:g} ms: {figures['documents_per_second']} documents/s"
         )
 
     _report(as_json, measure, as_text)

@@ -103,6 +103,13 @@ def generate(
 )
 @click.option("--attachment-url-ttl", default=1800.0, show_default=True, help="Seconds a Qonto download URL lives.")  # fmt: skip
 @click.option("--webhook-url", default=None, help="Square webhook notification URL reported to clients.")
+@click.option(
+    "--smtp-reply-delay-ms",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Hold each email-in SMTP reply this long, as a server across the internet would (0: off).",
+)
 def serve(
     fixtures_dir: Path | None,
     seed: int | None,
@@ -114,6 +121,7 @@ def serve(
     mailbox_dir: Path | None,
     attachment_url_ttl: float,
     webhook_url: str | None,
+    smtp_reply_delay_ms: float,
 ) -> None:
     """Serve until Ctrl-C or SIGTERM. Once every server is up, print exactly one JSON line on
     stdout with base URLs, tokens and addresses; everything else goes to stderr."""
@@ -133,6 +141,7 @@ def serve(
     options = SandboxOptions(
         attachment_url_ttl_seconds=attachment_url_ttl,
         webhook_notification_url=webhook_url or DEFAULT_WEBHOOK_NOTIFICATION_URL,
+        email_in_reply_delay_seconds=smtp_reply_delay_ms / 1000,
     )
     ports = SandboxPorts(qonto_port, square_port, quickbooks_port, smtp_port)
 

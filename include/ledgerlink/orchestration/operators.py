@@ -113,21 +113,68 @@ class ScoringOperator(BaseOperator):
         return counts
 
 
+class PlanDeliveryOperator(BaseOperator):
+    """Split each workspace's due outbox into shards (``ledgerlink.delivery.shards``) and return
+    one set of keyword arguments per shard, for the email operator to be mapped over: each shard
+    is its own task instance, so the executor sends them in parallel."""
+
+    template_fields: Sequence[str] = ("workspace_ids",)
+
+    def __init__(self, *, workspace_ids: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.workspace_ids = workspace_ids
+
+    def execute(self, context: Any) -> list[dict[str, Any]]:
+        import psycopg
+
+        from ledgerlink.delivery.shards import DeliveryShard, configured_max_shards, plan_delivery_shards
+        from ledgerlink.warehouse.regions import connect_for_workspace
+
+        max_shards = configured_max_shards()
+        plan: list[dict[str, Any]] = []
+        for workspace_id in self.workspace_ids:
+            try:
+                with connect_for_workspace(workspace_id) as conn:
+                    shards = plan_delivery_shards(conn, workspace_id, max_shards)
+            except (psycopg.Error, LookupError) as error:
+                # one shard, whose task fails on its own: the other workspaces are still planned
+                self.log.warning("workspace %s: delivery not planned (%s); one shard", workspace_id, error)
+                shards = [DeliveryShard()]
+            plan.extend(
+                {"workspace_id": workspace_id, "shard_index": shard.index, "shard_count": shard.count}
+                for shard in shards
+            )
+            self.log.info("workspace %s: delivery in %d shard(s)", workspace_id, len(shards))
+        return plan
+
+
 class EmailDeliveryOperator(BaseOperator):
-    """Send the workspace's pending outbox rows to its QuickBooks email-in address."""
+    """Send one shard of the workspace's pending outbox rows (by default the whole outbox) to
+    its QuickBooks email-in address."""
 
     template_fields: Sequence[str] = ("workspace_id",)
 
-    def __init__(self, *, workspace_id: str, email_conn_id: str = EMAIL_IN_CONN_ID, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        workspace_id: str,
+        shard_index: int = 0,
+        shard_count: int = 1,
+        email_conn_id: str = EMAIL_IN_CONN_ID,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.workspace_id = workspace_id
+        self.shard_index = shard_index
+        self.shard_count = shard_count
         self.email_conn_id = email_conn_id
 
     def execute(self, context: Any) -> dict[str, int]:
-        from ledgerlink.delivery import deliver_pending
+        from ledgerlink.delivery import DeliveryShard, deliver_pending
         from ledgerlink.orchestration.connections import notifier_endpoint, smtp_endpoint
         from ledgerlink.warehouse.regions import blob_store_for_workspace, connect_for_workspace
 
+        shard = DeliveryShard(self.shard_index, self.shard_count)
         smtp = smtp_endpoint(self.email_conn_id)
         with connect_for_workspace(self.workspace_id) as conn:
             # A refused login opens an incident and notifies the owner once; the task itself
@@ -139,9 +186,11 @@ class EmailDeliveryOperator(BaseOperator):
                 blob_store_for_workspace(self.workspace_id),
                 str(context["run_id"]),
                 notifier=notifier_endpoint(),
+                shard=shard,
             )
-            counts["posted"] = self._read_back(conn)
-        self.log.info("workspace %s: delivery %s", self.workspace_id, counts)
+            # once per workspace, not per shard
+            counts["posted"] = self._read_back(conn) if shard.index == 0 else 0
+        self.log.info("workspace %s, %s: delivery %s", self.workspace_id, shard, counts)
         return counts
 
     def _read_back(self, conn: Any) -> int:

@@ -51,6 +51,9 @@ class SandboxOptions:
     square_default_lookback: timedelta = timedelta(days=365)
     #: Where Square webhooks for this sandbox are addressed; part of the signed payload.
     webhook_notification_url: str = DEFAULT_WEBHOOK_NOTIFICATION_URL
+    #: Email-in holds each SMTP reply this long, as a server across the internet would (one
+    #: round trip per command); 0, the default, answers at once.
+    email_in_reply_delay_seconds: float = 0.0
     #: The sandbox's clock (defaults, expiries); fixture data never depends on it.
     clock: Callable[[], datetime] = field(default=utc_now)
     #: Faults to inject per service and endpoint (see :mod:`ledgerlink.sandbox.faults`), and the

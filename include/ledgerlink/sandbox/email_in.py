@@ -12,10 +12,15 @@ attachment becomes one "for review" item, recorded in ``for_review.jsonl`` besid
 
 The server can require SMTP AUTH (``credentials``), as the relay ledgerlink sends through would:
 a wrong password is answered ``535`` like any real server.
+
+It can also play a server far away (``reply_delay_seconds``, off by default): each reply is held
+that long before it is sent, as one network round trip would hold it, so a sender waits that much
+per command, as it waits on QuickBooks over the internet.
 """
 
 from __future__ import annotations
 
+import asyncio
 import email
 import hashlib
 import json
@@ -198,14 +203,37 @@ class _Authenticator:
         return AuthResult(success=ok, handled=False)
 
 
+class _DistantSMTP(SMTP):
+    """An SMTP server whose every reply arrives ``reply_delay_seconds`` late: one round trip per
+    command. Only a reply's last line waits (a multi-line EHLO reply is one round trip)."""
+
+    def __init__(self, handler: Any, *, reply_delay_seconds: float, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self.reply_delay_seconds = reply_delay_seconds
+
+    async def push(self, status: Any) -> None:
+        line = status.encode() if isinstance(status, str) else status
+        if line[3:4] != b"-":
+            await asyncio.sleep(self.reply_delay_seconds)
+        await super().push(status)
+
+
 class _BoundController(Controller):
     """aiosmtpd's threaded controller on a socket bound up front, so port 0 works and the real
     port is known before the server starts."""
 
-    def __init__(self, handler: Any, sock: socket.socket, **kwargs: Any) -> None:
+    def __init__(
+        self, handler: Any, sock: socket.socket, reply_delay_seconds: float = 0.0, **kwargs: Any
+    ) -> None:
         host, port = sock.getsockname()[:2]
         super().__init__(handler, hostname=host, port=port, **kwargs)
         self._sock = sock
+        self._reply_delay_seconds = reply_delay_seconds
+
+    def factory(self) -> SMTP:
+        if not self._reply_delay_seconds:
+            return super().factory()
+        return _DistantSMTP(self.handler, reply_delay_seconds=self._reply_delay_seconds, **self.SMTP_kwargs)
 
     def _create_server(self) -> Awaitable[AbstractServer]:
         return self.loop.create_server(self._factory_invoker, sock=self._sock, ssl=self.ssl_context)
@@ -235,11 +263,15 @@ def start_email_in(
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     credentials: tuple[str, str] | None = None,
     recipients: frozenset[str] | None = None,
+    reply_delay_seconds: float = 0.0,
 ) -> EmailInServer:
     """Start the SMTP server in a background thread and return once it answers. Port 0 picks a
     free port. With ``credentials`` the server requires AUTH (plain text on loopback) and answers
     ``535`` to any other login. ``recipients`` replaces the accepted addresses (the email-in
-    address and its twin), e.g. to play a person's inbox."""
+    address and its twin), e.g. to play a person's inbox. ``reply_delay_seconds`` holds every
+    reply that long, as a distant server's round trip would (module doc)."""
+    if reply_delay_seconds < 0:
+        raise ValueError(f"reply_delay_seconds must not be negative, got {reply_delay_seconds}")
     sock = bind_tcp(host, port)
     mailbox = Mailbox(mailbox_dir)
     handler = EmailInHandler(
@@ -253,7 +285,12 @@ def start_email_in(
             "auth_require_tls": False,
         }
     controller = _BoundController(
-        handler, sock, server_hostname="qbodocs.sandbox.invalid", data_size_limit=max_message_bytes, **auth
+        handler,
+        sock,
+        reply_delay_seconds,
+        server_hostname="qbodocs.sandbox.invalid",
+        data_size_limit=max_message_bytes,
+        **auth,
     )
     controller.start()
     return EmailInServer(host, sock.getsockname()[1], email_in_address, mailbox, controller)

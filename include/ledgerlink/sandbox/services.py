@@ -184,7 +184,12 @@ def run_sandbox(
         if email_policy is None and registered_sender:
             email_policy = QuickBooksPolicy(frozenset({registered_sender.lower()}))
         email_in = start_email_in(
-            mailbox_dir, fixtures.email_in_address, host=host, port=ports.smtp, policy=email_policy
+            mailbox_dir,
+            fixtures.email_in_address,
+            host=host,
+            port=ports.smtp,
+            policy=email_policy,
+            reply_delay_seconds=options.email_in_reply_delay_seconds,
         )
         stack.callback(email_in.stop)
         # The workspace owner's inbox, where incident notices arrive (any sender, one recipient).

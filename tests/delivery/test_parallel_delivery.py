@@ -1,0 +1,170 @@
+"""Parallel delivery (issue 7): a workspace's outbox split into shards, each sent by its own
+sender with its own database connection and SMTP session, over the real sandbox email-in. Every
+row goes out exactly once, however the senders meet."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import threading
+from pathlib import Path
+
+import psycopg
+import pytest
+from delivery_rig import DeliveryRig, attempt_outcomes, decide, outbox_rows, square_record
+
+from ledgerlink.delivery.sender import deliver_pending
+from ledgerlink.delivery.shards import (
+    DELIVERY_SHARDS_VARIABLE,
+    DeliveryShard,
+    configured_max_shards,
+    plan_delivery_shards,
+)
+from ledgerlink.warehouse import ServerAddress, connect
+
+
+def _queue(conn: psycopg.Connection, rig: DeliveryRig, count: int) -> None:
+    for number in range(count):
+        decide(conn, rig.workspace, square_record(f"P{number:03d}"))
+    conn.commit()
+
+
+def _message_ids(mailbox_messages: list[Path]) -> list[str]:
+    return [
+        str(email.message_from_bytes(path.read_bytes(), policy=email.policy.default)["Message-ID"]).strip()
+        for path in mailbox_messages
+    ]
+
+
+def _send_together(
+    warehouse: ServerAddress, rig: DeliveryRig, shards: list[DeliveryShard]
+) -> list[dict[str, int]]:
+    """Run one sender per shard, each in its own thread with its own connection, all released at
+    once; return each one's counts."""
+    start = threading.Barrier(len(shards))
+    counts: list[dict[str, int]] = [{} for _ in shards]
+    errors: list[BaseException] = []
+
+    def send(position: int, shard: DeliveryShard) -> None:
+        try:
+            with connect(warehouse) as own:
+                start.wait(10)
+                counts[position] = deliver_pending(
+                    own,
+                    rig.workspace.workspace_id,
+                    rig.endpoint(timeout=10),
+                    rig.blobs,
+                    f"run-{position}",
+                    shard=shard,
+                )
+        except BaseException as error:  # reported by the test, not lost in the thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=send, args=(position, shard)) for position, shard in enumerate(shards)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not errors, errors
+    return counts
+
+
+def _assert_each_row_sent_once(conn: psycopg.Connection, rig: DeliveryRig, expected: int) -> None:
+    rows = outbox_rows(conn, rig.workspace.workspace_id)
+    assert len(rows) == expected
+    assert {row["status"] for row in rows} == {"sent"}
+    assert not any(row["is_possible_duplicate"] for row in rows)
+    assert all(attempt_outcomes(conn, row["outbox_id"]) == [("sent", 250)] for row in rows)
+    received = _message_ids(rig.email_in.mailbox.messages())
+    assert sorted(received) == sorted(str(row["message_id"]) for row in rows)  # one message per row
+
+
+def test_shards_deliver_every_row_exactly_once(conn: psycopg.Connection, rig: DeliveryRig, warehouse) -> None:  # noqa: ANN001
+    _queue(conn, rig, 30)
+    counts = _send_together(warehouse, rig, [DeliveryShard(index, 3) for index in range(3)])
+    assert sum(shard["sent"] for shard in counts) == 30
+    assert all(shard["sent"] > 0 for shard in counts), counts  # the work was split, not done by one
+    _assert_each_row_sent_once(conn, rig, 30)
+
+
+def test_senders_racing_on_the_same_rows_never_send_one_twice(
+    conn: psycopg.Connection,
+    rig: DeliveryRig,
+    warehouse,  # noqa: ANN001
+) -> None:
+    """A whole-outbox sender and two shard senders (as after a change of shard count) start at the
+    same moment and compete for every row."""
+    _queue(conn, rig, 30)
+    counts = _send_together(warehouse, rig, [DeliveryShard(), DeliveryShard(0, 2), DeliveryShard(1, 2)])
+    assert sum(shard["sent"] for shard in counts) == 30
+    _assert_each_row_sent_once(conn, rig, 30)
+
+
+def test_a_sender_starting_mid_send_leaves_the_live_senders_claims_alone(
+    conn: psycopg.Connection,
+    rig: DeliveryRig,
+    warehouse,  # noqa: ANN001
+) -> None:
+    """Rows in ``sending`` are recovered as interrupted only when their sender is gone. A second
+    sender starting while the first one holds its claimed batch at the SMTP server must neither
+    send those rows again nor mark them interrupted."""
+    _queue(conn, rig, 6)
+    hold = rig.proxy.plan.add("MAIL", "hold")
+    first: dict[str, int] = {}
+
+    def send() -> None:
+        with connect(warehouse) as own:
+            first.update(
+                deliver_pending(own, rig.workspace.workspace_id, rig.endpoint(timeout=10), rig.blobs, "run-a")
+            )
+
+    thread = threading.Thread(target=send)
+    thread.start()
+    try:
+        assert hold.reached.wait(20)  # the first sender claimed its batch and is at MAIL
+        assert {row["status"] for row in outbox_rows(conn, rig.workspace.workspace_id)} == {"sending"}
+        second = deliver_pending(
+            conn, rig.workspace.workspace_id, rig.endpoint(), rig.blobs, "run-b", shard=DeliveryShard(1, 2)
+        )
+        assert second["sent"] == 0
+        assert {row["status"] for row in outbox_rows(conn, rig.workspace.workspace_id)} == {"sending"}
+    finally:
+        hold.release()
+        thread.join(60)
+    # the held session was dropped: that message is retried by the same sender, not a second one
+    assert first["sent"] == 6
+    rows = outbox_rows(conn, rig.workspace.workspace_id)
+    assert {row["status"] for row in rows} == {"sent"}
+    assert not any(row["is_possible_duplicate"] for row in rows)
+    assert all(
+        "interrupted" not in [outcome for outcome, _ in attempt_outcomes(conn, row["outbox_id"])]
+        for row in rows
+    )
+    received = _message_ids(rig.email_in.mailbox.messages())
+    assert sorted(received) == sorted(str(row["message_id"]) for row in rows)
+
+
+def test_the_plan_gives_a_shard_per_batch_of_due_documents_up_to_the_bound(
+    conn: psycopg.Connection, rig: DeliveryRig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = rig.workspace.workspace_id
+    assert plan_delivery_shards(conn, ws, 3) == [DeliveryShard(0, 1)]  # nothing due: one, to recover
+    monkeypatch.setattr("ledgerlink.delivery.shards.DOCUMENTS_PER_SHARD", 4)
+    _queue(conn, rig, 9)
+    assert plan_delivery_shards(conn, ws, 5) == [DeliveryShard(index, 3) for index in range(3)]
+    assert plan_delivery_shards(conn, ws, 2) == [DeliveryShard(0, 2), DeliveryShard(1, 2)]
+
+
+def test_the_shard_bound_comes_from_the_environment_and_bad_values_are_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(DELIVERY_SHARDS_VARIABLE, raising=False)
+    assert configured_max_shards() >= 1
+    monkeypatch.setenv(DELIVERY_SHARDS_VARIABLE, "6")
+    assert configured_max_shards() == 6
+    for bad in ("0", "-2", "three"):
+        monkeypatch.setenv(DELIVERY_SHARDS_VARIABLE, bad)
+        with pytest.raises(ValueError, match=DELIVERY_SHARDS_VARIABLE):
+            configured_max_shards()
+    with pytest.raises(ValueError, match="shard"):
+        DeliveryShard(3, 3)
