@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -21,6 +22,7 @@ from psycopg.types.json import Jsonb
 
 from ledgerlink.blobstore import BlobStore
 from ledgerlink.delivery.outbox import DeliveredRecord, MatchedEntry, enqueue_document
+from ledgerlink.delivery.sender import deliver_pending
 from ledgerlink.mail import SmtpEndpoint
 from ledgerlink.sources.quickbooks.client import QuickBooksClient
 from ledgerlink.warehouse import connect
@@ -295,3 +297,29 @@ def land_qonto_invoice(
     }
     values.update(changes)
     return DeliveredRecord(**values)  # type: ignore[arg-type]
+
+
+@contextmanager
+def sender_held_at_mail(
+    rig: DeliveryRig, warehouse: object, run_id: str = "run-a"
+) -> Iterator[dict[str, int]]:
+    """A sender delivering the workspace's whole outbox from a thread and connection of its own,
+    held at the SMTP server's MAIL once it has claimed its batch. Yields its counts, filled in when
+    it finishes; leaving the block releases it and waits for it."""
+    hold = rig.proxy.plan.add("MAIL", "hold")
+    counts: dict[str, int] = {}
+
+    def send() -> None:
+        with connect(warehouse) as own:  # type: ignore[arg-type]
+            counts.update(
+                deliver_pending(own, rig.workspace.workspace_id, rig.endpoint(timeout=10), rig.blobs, run_id)
+            )
+
+    thread = threading.Thread(target=send)
+    thread.start()
+    try:
+        assert hold.reached.wait(20), "the held sender never reached MAIL"
+        yield counts
+    finally:
+        hold.release()
+        thread.join(60)

@@ -6,10 +6,17 @@ from __future__ import annotations
 
 import email
 import os
-import threading
 
 import psycopg
-from delivery_rig import DeliveryRig, attempt_outcomes, decide, land_qonto_invoice, outbox_rows, square_record
+from delivery_rig import (
+    DeliveryRig,
+    attempt_outcomes,
+    decide,
+    land_qonto_invoice,
+    outbox_rows,
+    sender_held_at_mail,
+    square_record,
+)
 
 from ledgerlink.delivery.sender import RetryPolicy, deliver_pending
 from ledgerlink.incidents import open_incidents
@@ -177,26 +184,13 @@ def test_a_bounce_from_the_email_in_states_the_reason(conn: psycopg.Connection, 
 
 
 def test_only_one_sender_works_on_a_workspace(conn: psycopg.Connection, rig: DeliveryRig, warehouse) -> None:  # noqa: ANN001
-    from ledgerlink.warehouse import connect
-
     decide(conn, rig.workspace, square_record("L1"))
     conn.commit()
-    hold = rig.proxy.plan.add("MAIL", "hold")
-    first: dict[str, int] = {}
-
-    def send() -> None:
-        with connect(warehouse) as own:
-            first.update(
-                deliver_pending(own, rig.workspace.workspace_id, rig.endpoint(timeout=10), rig.blobs, "run-a")
-            )
-
-    thread = threading.Thread(target=send)
-    thread.start()
-    assert hold.reached.wait(10)
-    second = deliver_pending(conn, rig.workspace.workspace_id, rig.endpoint(), rig.blobs, "run-b", retry=FAST)
-    assert sum(second.values()) == 0
-    hold.release()
-    thread.join(20)
+    with sender_held_at_mail(rig, warehouse):
+        second = deliver_pending(
+            conn, rig.workspace.workspace_id, rig.endpoint(), rig.blobs, "run-b", retry=FAST
+        )
+        assert sum(second.values()) == 0
     assert len(rig.email_in.mailbox.messages()) == 1
 
 

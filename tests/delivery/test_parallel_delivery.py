@@ -11,7 +11,14 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from delivery_rig import DeliveryRig, attempt_outcomes, decide, outbox_rows, square_record
+from delivery_rig import (
+    DeliveryRig,
+    attempt_outcomes,
+    decide,
+    outbox_rows,
+    sender_held_at_mail,
+    square_record,
+)
 
 from ledgerlink.delivery.sender import deliver_pending
 from ledgerlink.delivery.shards import (
@@ -109,28 +116,13 @@ def test_a_sender_starting_mid_send_leaves_the_live_senders_claims_alone(
     sender starting while the first one holds its claimed batch at the SMTP server must neither
     send those rows again nor mark them interrupted."""
     _queue(conn, rig, 6)
-    hold = rig.proxy.plan.add("MAIL", "hold")
-    first: dict[str, int] = {}
-
-    def send() -> None:
-        with connect(warehouse) as own:
-            first.update(
-                deliver_pending(own, rig.workspace.workspace_id, rig.endpoint(timeout=10), rig.blobs, "run-a")
-            )
-
-    thread = threading.Thread(target=send)
-    thread.start()
-    try:
-        assert hold.reached.wait(20)  # the first sender claimed its batch and is at MAIL
+    with sender_held_at_mail(rig, warehouse) as first:
         assert {row["status"] for row in outbox_rows(conn, rig.workspace.workspace_id)} == {"sending"}
         second = deliver_pending(
             conn, rig.workspace.workspace_id, rig.endpoint(), rig.blobs, "run-b", shard=DeliveryShard(1, 2)
         )
         assert second["sent"] == 0
         assert {row["status"] for row in outbox_rows(conn, rig.workspace.workspace_id)} == {"sending"}
-    finally:
-        hold.release()
-        thread.join(60)
     # the held session was dropped: that message is retried by the same sender, not a second one
     assert first["sent"] == 6
     rows = outbox_rows(conn, rig.workspace.workspace_id)
