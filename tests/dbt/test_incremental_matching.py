@@ -118,7 +118,7 @@ def _land(conn: psycopg.Connection, table: str, records: list[SourceRecord]) -> 
 
 
 def _dbt(env: dict[str, str], work_dir: Path, *arguments: str) -> None:
-    result = run_dbt("run", *arguments, *KEY_CAP, env=env, work_dir=work_dir, timeout=240)
+    result = run_dbt("run", *arguments, *KEY_CAP, env=env, work_dir=work_dir, timeout=600)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
 
 

@@ -94,7 +94,7 @@ def _rows_affected(work_dir: Path) -> dict[str, int]:
 
 
 def _dbt(env: dict[str, str], work_dir: Path, *arguments: str) -> dict[str, int]:
-    result = run_dbt("run", *arguments, env=env, work_dir=work_dir, timeout=170)
+    result = run_dbt("run", *arguments, env=env, work_dir=work_dir, timeout=600)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     return _rows_affected(work_dir)
 
