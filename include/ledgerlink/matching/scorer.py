@@ -174,6 +174,9 @@ def prepare(
         record_amount[batch.record_index],
         entry_amount[batch.entry_index] + batch.amount_diff_minor,
     )
+    # a charge refunded in full pays nothing off the invoice: it is no rival of the charge that does
+    refunded = np.array([r.is_fully_refunded for r in batch.records], dtype=bool)
+    claims = np.where(refunded[batch.record_index], 0.0, claims)
     sets = CandidateSets.from_record_index(
         batch.record_index,
         batch.entry_index,
