@@ -326,7 +326,7 @@ def balanced_scale(
     time. What each entry is claimed is summed pair by pair in the order the batches give them, so
     pairs cut into batches in order get the very same balance as in one."""
     balance = EntryBalance.none(candidates)
-    for round_ in range(rounds):
+    for _ in range(rounds):
         claimed, capacity_sum, pairs = np.zeros(candidates), np.zeros(candidates), np.zeros(candidates, int)
         rivals = np.zeros(candidates)
         for model, sets, weights, positions in batches():
@@ -351,10 +351,6 @@ def balanced_scale(
         with np.errstate(divide="ignore", invalid="ignore"):
             step = np.where(claimed > 0, np.log(limit / claimed), 0.0)
         scale = np.minimum(0.0, balance.scale + np.nan_to_num(step, nan=0.0, posinf=0.0, neginf=0.0))
-        if round_:
-            # damped (a geometric mean of the entry's message with the last round's): two records
-            # contesting one invoice otherwise push each other down and up in alternate rounds
-            rivals = np.expm1(0.5 * np.log1p(rivals) + 0.5 * np.log1p(balance.rivals))
         balance = EntryBalance(scale, rivals)
     return balance
 
