@@ -12,8 +12,7 @@ candidates compete for it:
 Entries blocking left out are taken to weigh nothing. Because the candidates share one
 denominator, a near-equal runner-up takes probability away from the top candidate. EM
 alternates between that posterior (E) and re-estimating ``m`` and ``no_match_odds`` from it (M);
-reviewer labels clamp the posterior of the records they cover where the no-match odds are
-re-estimated, not ``m`` (the labelled records are the hard ones; see :func:`fit`).
+reviewer labels clamp the posterior of the records they cover, so labels refine what EM learned.
 
 A workspace with a handful of records cannot teach EM much: ``u`` from "random" pairs among three
 records and three entries is a third true matches, so ``u`` is close to ``m`` and every candidate
@@ -460,22 +459,8 @@ def fit(
         # without the look-alike term (look_alike_bits): learning with it (tried on bank-to-ledger's
         # dev half) shifted m and the no-match odds so that review top-3 fell from 93% to 83%
         responsibility, _ = posterior(model, sample_sets, weights, balance_rounds=0)
-        # labels fix the responsibility of the records they cover for the no-match odds only: the
-        # labelled records are the hard ones a reviewer saw, and clamping them in m too reshaped
-        # the weights of every record (review top-3 on bank-to-ledger's held-out half fell from
-        # 97.7% to 94.0% after labels; 96.7% this way)
-        labelled_responsibility = responsibility.copy()
-        labelled_responsibility[clamp_pairs] = clamp_values
-        model = _maximise(
-            sample_levels,
-            sample_sets,
-            responsibility,
-            labelled_responsibility,
-            clamped_records,
-            refused,
-            model,
-            prior,
-        )
+        responsibility[clamp_pairs] = clamp_values
+        model = _maximise(sample_levels, sample_sets, responsibility, clamped_records, refused, model, prior)
         model = replace(model, u=shares.u(model.m, model.no_match_odds, ledger_entries, prior))
     return MatchModel(
         model.m,
@@ -532,14 +517,11 @@ def _maximise(
     levels: PairLevels,
     sets: CandidateSets,
     responsibility: np.ndarray,
-    labelled_responsibility: np.ndarray,
     clamped_records: np.ndarray,
     refused: np.ndarray,
     previous: MatchModel,
     prior: MatchModel,
 ) -> MatchModel:
-    """``m`` from ``responsibility`` (the posterior), the no-match odds from
-    ``labelled_responsibility`` (the posterior with the labelled records' pairs fixed)."""
     m = {}
     for comparison in COMPARISONS:
         level = levels.levels[comparison.name]
@@ -552,7 +534,7 @@ def _maximise(
         if comparison in ORDERED:
             m[comparison.name] = monotone(np.array(m[comparison.name]), np.array(previous.u[comparison.name]))
     # the odds that a record's entry is not among its candidates at all
-    matched = np.add.reduceat(labelled_responsibility, sets.starts) if len(sets.starts) else np.zeros(0)
+    matched = np.add.reduceat(responsibility, sets.starts) if len(sets.starts) else np.zeros(0)
     if len(clamped_records):
         matched = matched.copy()
         matched[refused] = 0.0
