@@ -24,7 +24,11 @@ in ``N`` of those whose record has an entry; ``u`` is taken without them
 (:class:`RandomPairShares`), so the prior no longer has to make up for them and weighs little: a
 120-record vendor workspace is mostly its own.
 
-On the ledger side, an open invoice can take only as much as its balance: the posterior is
+On the ledger side, an open invoice can take only as much as its balance. A payment of more than
+half of what it can take (a full payment) excludes every other such payment: a record's full
+claim on an invoice is weighed against the other records' full claims on it, by belief
+propagation over that one-to-one constraint (:class:`EntryBalance`, ``rivals``), so a runner-up
+another record surely takes no longer shares a record's probability. Partial payments are
 balanced so the expected amount claimed from an invoice never exceeds its balance (a few rounds
 of Sinkhorn scaling with an upper bound). Two full payments cannot both be likely matches of one
 invoice; two partial payments that fit its balance can.
@@ -43,13 +47,15 @@ import numpy as np
 from ledgerlink.matching.features import AMOUNT, COMPARISONS, NAME, PairLevels
 
 #: v3: a record-level look-alike term (look_alike_bits) moves the no-match odds of each record.
-MODEL_FAMILY = "fellegi-sunter-em-v3"
+#: v4: full claims on one open invoice are weighed against each other (belief propagation over
+#: the one-to-one constraint, EntryBalance.rivals) instead of sharing its balance.
+MODEL_FAMILY = "fellegi-sunter-em-v4"
 #: Records EM learns from; all labelled records are always among them.
 EM_SAMPLE_RECORDS = 8_000
 EM_ITERATIONS = 30
 #: Fees and FX: an invoice can take this much more than its balance.
 BALANCE_TOLERANCE = 0.10
-_BALANCING_ROUNDS = 4
+_BALANCING_ROUNDS = 8
 #: How many ledger entries / source records the shipped prior counts for against the workspace's own.
 PRIOR_ENTRIES = 15.0
 PRIOR_RECORDS = 10.0
@@ -201,28 +207,105 @@ def initial_model(
     return MatchModel(dict(prior.m), u, prior.no_match_odds, ledger_entries)
 
 
+@dataclass(frozen=True)
+class EntryBalance:
+    """What other records' claims on each ledger entry do to a record's claim on it, per entry
+    (see :func:`balanced_scale`): ``scale`` scales down the weight of every claim on an open
+    invoice claimed beyond its balance (natural log, 0 or negative); ``rivals`` is the summed odds
+    of the records that claim the entry in full (:func:`exclusive_claims`), which a full claim
+    must see off: only one of them can be paid by it."""
+
+    scale: np.ndarray
+    rivals: np.ndarray
+
+    @classmethod
+    def none(cls, entries: int) -> EntryBalance:
+        return cls(np.zeros(entries), np.zeros(entries))
+
+    def at(self, positions: np.ndarray) -> EntryBalance:
+        """The balance of the entries at ``positions`` (a batch's entries among all)."""
+        return EntryBalance(self.scale[positions], self.rivals[positions])
+
+
+#: A record's odds on an entry count against its rivals up to this (beyond, the rival is beaten
+#: anyway, and odds of 2^40 would swamp the float sums of the others' odds).
+_MAX_CLAIM_ODDS = 1e6
+#: Rounds a record takes to leave its own claim out of an entry's rivals (see :func:`posterior`).
+_OWN_CLAIM_ROUNDS = 3
+
+
+def exclusive_claims(sets: CandidateSets) -> np.ndarray:
+    """Per pair: whether the record claims more than half of what the open invoice can take (its
+    balance with the fee and FX tolerance). Two such claims cannot both be paid by it: a full
+    payment excludes every other full payment. Partial payments that together fit the balance are
+    left to the balancing of expected amounts (``EntryBalance.scale``)."""
+    capacity = sets.candidate_balance * (1.0 + BALANCE_TOLERANCE)
+    with np.errstate(invalid="ignore"):
+        return (capacity > 0) & (sets.record_amount * 2.0 > capacity)
+
+
 def posterior(
     model: MatchModel,
     sets: CandidateSets,
     weights: np.ndarray,
     balance_rounds: int = _BALANCING_ROUNDS,
     record_bits: np.ndarray | None = None,
-    scale: np.ndarray | None = None,
+    scale: EntryBalance | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The probability that each pair is its record's entry, and the match weights (bits) after
-    balancing: an entry claimed beyond its balance scales down the weight of every claim on it.
+    balancing: an entry claimed beyond its balance scales down the weight of every claim on it,
+    and a full claim on an entry that other records claim in full is weighed against them.
     ``record_bits`` (per record, :func:`look_alike_bits`) is added to every pair of its record:
     it moves the record's probability of having no entry, never the order of its candidates.
-    ``scale``, when given, is the balancing already worked out (per entry, in natural log; see
+    ``scale``, when given, is the balancing already worked out (per entry; see
     :func:`balanced_scale`, which must have seen the same weights), and no round is run here."""
     if record_bits is not None and len(weights):
         weights = weights + record_bits[sets.record_index]
     if scale is None:
         candidates = int(sets.candidate_index.max()) + 1 if len(sets.candidate_index) else 0
         scale = balanced_scale(lambda: [(model, sets, weights, None)], candidates, balance_rounds)
+    probability, adjusted, _ = _claims(model, sets, weights, scale)
+    return probability, adjusted
+
+
+def _claims(
+    model: MatchModel, sets: CandidateSets, weights: np.ndarray, balance: EntryBalance
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`posterior`'s probabilities and weights, and per pair the odds the record puts on
+    the entry before the entry's rivals are weighed (what it adds to the entry's ``rivals``; 0
+    where the claim is not exclusive).
+
+    Only one record can be paid in full by an entry, so a record's claim on it counts only in
+    the event that no rival's does: its weight is divided by ``1 + others``, the summed odds of the
+    rivals' claims. This is one step of belief propagation over the one-to-one constraint (the
+    entry's message to the record), and the record's own odds are taken out of the entry's sum
+    first. Those odds depend on the other candidates' messages, so a record takes them out in a
+    few rounds of its own. Without it, a runner-up another record surely takes kept a share of
+    the probability, and records with one went to review at 0.6 to 0.9 yet were right 80 to 95%
+    of the time."""
     log_none = np.full(len(sets.starts), np.log(max(model.ledger_entries * model.no_match_odds, 1e-300)))
-    adjusted = weights * np.log(2.0) + scale[sets.candidate_index]
-    return _row_softmax(adjusted, sets, log_none), adjusted / np.log(2.0)
+    exclusive = exclusive_claims(sets)
+    adjusted = weights * np.log(2.0) + np.where(exclusive, 0.0, balance.scale[sets.candidate_index])
+    rivals = np.where(exclusive, balance.rivals[sets.candidate_index], 0.0)
+    own = np.zeros(len(weights))
+    message = np.zeros(len(weights))  # log of the entry's message, 0 or negative
+    probability = _row_softmax(adjusted, sets, log_none) if len(weights) else np.zeros(0)
+    if rivals.any():
+        for _ in range(_OWN_CLAIM_ROUNDS):
+            message = -np.log1p(np.maximum(rivals - own, 0.0))
+            probability = _row_softmax(adjusted + message, sets, log_none)
+            own = _own_odds(probability, message, exclusive)
+    else:
+        own = _own_odds(probability, message, exclusive)
+    adjusted = adjusted + message
+    return probability, adjusted / np.log(2.0), own
+
+
+def _own_odds(probability: np.ndarray, message: np.ndarray, exclusive: np.ndarray) -> np.ndarray:
+    """A record's odds on each entry with the entry's own message taken out: p / (1 - p) / message."""
+    with np.errstate(divide="ignore", over="ignore"):
+        odds = probability / np.maximum(1.0 - probability, 1e-12) * np.exp(-message)
+    return np.where(exclusive, np.minimum(odds, _MAX_CLAIM_ODDS), 0.0)
 
 
 #: One batch of pairs for :func:`balanced_scale`: the model, the pairs, their match weights, and
@@ -232,37 +315,43 @@ BalancedBatch = tuple[MatchModel, CandidateSets, np.ndarray, np.ndarray | None]
 
 def balanced_scale(
     batches: Callable[[], Iterable[BalancedBatch]], candidates: int, rounds: int = _BALANCING_ROUNDS
-) -> np.ndarray:
-    """Per entry (of ``candidates``), how much the balancing scales down the weight of every claim
-    on it, in natural log: a few rounds of Sinkhorn scaling with an upper bound. ``batches()``
-    yields every pair once, one batch at a time, and is called again for each round, so the pairs
-    can be read a batch at a time. What each entry is claimed is summed pair by pair in the order
-    the batches give them, so pairs cut into batches in order get the very same scale as in one."""
-    scale = np.zeros(candidates)
+) -> EntryBalance:
+    """Per entry (of ``candidates``), what other records' claims do to a claim on it
+    (:class:`EntryBalance`), in a few rounds over every pair. ``scale``: Sinkhorn scaling with an
+    upper bound, so the expected amount claimed from an invoice never exceeds its balance.
+    ``rivals``: the summed odds of the full claims on it (:func:`exclusive_claims`), belief
+    propagation's messages over the one-to-one constraint. ``batches()`` yields every pair once,
+    one batch at a time, and is called again for each round, so the pairs can be read a batch at a
+    time. What each entry is claimed is summed pair by pair in the order the batches give them, so
+    pairs cut into batches in order get the very same balance as in one."""
+    balance = EntryBalance.none(candidates)
     for _ in range(rounds):
         claimed, capacity_sum, pairs = np.zeros(candidates), np.zeros(candidates), np.zeros(candidates, int)
+        rivals = np.zeros(candidates)
         for model, sets, weights, positions in batches():
             claims = sets.record_amount
             capacity = sets.candidate_balance * (1.0 + BALANCE_TOLERANCE)
             constrained = ~np.isnan(claims) & ~np.isnan(capacity) & (capacity > 0)
             if not constrained.any():
                 continue
-            entry_scale = scale if positions is None else scale[positions]
-            probability, _ = posterior(model, sets, weights, scale=entry_scale)
-            entries = sets.candidate_index[constrained]
-            if positions is not None:
-                entries = positions[entries]
+            entry_balance = balance if positions is None else balance.at(positions)
+            probability, _, own = _claims(model, sets, weights, entry_balance)
+            exclusive = exclusive_claims(sets)
+            partial = constrained & ~exclusive
+            entries = sets.candidate_index if positions is None else positions[sets.candidate_index]
             # unbuffered and in pair order, as one bincount over every pair would add them
-            np.add.at(claimed, entries, (probability * claims)[constrained])
-            np.add.at(capacity_sum, entries, capacity[constrained])
-            np.add.at(pairs, entries, 1)
-        if not pairs.any():
+            np.add.at(claimed, entries[partial], (probability * claims)[partial])
+            np.add.at(capacity_sum, entries[partial], capacity[partial])
+            np.add.at(pairs, entries[partial], 1)
+            np.add.at(rivals, entries[exclusive], own[exclusive])
+        if not pairs.any() and not rivals.any():
             break
         limit = capacity_sum / np.maximum(pairs, 1)
         with np.errstate(divide="ignore", invalid="ignore"):
             step = np.where(claimed > 0, np.log(limit / claimed), 0.0)
-        scale = np.minimum(0.0, scale + np.nan_to_num(step, nan=0.0, posinf=0.0, neginf=0.0))
-    return scale
+        scale = np.minimum(0.0, balance.scale + np.nan_to_num(step, nan=0.0, posinf=0.0, neginf=0.0))
+        balance = EntryBalance(scale, rivals)
+    return balance
 
 
 def look_alike_bits(
@@ -462,6 +551,8 @@ __all__ = [
     "MatchModel",
     "RecordLabel",
     "balanced_scale",
+    "EntryBalance",
+    "exclusive_claims",
     "fit",
     "initial_model",
     "look_alike_bits",

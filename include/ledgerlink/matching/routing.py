@@ -262,7 +262,7 @@ def route_workspace(
         routed_before = 0
         for index, (first, stop) in enumerate(chunks):
             prepared = spill.load("prepared", index)
-            entry_scale = scale[prepared.batch.entry_positions]
+            entry_scale = scale.at(prepared.batch.entry_positions)
             routed = [
                 RoutedRecord(scored, route_for(scored, workspace))
                 for scored, is_decided in zip(

@@ -19,6 +19,7 @@ from ledgerlink.matching.features import COMPARISONS, PairColumns, PairLevels, T
 from ledgerlink.matching.model import (
     BalancedBatch,
     CandidateSets,
+    EntryBalance,
     MatchModel,
     RecordLabel,
     fit,
@@ -33,7 +34,8 @@ TOP_CANDIDATES_KEPT = 5
 #: name level than ``u`` assumes. The same for every candidate of the record.
 LOOK_ALIKES = "name_look_alikes"
 #: The explanation's name for what an open invoice's balance takes off a candidate's weight when
-#: other records are likely to claim it too (:func:`model.posterior`): 0 or negative.
+#: other records are likely to claim it too (:func:`model.posterior`): 0 or negative. For a full
+#: payment, that is how strongly other records claim the invoice in full.
 BALANCE = "invoice_balance"
 #: Random record-entry pairs ``u`` is estimated from, per kind of ledger entry.
 RANDOM_PAIRS = 200_000
@@ -172,6 +174,9 @@ def prepare(
         record_amount[batch.record_index],
         entry_amount[batch.entry_index] + batch.amount_diff_minor,
     )
+    # a charge refunded in full pays nothing off the invoice: it is no rival of the charge that does
+    refunded = np.array([r.is_fully_refunded for r in batch.records], dtype=bool)
+    claims = np.where(refunded[batch.record_index], 0.0, claims)
     sets = CandidateSets.from_record_index(
         batch.record_index,
         batch.entry_index,
@@ -384,7 +389,7 @@ def balancing_batches(prepared: PreparedPairs, models: TrainedModels) -> list[Ba
 
 
 def score(
-    prepared: PreparedPairs, models: TrainedModels, scale: np.ndarray | None = None
+    prepared: PreparedPairs, models: TrainedModels, scale: EntryBalance | None = None
 ) -> list[ScoredRecord]:
     """Every record of the batch, scored: records without candidates score 0. ``scale``, when
     given, is the balancing of entries' balances worked out across all the workspace's records
