@@ -1,5 +1,5 @@
 """The Qonto sandbox over real HTTP: page/per_page paging, updated_at filters, signed expiring
-attachment URLs, bearer auth and OAuth refresh rotation."""
+attachment URLs, bearer auth, OAuth refresh rotation and rate limits."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from typing import Any
 import httpx
 
 from ledgerlink.sandbox import SandboxEndpoints, SandboxOptions, SandboxPorts, run_sandbox
+from ledgerlink.sandbox.rate_limits import RateLimitGate
+from ledgerlink.sources.pacing import parse_rate_limits
 
 
 def _all_pages(qonto: httpx.Client, **params: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -129,3 +131,31 @@ def test_oauth_refresh_rotates_the_refresh_token(sandbox: SandboxEndpoints) -> N
     assert again.status_code == 200
     wrong_client = httpx.post(oauth["token_url"], data={**form, "client_secret": "nope"})
     assert wrong_client.status_code == 401 and wrong_client.json()["error"] == "invalid_client"
+
+
+def test_api_requests_over_the_rate_limits_get_429(fixtures_dir: Path, tmp_path: Path) -> None:
+    """Over a limit, the API answers 429 in Qonto's error shape, with Retry-After unless that is
+    turned off; the pre-signed file downloads do not count. The window is a minute, so the test
+    does not depend on how fast it runs."""
+    gate = RateLimitGate(parse_rate_limits("3/1min"))
+    options = SandboxOptions(qonto_rate_limits=gate)
+    with run_sandbox(fixtures_dir, tmp_path, ports=SandboxPorts.ephemeral(), options=options) as endpoints:
+        headers = {"Authorization": f"Bearer {endpoints.qonto_access_token}"}
+        assert endpoints.as_json()["qonto"]["rate_limits"] == "3/1min"
+        with httpx.Client(base_url=endpoints.qonto_base_url, headers=headers) as qonto:
+            invoice = qonto.get("/v2/supplier_invoices", params={"per_page": 1}).json()["supplier_invoices"][
+                0
+            ]
+            url = qonto.get(f"/v2/attachments/{invoice['attachment_id']}").json()["attachment"]["url"]
+            for _ in range(3):
+                assert httpx.get(url).status_code == 200
+            assert qonto.get(f"/v2/supplier_invoices/{invoice['id']}").status_code == 200
+            refused = qonto.get(f"/v2/supplier_invoices/{invoice['id']}")
+            assert refused.status_code == 429
+            assert refused.json()["errors"][0]["code"] == "too_many_requests"
+            assert 0 < int(refused.headers["retry-after"]) <= 60
+            gate.set(parse_rate_limits("1/1min"), retry_after=False)
+            assert qonto.get(f"/v2/supplier_invoices/{invoice['id']}").status_code == 200
+            refused = qonto.get(f"/v2/supplier_invoices/{invoice['id']}")
+            assert refused.status_code == 429 and "retry-after" not in refused.headers
+        assert (gate.admitted, gate.refused) == (1, 1)

@@ -2,20 +2,37 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import os
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 from ledgerlink.sources.http import ApiClient, MalformedResponse, tls_context
+from ledgerlink.sources.pacing import RateLimit, parse_rate_limits, shared_pacer
 
 MAX_PER_PAGE = 100
 #: Attachments fetched at once. Each costs an API call (for a fresh URL) and a download from the
 #: file host; one at a time, a first sync spends its time waiting on round trips. Qonto allows
 #: 1,000 API requests per 10 s (``apis.md`` §1.6), far above what four downloads in flight ask.
 PARALLEL_DOWNLOADS = 4
+#: The environment variable holding the API's rate limits the client paces to
+#: (:mod:`ledgerlink.sources.pacing`); ``off`` turns pacing off.
+RATE_LIMITS_VARIABLE = "LEDGERLINK_QONTO_RATE_LIMITS"
+#: Qonto's documented limits (``apis.md`` §1.6, from Qonto's rate-limitations page), per IP address.
+DOCUMENTED_RATE_LIMITS = "1000/10s,10000/10min"
+
+
+def configured_rate_limits() -> tuple[RateLimit, ...]:
+    """The limits from ``LEDGERLINK_QONTO_RATE_LIMITS``, Qonto's documented ones when unset."""
+    text = os.environ.get(RATE_LIMITS_VARIABLE) or DOCUMENTED_RATE_LIMITS
+    try:
+        return parse_rate_limits(text)
+    except ValueError as error:
+        raise ValueError(f"{RATE_LIMITS_VARIABLE}: {error}") from error
 
 
 def _iso(moment: datetime) -> str:
@@ -23,10 +40,23 @@ def _iso(moment: datetime) -> str:
 
 
 class QontoClient(ApiClient):
+    """Qonto's API with its requests paced to ``rate_limits`` (default: the environment's, see
+    :func:`configured_rate_limits`; ``()`` for none). The limits count per IP address, so every
+    client of the process for the same host shares one pacer. They cover the API (invoice pages,
+    and the attachment calls that hand out download URLs), not the file host the URLs point to."""
+
     def __init__(
-        self, base_url: str, access_token: str, *, parallel_downloads: int = PARALLEL_DOWNLOADS, **kwargs: Any
+        self,
+        base_url: str,
+        access_token: str,
+        *,
+        parallel_downloads: int = PARALLEL_DOWNLOADS,
+        rate_limits: Sequence[RateLimit] | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(base_url, {"Authorization": f"Bearer {access_token}"}, **kwargs)
+        limits = configured_rate_limits() if rate_limits is None else tuple(rate_limits)
+        pacer = shared_pacer(f"qonto {urlsplit(base_url).netloc}", limits)
+        super().__init__(base_url, {"Authorization": f"Bearer {access_token}"}, pacer=pacer, **kwargs)
         if parallel_downloads < 1:
             raise ValueError("parallel_downloads must be 1 or more")
         self._parallel_downloads = parallel_downloads
