@@ -37,6 +37,16 @@ def faults() -> FaultInjector:
     return FaultInjector()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _qonto_unpaced() -> Iterator[None]:
+    """The sandbox enforces no rate limits unless a test sets some, so the Qonto client is not
+    paced to Qonto's production ones either: the session's thousands of requests to one sandbox
+    would otherwise wait on a 10-minute window. A test that paces says so."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LEDGERLINK_QONTO_RATE_LIMITS", "off")
+        yield
+
+
 @pytest.fixture(scope="session")
 def qonto_rate_limits() -> RateLimitGate:
     """The limits the sandbox's Qonto enforces: none, unless a test sets some."""
