@@ -3,6 +3,7 @@ attachment URLs, bearer auth, OAuth refresh rotation and rate limits."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,6 +14,7 @@ import httpx
 from ledgerlink.sandbox import SandboxEndpoints, SandboxOptions, SandboxPorts, run_sandbox
 from ledgerlink.sandbox.rate_limits import RateLimitGate
 from ledgerlink.sources.pacing import parse_rate_limits
+from ledgerlink.sources.qonto import QontoClient
 
 
 def _all_pages(qonto: httpx.Client, **params: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -60,6 +62,25 @@ def test_updated_at_filters_are_inclusive(qonto: httpx.Client, read_fixture: Cal
     offset_low = datetime.fromisoformat(low.replace("Z", "+00:00")).isoformat()
     records, _ = _all_pages(qonto, **{"filter[updated_at_from]": offset_low, "filter[updated_at_to]": high})
     assert {r["id"] for r in records} == expected
+
+
+def test_the_client_reads_a_tie_group_larger_than_a_page(
+    sandbox: SandboxEndpoints, qonto: httpx.Client, read_fixture: Callable[[str], Any]
+) -> None:
+    """The fixtures' month-end batch shares one updated_at: the client reads it with a [T, T]
+    filter and its total_count (as it asks Qonto), then goes on past it, and misses nothing."""
+    invoices = read_fixture("qonto/supplier_invoices.json")["supplier_invoices"]
+    tie, size = Counter(i["updated_at"] for i in invoices).most_common(1)[0]
+    assert size > 3, "the fixtures hold a tie group larger than the page below"
+    group = qonto.get(
+        "/v2/supplier_invoices",
+        params={"filter[updated_at_from]": tie, "filter[updated_at_to]": tie, "per_page": 1},
+    ).json()
+    assert group["meta"]["total_count"] == size and group["meta"]["total_pages"] == size
+    with QontoClient(sandbox.qonto_base_url, sandbox.qonto_access_token, rate_limits=()) as client:
+        window_end = datetime.fromisoformat(max(i["updated_at"] for i in invoices).replace("Z", "+00:00"))
+        read = [row["id"] for page in client.supplier_invoice_pages(None, window_end, per_page=3) for row in page]
+    assert set(read) == {i["id"] for i in invoices}
 
 
 def test_status_filter_and_single_invoice(qonto: httpx.Client) -> None:

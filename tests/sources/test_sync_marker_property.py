@@ -91,7 +91,12 @@ class FakeQonto:
         page = int(params["page"])
         chunk = selected[(page - 1) * per_page : page * per_page]
         has_next = page * per_page < len(selected)
-        meta: dict[str, Any] = {"current_page": page, "per_page": per_page}
+        meta: dict[str, Any] = {
+            "current_page": page,
+            "per_page": per_page,
+            "total_pages": -(-len(selected) // per_page),
+            "total_count": len(selected),
+        }
         if has_next:
             meta["next_page"] = page + 1
         return httpx.Response(200, json={"supplier_invoices": chunk, "meta": meta})
@@ -120,6 +125,17 @@ steps = st.lists(st.one_of(change, change, run, rewind), min_size=1, max_size=14
 @example(
     page_size=1,
     plan=[*(("change", f"inv-{n}", 0, 3600) for n in range(4)), ("run", [(1, "inv-0", 3600)], None)],
+)
+# Keyset paging alone loses inv-1 here: the second run's first page is all inv-0 at T0, so the
+# next page is page 2 at the same lower bound; inv-0 changes before it (to a time still inside
+# the run's window), inv-1 (at T0 + 1 s) moves up to page 1, and page 2 starts after it.
+@example(
+    page_size=1,
+    plan=[
+        ("change", "inv-3", 1, 0),
+        ("run", [(0, "inv-0", 0), (0, "inv-1", 1), (0, "inv-2", 3600)], None),
+        ("run", [(4, "inv-0", 0)], None),
+    ],
 )
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(page_size=st.integers(1, 5), plan=steps)
