@@ -79,7 +79,9 @@ def test_the_client_reads_a_tie_group_larger_than_a_page(
     assert group["meta"]["total_count"] == size and group["meta"]["total_pages"] == size
     with QontoClient(sandbox.qonto_base_url, sandbox.qonto_access_token, rate_limits=()) as client:
         window_end = datetime.fromisoformat(max(i["updated_at"] for i in invoices).replace("Z", "+00:00"))
-        read = [row["id"] for page in client.supplier_invoice_pages(None, window_end, per_page=3) for row in page]
+        read = [
+            row["id"] for page in client.supplier_invoice_pages(None, window_end, per_page=3) for row in page
+        ]
     assert set(read) == {i["id"] for i in invoices}
 
 

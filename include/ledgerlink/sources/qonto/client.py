@@ -42,7 +42,9 @@ def _iso(moment: datetime) -> str:
 def _updated_ats(invoices: list[Any]) -> list[str]:
     """The ``updated_at`` of each invoice that has one, in page order."""
     return [
-        row["updated_at"] for row in invoices if isinstance(row, dict) and isinstance(row.get("updated_at"), str)
+        row["updated_at"]
+        for row in invoices
+        if isinstance(row, dict) and isinstance(row.get("updated_at"), str)
     ]
 
 
