@@ -1,8 +1,9 @@
 """The Qonto sandbox over real HTTP: page/per_page paging, updated_at filters, signed expiring
-attachment URLs, bearer auth and OAuth refresh rotation."""
+attachment URLs, bearer auth, OAuth refresh rotation and rate limits."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,6 +12,9 @@ from typing import Any
 import httpx
 
 from ledgerlink.sandbox import SandboxEndpoints, SandboxOptions, SandboxPorts, run_sandbox
+from ledgerlink.sandbox.rate_limits import RateLimitGate
+from ledgerlink.sources.pacing import parse_rate_limits
+from ledgerlink.sources.qonto import QontoClient
 
 
 def _all_pages(qonto: httpx.Client, **params: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -58,6 +62,27 @@ def test_updated_at_filters_are_inclusive(qonto: httpx.Client, read_fixture: Cal
     offset_low = datetime.fromisoformat(low.replace("Z", "+00:00")).isoformat()
     records, _ = _all_pages(qonto, **{"filter[updated_at_from]": offset_low, "filter[updated_at_to]": high})
     assert {r["id"] for r in records} == expected
+
+
+def test_the_client_reads_a_tie_group_larger_than_a_page(
+    sandbox: SandboxEndpoints, qonto: httpx.Client, read_fixture: Callable[[str], Any]
+) -> None:
+    """The fixtures' month-end batch shares one updated_at: the client reads it with a [T, T]
+    filter and its total_count (as it asks Qonto), then goes on past it, and misses nothing."""
+    invoices = read_fixture("qonto/supplier_invoices.json")["supplier_invoices"]
+    tie, size = Counter(i["updated_at"] for i in invoices).most_common(1)[0]
+    assert size > 3, "the fixtures hold a tie group larger than the page below"
+    group = qonto.get(
+        "/v2/supplier_invoices",
+        params={"filter[updated_at_from]": tie, "filter[updated_at_to]": tie, "per_page": 1},
+    ).json()
+    assert group["meta"]["total_count"] == size and group["meta"]["total_pages"] == size
+    with QontoClient(sandbox.qonto_base_url, sandbox.qonto_access_token, rate_limits=()) as client:
+        window_end = datetime.fromisoformat(max(i["updated_at"] for i in invoices).replace("Z", "+00:00"))
+        read = [
+            row["id"] for page in client.supplier_invoice_pages(None, window_end, per_page=3) for row in page
+        ]
+    assert set(read) == {i["id"] for i in invoices}
 
 
 def test_status_filter_and_single_invoice(qonto: httpx.Client) -> None:
@@ -129,3 +154,31 @@ def test_oauth_refresh_rotates_the_refresh_token(sandbox: SandboxEndpoints) -> N
     assert again.status_code == 200
     wrong_client = httpx.post(oauth["token_url"], data={**form, "client_secret": "nope"})
     assert wrong_client.status_code == 401 and wrong_client.json()["error"] == "invalid_client"
+
+
+def test_api_requests_over_the_rate_limits_get_429(fixtures_dir: Path, tmp_path: Path) -> None:
+    """Over a limit, the API answers 429 in Qonto's error shape, with Retry-After unless that is
+    turned off; the pre-signed file downloads do not count. The window is a minute, so the test
+    does not depend on how fast it runs."""
+    gate = RateLimitGate(parse_rate_limits("3/1min"))
+    options = SandboxOptions(qonto_rate_limits=gate)
+    with run_sandbox(fixtures_dir, tmp_path, ports=SandboxPorts.ephemeral(), options=options) as endpoints:
+        headers = {"Authorization": f"Bearer {endpoints.qonto_access_token}"}
+        assert endpoints.as_json()["qonto"]["rate_limits"] == "3/1min"
+        with httpx.Client(base_url=endpoints.qonto_base_url, headers=headers) as qonto:
+            invoice = qonto.get("/v2/supplier_invoices", params={"per_page": 1}).json()["supplier_invoices"][
+                0
+            ]
+            url = qonto.get(f"/v2/attachments/{invoice['attachment_id']}").json()["attachment"]["url"]
+            for _ in range(3):
+                assert httpx.get(url).status_code == 200
+            assert qonto.get(f"/v2/supplier_invoices/{invoice['id']}").status_code == 200
+            refused = qonto.get(f"/v2/supplier_invoices/{invoice['id']}")
+            assert refused.status_code == 429
+            assert refused.json()["errors"][0]["code"] == "too_many_requests"
+            assert 0 < int(refused.headers["retry-after"]) <= 60
+            gate.set(parse_rate_limits("1/1min"), retry_after=False)
+            assert qonto.get(f"/v2/supplier_invoices/{invoice['id']}").status_code == 200
+            refused = qonto.get(f"/v2/supplier_invoices/{invoice['id']}")
+            assert refused.status_code == 429 and "retry-after" not in refused.headers
+        assert (gate.admitted, gate.refused) == (1, 1)

@@ -106,6 +106,51 @@ def test_customers_list_and_search(square: httpx.Client, read_fixture: Callable[
     assert square.get(f"/v2/customers/{target['id']}").json() == {"customer": target}
 
 
+def _search_pages(square: httpx.Client, query: dict[str, Any]) -> list[dict[str, Any]]:
+    found, cursor = [], None
+    while True:
+        body = square.post(
+            "/v2/customers/search",
+            json={"query": query, "limit": 7, **({"cursor": cursor} if cursor else {})},
+        ).json()
+        found += body.get("customers", [])
+        cursor = body.get("cursor")
+        if not cursor:
+            return found
+
+
+def test_customer_listings_keep_their_order_across_pages_and_filters(
+    square: httpx.Client, read_fixture: Callable[[str], Any]
+) -> None:
+    """Each sort field and direction lists the directory in Square's documented order, page
+    after page, and a search lists the customers it keeps in that same order."""
+    customers = read_fixture("square/customers.json")["customers"]
+
+    def by_name(customer: dict[str, Any]) -> tuple[str, ...]:
+        names = ("given_name", "family_name", "company_name", "email_address")
+        return (*(str(customer.get(name) or "").casefold() for name in names), customer["id"])
+
+    orders = {
+        "DEFAULT": [c["id"] for c in sorted(customers, key=by_name)],
+        "CREATED_AT": [c["id"] for c in sorted(customers, key=lambda c: (c["created_at"], c["id"]))],
+    }
+    for sort_field, ascending in orders.items():
+        for sort_order, expected in (("ASC", ascending), ("DESC", ascending[::-1])):
+            pages = _pages(
+                square, "/v2/customers", "customers", limit=9, sort_field=sort_field, sort_order=sort_order
+            )
+            assert [c["id"] for page in pages for c in page] == expected
+    cutoff = sorted(c["updated_at"] for c in customers)[len(customers) // 2]
+    for sort_field, ascending in orders.items():
+        kept = {c["id"] for c in customers if c["updated_at"] >= cutoff}
+        query = {
+            "filter": {"updated_at": {"start_at": cutoff}},
+            "sort": {"field": sort_field, "order": "DESC"},
+        }
+        assert 0 < len(kept) < len(customers)
+        assert [c["id"] for c in _search_pages(square, query)] == [i for i in ascending[::-1] if i in kept]
+
+
 def test_bad_token_is_401_in_square_shape(sandbox: SandboxEndpoints) -> None:
     for path in ("/v2/payments", "/v2/customers", "/v2/locations"):
         response = httpx.get(f"{sandbox.square_base_url}{path}", headers={"Authorization": "Bearer nope"})

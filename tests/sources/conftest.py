@@ -1,4 +1,4 @@
-"""One sandbox with fault injection for the source tests (real servers on loopback), fresh
+"""One sandbox with fault injection and settable Qonto rate limits for the source tests (real servers on loopback), fresh
 inactive workspaces connected to it, and the set-up the source tests share: the extraction
 window, Square access with fast retries, and the sandbox's OAuth clients."""
 
@@ -25,6 +25,7 @@ from ledgerlink.sandbox import (
     run_sandbox,
 )
 from ledgerlink.sandbox.faults import FaultInjector
+from ledgerlink.sandbox.rate_limits import RateLimitGate
 from ledgerlink.sandbox.square import square_oauth_client
 from ledgerlink.sources.oauth import QONTO_SCOPES, SQUARE_SCOPES, OAuthClient
 from ledgerlink.warehouse import connect
@@ -36,12 +37,28 @@ def faults() -> FaultInjector:
     return FaultInjector()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _qonto_unpaced() -> Iterator[None]:
+    """The sandbox enforces no rate limits unless a test sets some, so the Qonto client is not
+    paced to Qonto's production ones either: the session's thousands of requests to one sandbox
+    would otherwise wait on a 10-minute window. A test that paces says so."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LEDGERLINK_QONTO_RATE_LIMITS", "off")
+        yield
+
+
+@pytest.fixture(scope="session")
+def qonto_rate_limits() -> RateLimitGate:
+    """The limits the sandbox's Qonto enforces: none, unless a test sets some."""
+    return RateLimitGate()
+
+
 @pytest.fixture(scope="session")
 def source_sandbox(
-    tmp_path_factory: pytest.TempPathFactory, faults: FaultInjector
+    tmp_path_factory: pytest.TempPathFactory, faults: FaultInjector, qonto_rate_limits: RateLimitGate
 ) -> Iterator[SandboxEndpoints]:
     fixtures = generate_fixtures(tmp_path_factory.mktemp("sources") / "fixtures", seed=11)
-    options = SandboxOptions(faults=faults)
+    options = SandboxOptions(faults=faults, qonto_rate_limits=qonto_rate_limits)
     with run_sandbox(
         fixtures, tmp_path_factory.mktemp("sources-mailbox"), ports=SandboxPorts.ephemeral(), options=options
     ) as endpoints:
@@ -49,10 +66,11 @@ def source_sandbox(
 
 
 @pytest.fixture(autouse=True)
-def _no_faults_between_tests(faults: FaultInjector) -> Iterator[None]:
+def _no_faults_between_tests(faults: FaultInjector, qonto_rate_limits: RateLimitGate) -> Iterator[None]:
     faults.clear()
     yield
     faults.clear()
+    qonto_rate_limits.set(())
 
 
 @pytest.fixture

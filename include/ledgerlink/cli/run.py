@@ -25,6 +25,7 @@ from ledgerlink.orchestration.connection_ids import (
     SQUARE_CONN_ID,
 )
 from ledgerlink.settings import AIRFLOW_DATABASE, Settings
+from ledgerlink.sources.qonto.client import RATE_LIMITS_VARIABLE
 from ledgerlink.warehouse import ServerAddress, connect
 from ledgerlink.warehouse.regions import configured_regions, place_workspace, region_connection, region_named
 from ledgerlink.workspaces import Workspace
@@ -100,10 +101,12 @@ def register_sandbox_workspace(
 
 
 def sandbox_connections(sandbox: dict[str, Any]) -> dict[str, str]:
-    """``AIRFLOW_CONN_*`` variables pointing ledgerlink's connections at the sandbox."""
+    """``AIRFLOW_CONN_*`` variables pointing ledgerlink's connections at the sandbox, and the Qonto
+    client paced to the limits the sandbox enforces (none unless it was started with some)."""
     email_in = sandbox["email_in"]
     return dict(
         [
+            (RATE_LIMITS_VARIABLE, str(sandbox["qonto"].get("rate_limits", "off"))),
             connection_variable(QONTO_CONN_ID, {"conn_type": "http", "host": sandbox["qonto"]["base_url"]}),
             connection_variable(SQUARE_CONN_ID, {"conn_type": "http", "host": sandbox["square"]["base_url"]}),
             connection_variable(

@@ -110,6 +110,19 @@ def generate(
     type=click.FloatRange(min=0),
     help="Hold each email-in SMTP reply this long, as a server across the internet would (0: off).",
 )
+@click.option(
+    "--qonto-rate-limits",
+    default="off",
+    show_default=True,
+    help="Refuse Qonto API requests over these limits with 429, as Qonto does (its documented"
+    " ones: 1000/10s,10000/10min).",
+)
+@click.option(
+    "--qonto-retry-after/--no-qonto-retry-after",
+    default=True,
+    show_default=True,
+    help="Whether a Qonto 429 carries Retry-After (unconfirmed for the real API).",
+)
 def serve(
     fixtures_dir: Path | None,
     seed: int | None,
@@ -122,12 +135,21 @@ def serve(
     attachment_url_ttl: float,
     webhook_url: str | None,
     smtp_reply_delay_ms: float,
+    qonto_rate_limits: str,
+    qonto_retry_after: bool,
 ) -> None:
     """Serve until Ctrl-C or SIGTERM. Once every server is up, print exactly one JSON line on
     stdout with base URLs, tokens and addresses; everything else goes to stderr."""
     from ledgerlink.sandbox.common import DEFAULT_WEBHOOK_NOTIFICATION_URL, SandboxOptions
     from ledgerlink.sandbox.generator import generate_fixtures
+    from ledgerlink.sandbox.rate_limits import RateLimitGate
     from ledgerlink.sandbox.services import SandboxPorts, run_sandbox
+    from ledgerlink.sources.pacing import parse_rate_limits
+
+    try:
+        qonto_limits = parse_rate_limits(qonto_rate_limits)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--qonto-rate-limits") from error
 
     if fixtures_dir is not None and seed is not None:
         raise click.UsageError("give --fixtures or --seed, not both")
@@ -142,6 +164,7 @@ def serve(
         attachment_url_ttl_seconds=attachment_url_ttl,
         webhook_notification_url=webhook_url or DEFAULT_WEBHOOK_NOTIFICATION_URL,
         email_in_reply_delay_seconds=smtp_reply_delay_ms / 1000,
+        qonto_rate_limits=RateLimitGate(qonto_limits, retry_after=qonto_retry_after),
     )
     ports = SandboxPorts(qonto_port, square_port, quickbooks_port, smtp_port)
 

@@ -14,10 +14,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import urlencode
 
+import msgspec
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from ledgerlink.sandbox.faults import FaultInjector
+from ledgerlink.sandbox.rate_limits import RateLimitGate
 
 DEFAULT_WEBHOOK_NOTIFICATION_URL = "http://127.0.0.1:8080/ledgerlink/webhooks/square"
 
@@ -56,9 +58,22 @@ class SandboxOptions:
     email_in_reply_delay_seconds: float = 0.0
     #: The sandbox's clock (defaults, expiries); fixture data never depends on it.
     clock: Callable[[], datetime] = field(default=utc_now)
+    #: Qonto's rate limits on its API (``/v2/...``), enforced with 429s; none by default. Its
+    #: documented limits are 1,000 requests per 10 s and 10,000 per 10 min, per IP address;
+    #: whether its 429 carries ``Retry-After`` is unconfirmed (the gate's ``retry_after``).
+    qonto_rate_limits: RateLimitGate = field(default_factory=RateLimitGate)
     #: Faults to inject per service and endpoint (see :mod:`ledgerlink.sandbox.faults`), and the
     #: record of every request the servers received.
     faults: FaultInjector = field(default_factory=FaultInjector)
+
+
+class ListingResponse(JSONResponse):
+    """A JSON response rendered by msgspec: the same compact JSON as Starlette's, about ten times
+    faster, which matters for a page of 1,000 records (json.dumps spent 50 ms on a QuickBooks page
+    of 1,000 invoices, a third of the sandbox's time in a first sync)."""
+
+    def render(self, content: Any) -> bytes:
+        return msgspec.json.encode(content)
 
 
 def bind_tcp(host: str, port: int) -> socket.socket:

@@ -12,7 +12,9 @@ no ``OR``, as in QuickBooks.
 from __future__ import annotations
 
 import functools
+import operator
 import re
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -284,18 +286,20 @@ def _matches(record: dict[str, Any], condition: Condition) -> bool:
     pair = _comparable(value, condition.values[0])
     if pair is None:
         return False
-    left, right = pair
     try:
-        return {
-            "=": left == right,
-            "!=": left != right,
-            "<": left < right,
-            ">": left > right,
-            "<=": left <= right,
-            ">=": left >= right,
-        }[condition.operator]
+        return bool(_COMPARISONS[condition.operator](*pair))
     except TypeError:
         return False
+
+
+_COMPARISONS = {
+    "=": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    ">": operator.gt,
+    "<=": operator.le,
+    ">=": operator.ge,
+}
 
 
 def _sort_key(record: dict[str, Any], path: str) -> tuple[int, Any]:
@@ -349,6 +353,14 @@ def run_query(
 ) -> QueryResult:
     """Filter, order and page ``records`` (all of ``entity``) as QuickBooks would; with
     ``hide_inactive``, inactive name-list records only when the query names ``Active``."""
+    return page_of(query, select_records(query, entity, records, hide_inactive=hide_inactive))
+
+
+def select_records(
+    query: Query, entity: str, records: list[dict[str, Any]], *, hide_inactive: bool = True
+) -> list[dict[str, Any]]:
+    """Every record of ``entity`` the query selects, in its order, before paging: what depends
+    only on the query's entity, conditions and order (:func:`selection_key`)."""
     selected = records
     if (
         hide_inactive
@@ -361,6 +373,23 @@ def run_query(
     selected = sorted(selected, key=_id_key)
     for name, descending in reversed(query.order_by):  # stable sorts, last key first
         selected = sorted(selected, key=functools.partial(_sort_key, path=name), reverse=descending)
+    return selected
+
+
+def selection_key(query: Query, entity: str) -> Hashable:
+    """What :func:`select_records` depends on: equal keys select the same records in the same
+    order. Each literal is tagged with its type: ``Active = true`` and ``Active = 1`` compare equal
+    as Python values but select different records."""
+    conditions = tuple(
+        (condition.field.lower(), condition.operator, tuple((type(v), v) for v in condition.values))
+        for condition in query.conditions
+    )
+    order = tuple((name.lower(), descending) for name, descending in query.order_by)
+    return (entity, conditions, order)
+
+
+def page_of(query: Query, selected: list[dict[str, Any]]) -> QueryResult:
+    """The query's page (``STARTPOSITION``, ``MAXRESULTS``, chosen fields) of its selection."""
     total = len(selected)
     start = query.start_position - 1
     page = selected[start : start + query.max_results]

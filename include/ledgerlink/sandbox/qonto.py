@@ -6,6 +6,8 @@
   that clamped to 100 unless :attr:`SandboxOptions.qonto_per_page_over_max` is ``reject``).
 * ``GET /v2/supplier_invoices/{id}``, ``GET /v2/attachments/{id}`` (the ``url`` is a signed link to
   this server's ``/files/{id}``, valid for :attr:`SandboxOptions.attachment_url_ttl_seconds`).
+* Rate limits on ``/v2/...`` (:attr:`SandboxOptions.qonto_rate_limits`, off by default): a
+  request over them gets 429 ``too_many_requests``, with ``Retry-After`` unless turned off.
 * ``GET /oauth2/auth``: the authorize step of the code flow. A browser is shown a consent page
   (Allow / Deny); a program following the URL is taken to have consented. It redirects to a
   loopback ``redirect_uri`` with ``code`` and ``state`` (or ``error=access_denied``).
@@ -37,6 +39,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from ledgerlink.sandbox.common import SandboxOptions, bearer_token, consent_answer, parse_timestamp
 from ledgerlink.sandbox.faults import FaultMiddleware
 from ledgerlink.sandbox.fixtures import Fixtures
+from ledgerlink.sandbox.rate_limits import RateLimitMiddleware
 
 MAX_PER_PAGE = 100
 
@@ -129,6 +132,10 @@ def create_qonto_app(fixtures: Fixtures, options: SandboxOptions | None = None) 
     """A FastAPI app serving ``fixtures``' Qonto records with Qonto's paths, paging and errors."""
     options = options or SandboxOptions()
     app = FastAPI(title="Qonto sandbox", docs_url=None, redoc_url=None, openapi_url=None)
+    # The fault injector outermost, so it records every request, the refused ones too.
+    app.add_middleware(
+        RateLimitMiddleware, gate=options.qonto_rate_limits, path_prefix="/v2/", error_body=_fault_error
+    )
     app.add_middleware(FaultMiddleware, service="qonto", injector=options.faults, error_body=_fault_error)
     invoices = sorted(
         fixtures.qonto_supplier_invoices, key=lambda record: (record["updated_at"], record["id"])

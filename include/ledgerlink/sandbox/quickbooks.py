@@ -21,6 +21,9 @@ Errors are ``Fault`` bodies: 401 ``AuthenticationFault`` (code 3200) for a wrong
 from __future__ import annotations
 
 import hmac
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -30,10 +33,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ledgerlink.sandbox.common import SandboxOptions, bearer_token
+from ledgerlink.sandbox.common import ListingResponse, SandboxOptions, bearer_token
 from ledgerlink.sandbox.faults import FaultMiddleware
 from ledgerlink.sandbox.fixtures import Fixtures
-from ledgerlink.sandbox.qbo_query import QueryError, parse_query, run_query, unknown_fields
+from ledgerlink.sandbox.qbo_query import (
+    Query,
+    QueryError,
+    page_of,
+    parse_query,
+    select_records,
+    selection_key,
+    unknown_fields,
+)
 
 #: Entities QuickBooks knows that the fixtures hold none of: queries on them return nothing.
 _OTHER_ENTITIES = (
@@ -42,6 +53,9 @@ _OTHER_ENTITIES = (
     "PurchaseOrder", "RefundReceipt", "SalesReceipt", "TaxCode", "TaxRate", "Term", "TimeActivity",
     "Transfer", "VendorCredit",
 )  # fmt: skip
+
+#: Query selections kept for paging (the fixtures never change while a sandbox serves them).
+SELECTIONS_KEPT = 16
 
 
 def _response_time(clock: datetime) -> str:
@@ -78,6 +92,26 @@ def create_quickbooks_app(fixtures: Fixtures, options: SandboxOptions | None = N
         "CompanyInfo": [_company_info(fixtures)],
     }
     canonical = {name.lower(): name for name in entities}
+    # A client pages through a long listing with one query and a moving STARTPOSITION (a
+    # 100,000-invoice first sync asks 100 pages): each page is a slice of the query's selection,
+    # filtered and ordered once, as QuickBooks' own index would answer it, not a scan of the entity.
+    selections: OrderedDict[Hashable, list[dict[str, Any]]] = OrderedDict()
+    selections_lock = threading.Lock()
+
+    def selection(parsed: Query, entity: str) -> list[dict[str, Any]]:
+        key = selection_key(parsed, entity)
+        with selections_lock:
+            if key in selections:
+                selections.move_to_end(key)
+                return selections[key]
+        selected = select_records(
+            parsed, entity, entities[entity], hide_inactive=options.quickbooks_hide_inactive
+        )
+        with selections_lock:
+            selections[key] = selected
+            while len(selections) > SELECTIONS_KEPT:
+                selections.popitem(last=False)
+        return selected
 
     def fault_response(fault: QuickBooksFault) -> JSONResponse:
         body = {
@@ -141,7 +175,7 @@ def create_quickbooks_app(fixtures: Fixtures, options: SandboxOptions | None = N
                 )
         except QueryError as error:
             raise QuickBooksFault(400, "ValidationFault", error.message, error.detail, error.code) from error
-        result = run_query(parsed, entity, records, hide_inactive=options.quickbooks_hide_inactive)
+        result = page_of(parsed, selection(parsed, entity))
         response: dict[str, Any]
         if parsed.count:
             response = {"totalCount": result.total_count}
@@ -153,7 +187,7 @@ def create_quickbooks_app(fixtures: Fixtures, options: SandboxOptions | None = N
             }
         else:
             response = {}
-        return JSONResponse({"QueryResponse": response, "time": _response_time(options.clock())})
+        return ListingResponse({"QueryResponse": response, "time": _response_time(options.clock())})
 
     @app.get("/v3/company/{realm}/{entity_name}/{record_id}")
     def read_entity(realm: str, entity_name: str, record_id: str, request: Request) -> JSONResponse:

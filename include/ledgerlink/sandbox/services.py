@@ -20,6 +20,7 @@ from ledgerlink.sandbox.fixtures import load_fixtures
 from ledgerlink.sandbox.qonto import create_qonto_app
 from ledgerlink.sandbox.quickbooks import create_quickbooks_app
 from ledgerlink.sandbox.square import create_square_app, square_oauth_client
+from ledgerlink.sources.pacing import describe
 
 STARTUP_TIMEOUT_SECONDS = 15.0
 
@@ -64,6 +65,8 @@ class SandboxEndpoints:
     owner_email: str
     owner_smtp_port: int
     owner_mailbox_dir: Path
+    #: The rate limits the sandbox's Qonto enforces (``off``, or e.g. ``1000/10s, 10000/10min``).
+    qonto_rate_limits: str = "off"
 
     def as_json(self) -> dict[str, Any]:
         """The endpoints as a JSON-ready dict: ``{"qonto": {...}, "square": {...}, "quickbooks":
@@ -73,6 +76,7 @@ class SandboxEndpoints:
                 "base_url": self.qonto_base_url,
                 "access_token": self.qonto_access_token,
                 "oauth": self.qonto_oauth,
+                "rate_limits": self.qonto_rate_limits,
             },
             "square": {
                 "base_url": self.square_base_url,
@@ -206,6 +210,7 @@ def run_sandbox(
             mailbox_dir=mailbox_dir,
             qonto_base_url=servers["qonto"].base_url,
             qonto_access_token=fixtures.access_token("qonto"),
+            qonto_rate_limits=describe(options.qonto_rate_limits.limits),
             qonto_oauth={
                 "authorize_url": f"{servers['qonto'].base_url}/oauth2/auth",
                 "token_url": f"{servers['qonto'].base_url}/oauth2/token",

@@ -24,6 +24,7 @@ Errors use Square's shape ``{"errors": [{"category", "code", "detail", "field"?}
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import re
@@ -333,6 +334,13 @@ def create_square_app(fixtures: Fixtures, options: SandboxOptions | None = None)
     payment_source_type = {str(payment["id"]): payment.get("source_type") for payment in payments}
     customers = fixtures.square_customers
     customers_by_id = {str(customer["id"]): customer for customer in customers}
+
+    @functools.cache
+    def customers_in_order(sort_field: str, sort_order: str) -> list[dict[str, Any]]:
+        """The directory in one of its four orders, sorted once: a first sync of 100,000 customers
+        pages through it 1,000 times, and each page used to sort the whole directory again."""
+        return sorted(customers, key=_customer_sort_key(sort_field), reverse=sort_order == "DESC")
+
     locations = fixtures.square_locations
     main_location = fixtures.square_location_id
 
@@ -444,7 +452,7 @@ def create_square_app(fixtures: Fixtures, options: SandboxOptions | None = None)
         limit = _limit(params.get("limit"), strict=True)
         sort_field = _enum_param(params.get("sort_field"), "sort_field", ("DEFAULT", "CREATED_AT"), "DEFAULT")
         sort_order = _enum_param(params.get("sort_order"), "sort_order", ("ASC", "DESC"), "ASC")
-        selected = sorted(customers, key=_customer_sort_key(sort_field), reverse=sort_order == "DESC")
+        selected = customers_in_order(sort_field, sort_order)
         fingerprint = query_fingerprint({"sort": [sort_field, sort_order]})
         body = _page(selected, "customers", limit, params.get("cursor"), fingerprint)
         if params.get("count", "").lower() == "true":
@@ -483,11 +491,8 @@ def create_square_app(fixtures: Fixtures, options: SandboxOptions | None = None)
                     return False
             return True
 
-        selected = sorted(
-            (customer for customer in customers if keep(customer)),
-            key=_customer_sort_key(sort_field),
-            reverse=sort_order == "DESC",
-        )
+        # The sort keys end with the id, so the order is total and filtering keeps it.
+        selected = [customer for customer in customers_in_order(sort_field, sort_order) if keep(customer)]
         fingerprint = query_fingerprint({"query": query})
         page = _page(selected, "customers", limit, body.get("cursor"), fingerprint)
         if body.get("count") is True:
