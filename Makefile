@@ -26,7 +26,7 @@ lint: $(SYNCED)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ledgerlink dbt parse --quiet
-	$(VENV)/bin/sqlfluff lint dbt_project/models
+	$(VENV)/bin/ledgerlink sqlfluff lint dbt_project/models
 
 airflow: $(SYNCED)
 	$(VENV)/bin/ledgerlink airflow standalone

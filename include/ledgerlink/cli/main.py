@@ -113,6 +113,14 @@ def dbt(args: tuple[str, ...]) -> None:
     _exec_with_environment("dbt", args, cwd=str(settings.dbt_project_dir))
 
 
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def sqlfluff(args: tuple[str, ...]) -> None:
+    """Run ``sqlfluff`` with the warehouse's profile, which its dbt templater compiles models
+    against, e.g. ``ledgerlink sqlfluff lint dbt_project/models``."""
+    _exec_with_environment("sqlfluff", args)
+
+
 def _exec_with_environment(executable: str, args: tuple[str, ...], cwd: str | None = None) -> None:
     from ledgerlink.cli.environment import airflow_environment
     from ledgerlink.cli.setup import venv_executable
