@@ -232,31 +232,54 @@ amount_searched_records as (
 -- Each payment's closest invoices come from two index searches of the plane, so a payment costs
 -- about the candidates it keeps, however many invoices of its currency history holds. First the
 -- cap's worth of window invoices nearest on the plane (straight-line distance): the farthest of
--- them (by amount_date_distance) bounds how far the closest ones can be. Fewer than the cap in
--- the window: no bound, the window itself.
+-- them (by amount_date_distance) bounds how far the closest ones can be.
+amount_nearest_on_plane as (
+    select
+        amount_searched_records.workspace_id,
+        amount_searched_records.source,
+        amount_searched_records.source_record_id,
+        nearest_invoices.amount_date_distance
+    from amount_searched_records
+    cross join lateral (
+        select {{ amount_date_distance('amount_searched_records', 'located_invoices') }} as amount_date_distance
+        from located_invoices
+        where
+            located_invoices.amount_date_location <@ {{ amount_date_search_box(
+                'amount_searched_records', 'amount_searched_records.amount_date_location', 1
+            ) }}
+            and located_invoices.workspace_id = amount_searched_records.workspace_id
+            and located_invoices.currency = amount_searched_records.currency
+            and {{ is_in_amount_date_window('amount_searched_records', 'located_invoices') }}
+        order by located_invoices.amount_date_location <-> amount_searched_records.amount_date_location
+        limit {{ amount_cap }}
+    ) as nearest_invoices
+),
+
+amount_search_bounds as (
+    select
+        workspace_id,
+        source,
+        source_record_id,
+        max(amount_date_distance) as search_radius
+    from amount_nearest_on_plane
+    group by
+        workspace_id,
+        source,
+        source_record_id
+    having count(*) = {{ amount_cap }}
+),
+
+-- fewer than the cap in the window: no bound, the whole window
 amount_search_radii as (
     select
         amount_searched_records.*,
-        coalesce(nearest_on_plane.search_radius, 'infinity') as search_radius
+        coalesce(amount_search_bounds.search_radius, 'infinity') as search_radius
     from amount_searched_records
-    cross join lateral (
-        select
-            case
-                when count(*) = {{ amount_cap }} then max(nearest_invoices.amount_date_distance)
-            end as search_radius
-        from (
-            select {{ amount_date_distance('amount_searched_records', 'located_invoices') }} as amount_date_distance
-            from located_invoices
-            where
-                located_invoices.amount_date_location
-                <@ {{ amount_date_search_box('amount_searched_records', 'amount_searched_records.amount_date_location', 1) }}
-                and located_invoices.workspace_id = amount_searched_records.workspace_id
-                and located_invoices.currency = amount_searched_records.currency
-                and {{ is_in_amount_date_window('amount_searched_records', 'located_invoices') }}
-            order by located_invoices.amount_date_location <-> amount_searched_records.amount_date_location
-            limit {{ amount_cap }}
-        ) as nearest_invoices
-    ) as nearest_on_plane
+    left join amount_search_bounds
+        on
+            amount_searched_records.workspace_id = amount_search_bounds.workspace_id
+            and amount_searched_records.source = amount_search_bounds.source
+            and amount_searched_records.source_record_id = amount_search_bounds.source_record_id
 ),
 
 -- then every window invoice within that bound, the closest kept: exactly the cap's closest
