@@ -1,9 +1,18 @@
 {#-
     A full rebuild each run: the ledger is a tenth of the history, and whether an entry is open
     changes in place (an invoice paid, a vendor deactivated). int_source_records_rematched finds
-    the entries that changed from their staging rows' stamps.
+    the entries that changed from their staging rows' stamps. Open invoices also get their point
+    on amount blocking's plane (macros/amount_date_plane.sql), indexed for the nearest-invoice
+    search of int_match_candidates_blocked.
 -#}
-{{ config(indexes=[{'columns': ['workspace_id', 'candidate_type', 'candidate_id'], 'unique': true}]) }}
+{{
+    config(
+        indexes=[
+            {'columns': ['workspace_id', 'candidate_type', 'candidate_id'], 'unique': true},
+            {'columns': ['amount_date_location'], 'type': 'gist'},
+        ],
+    )
+}}
 
 with
 
@@ -109,11 +118,45 @@ normalised_entries as (
     from ledger_entries
 ),
 
-final as (
+keyed_entries as (
     select
         *,
-        {{ name_keys('candidate_name_normalised') }} as name_keys
+        {{ name_keys('candidate_name_normalised') }} as name_keys,
+        coalesce(
+            candidate_type = 'invoice' and amount_minor > 0 and currency is not null and entry_on is not null, false
+        ) as is_amount_searchable
     from normalised_entries
+),
+
+-- the invoices amount blocking can reach, one strip of its plane per workspace and currency
+stripped_entries as (
+    select
+        *,
+        case
+            when is_amount_searchable
+                then dense_rank() over (partition by is_amount_searchable order by workspace_id, currency)
+        end as amount_date_strip
+    from keyed_entries
+),
+
+final as (
+    select
+        workspace_id,
+        candidate_type,
+        candidate_id,
+        candidate_name,
+        candidate_name_normalised,
+        amount_minor,
+        currency,
+        entry_on,
+        reference,
+        name_keys,
+        amount_date_strip,
+        case
+            when is_amount_searchable
+                then {{ amount_date_location('amount_minor', 'entry_on', 'amount_date_strip') }}
+        end as amount_date_location
+    from stripped_entries
 )
 
 select * from final

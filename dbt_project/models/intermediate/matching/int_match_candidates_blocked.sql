@@ -1,7 +1,7 @@
 {#-
     Blocking: the few ledger entries worth scoring for each source record, found by equality
-    joins on small key tables (never a cross join), so the work per record stays flat as the
-    ledger grows.
+    joins on small key tables and index searches (never a cross join), so the work per record
+    stays flat as the ledger grows.
 
     - Qonto supplier invoices pair with active vendors, Square payments with open invoices,
       always within one workspace.
@@ -12,11 +12,12 @@
     - Amount key (Square only): same currency, the invoice balance within
       var('blocking_amount_tolerance') of the payment amount and the invoice date between
       var('blocking_days_before_payment') days before and var('blocking_days_after_payment')
-      days after the payment. Amounts are bucketed in geometric bands of that tolerance so the
-      join is on equal bands; the exact check follows. Where many invoices qualify (a busy
-      ledger with similar amounts), only the var('blocking_max_amount_candidates_per_record')
-      closest are kept: relative amount difference over the tolerance plus days apart over the
-      window before the payment, both in 0..1.
+      days after the payment (the window). Only the
+      var('blocking_max_amount_candidates_per_record') closest are kept: relative amount
+      difference over the tolerance plus days apart over the window before the payment, both in
+      0..1 (ties by id). They are found by two searches of a GiST index on the invoices' points
+      (amount, date) rather than by joining every invoice of similar amount in all of history,
+      so a payment costs about what it keeps, however busy the ledger (macros/amount_date_plane.sql).
     - Initials key: an amount-matched invoice whose name starts with the same two initials as the
       record's is always kept, beyond that cap. Names of initials only ("J M L") have no token
       long enough for a name key, so without this their entry could be crowded out by the cap.
@@ -30,6 +31,7 @@
     their old pairs (macros/incremental_matching.sql).
 -#}
 {%- set amount_tolerance = var('blocking_amount_tolerance') -%}
+{%- set amount_cap = var('blocking_max_amount_candidates_per_record') -%}
 
 {{
     config(
@@ -40,6 +42,14 @@
         ],
     )
 }}
+
+{#- The searches below want the GiST index scan that returns invoices nearest first and stops
+    at the cap; the planner, which cannot estimate how many invoices a box holds, would otherwise
+    often collect the whole window with a bitmap scan and sort it, which costs what the window
+    holds. -#}
+{% call set_sql_header(config) %}
+    set local enable_bitmapscan = off;
+{% endcall %}
 
 -- depends_on: {{ ref('int_source_records_rematched') }}
 
@@ -79,8 +89,32 @@ ledger_entries as (
         currency,
         entry_on,
         name_keys,
+        amount_date_location,
         {{ name_initials('candidate_name_normalised') }} as initials_key
     from {{ ref('int_ledger_entries_unioned') }}
+),
+
+-- the open invoices on amount blocking's plane, read through its GiST index (not materialized,
+-- so each lateral search below is an index scan)
+located_invoices as not materialized (
+    select
+        workspace_id,
+        candidate_id,
+        amount_minor,
+        currency,
+        entry_on,
+        amount_date_location
+    from {{ ref('int_ledger_entries_unioned') }}
+    where amount_date_location is not null
+),
+
+amount_date_strips as (
+    select distinct
+        workspace_id,
+        currency,
+        amount_date_strip
+    from {{ ref('int_ledger_entries_unioned') }}
+    where amount_date_strip is not null
 ),
 
 ledger_name_keys as (
@@ -169,15 +203,120 @@ name_blocked_pairs as (
             and selective_name_keys.name_key = ledger_entry_name_keys.name_key
 ),
 
--- band n holds amounts in [(1 + t)^n, (1 + t)^(n + 1)); an invoice within t of a payment sits
--- at most one band below and ceil(-ln(1 - t) / ln(1 + t)) bands above the payment's band, and
--- one more band each side absorbs floating-point rounding at the band edges
-record_amount_bands as (
+-- the amount key's payments, placed on the invoices' plane (macros/amount_date_plane.sql)
+amount_searched_records as (
+    select
+        reconcilable_records.workspace_id,
+        reconcilable_records.source,
+        reconcilable_records.source_record_id,
+        reconcilable_records.amount_minor,
+        reconcilable_records.currency,
+        reconcilable_records.occurred_on,
+        {{ amount_date_location(
+            'reconcilable_records.amount_minor',
+            'reconcilable_records.occurred_on',
+            'amount_date_strips.amount_date_strip',
+        ) }} as amount_date_location
+    from reconcilable_records
+    inner join amount_date_strips
+        on
+            reconcilable_records.workspace_id = amount_date_strips.workspace_id
+            and reconcilable_records.currency = amount_date_strips.currency
+    where
+        reconcilable_records.source = 'square'
+        and reconcilable_records.candidate_type = 'invoice'
+        and reconcilable_records.amount_minor > 0
+        and reconcilable_records.occurred_on is not null
+),
+
+-- Each payment's closest invoices come from two index searches of the plane, so a payment costs
+-- about the candidates it keeps, however many invoices of its currency history holds. First the
+-- cap's worth of window invoices nearest on the plane (straight-line distance): the farthest of
+-- them (by amount_date_distance) bounds how far the closest ones can be.
+amount_nearest_on_plane as (
+    select
+        amount_searched_records.workspace_id,
+        amount_searched_records.source,
+        amount_searched_records.source_record_id,
+        nearest_invoices.amount_date_distance
+    from amount_searched_records
+    cross join lateral (
+        select {{ amount_date_distance('amount_searched_records', 'located_invoices') }} as amount_date_distance
+        from located_invoices
+        where
+            located_invoices.amount_date_location <@ {{ amount_date_search_box(
+                'amount_searched_records', 'amount_searched_records.amount_date_location', 1
+            ) }}
+            and located_invoices.workspace_id = amount_searched_records.workspace_id
+            and located_invoices.currency = amount_searched_records.currency
+            and {{ is_in_amount_date_window('amount_searched_records', 'located_invoices') }}
+        order by located_invoices.amount_date_location <-> amount_searched_records.amount_date_location
+        limit {{ amount_cap }}
+    ) as nearest_invoices
+),
+
+amount_search_bounds as (
     select
         workspace_id,
         source,
         source_record_id,
-        candidate_type,
+        max(amount_date_distance) as search_radius
+    from amount_nearest_on_plane
+    group by
+        workspace_id,
+        source,
+        source_record_id
+    having count(*) = {{ amount_cap }}
+),
+
+-- fewer than the cap in the window: no bound, the whole window
+amount_search_radii as (
+    select
+        amount_searched_records.*,
+        coalesce(amount_search_bounds.search_radius, 'infinity') as search_radius
+    from amount_searched_records
+    left join amount_search_bounds
+        on
+            amount_searched_records.workspace_id = amount_search_bounds.workspace_id
+            and amount_searched_records.source = amount_search_bounds.source
+            and amount_searched_records.source_record_id = amount_search_bounds.source_record_id
+),
+
+-- then every window invoice within that bound, the closest kept: exactly the cap's closest
+amount_closest_pairs as (
+    select
+        amount_search_radii.workspace_id,
+        amount_search_radii.source,
+        amount_search_radii.source_record_id,
+        'invoice' as candidate_type,
+        closest_invoices.candidate_id
+    from amount_search_radii
+    cross join lateral (
+        select located_invoices.candidate_id
+        from located_invoices
+        where
+            located_invoices.amount_date_location
+            <@ {{ amount_date_search_box(
+                'amount_search_radii', 'amount_search_radii.amount_date_location', 'amount_search_radii.search_radius'
+            ) }}
+            and located_invoices.workspace_id = amount_search_radii.workspace_id
+            and located_invoices.currency = amount_search_radii.currency
+            and {{ is_in_amount_date_window('amount_search_radii', 'located_invoices') }}
+        order by
+            {{ amount_date_distance('amount_search_radii', 'located_invoices') }} asc,
+            located_invoices.candidate_id asc
+        limit {{ amount_cap }}
+    ) as closest_invoices
+),
+
+-- band n holds amounts in [(1 + t)^n, (1 + t)^(n + 1)); an invoice within t of a payment sits
+-- at most one band below and ceil(-ln(1 - t) / ln(1 + t)) bands above the payment's band, and
+-- one more band each side absorbs floating-point rounding at the band edges
+record_initials_bands as (
+    select
+        workspace_id,
+        source,
+        source_record_id,
         amount_minor,
         currency,
         occurred_on,
@@ -190,15 +329,16 @@ record_amount_bands as (
     from reconcilable_records
     where
         source = 'square'
+        and candidate_type = 'invoice'
         and amount_minor > 0
         and currency is not null
         and occurred_on is not null
+        and initials_key is not null
 ),
 
-ledger_amount_bands as (
+ledger_initials_bands as (
     select
         workspace_id,
-        candidate_type,
         candidate_id,
         amount_minor,
         currency,
@@ -207,69 +347,32 @@ ledger_amount_bands as (
         floor(ln(amount_minor::double precision) / ln(1 + {{ amount_tolerance }}))::integer as amount_band
     from ledger_entries
     where
-        candidate_type = 'invoice'
-        and amount_minor > 0
-        and currency is not null
-        and entry_on is not null
+        amount_date_location is not null
+        and initials_key is not null
 ),
 
-amount_matched_pairs as (
+-- every window invoice named with the payment's initials, beyond the cap
+initials_matched_pairs as (
     select
-        record_amount_bands.workspace_id,
-        record_amount_bands.source,
-        record_amount_bands.source_record_id,
-        ledger_amount_bands.candidate_type,
-        ledger_amount_bands.candidate_id,
-        coalesce(record_amount_bands.initials_key = ledger_amount_bands.initials_key, false) as is_initials_match,
-        -- double precision, not numeric: it only ranks (ties by id), and numeric arithmetic over
-        -- every banded pair was a quarter of this model's first build
-        abs(record_amount_bands.amount_minor - ledger_amount_bands.amount_minor)::double precision
-        / ledger_amount_bands.amount_minor / {{ amount_tolerance }}
-        + abs(record_amount_bands.occurred_on - ledger_amount_bands.entry_on)::double precision
-        / {{ var('blocking_days_before_payment') }} as amount_date_distance
-    from record_amount_bands
-    inner join ledger_amount_bands
+        record_initials_bands.workspace_id,
+        record_initials_bands.source,
+        record_initials_bands.source_record_id,
+        'invoice' as candidate_type,
+        ledger_initials_bands.candidate_id
+    from record_initials_bands
+    inner join ledger_initials_bands
         on
-            record_amount_bands.workspace_id = ledger_amount_bands.workspace_id
-            and record_amount_bands.candidate_type = ledger_amount_bands.candidate_type
-            and record_amount_bands.currency = ledger_amount_bands.currency
-            and record_amount_bands.amount_band = ledger_amount_bands.amount_band
-    where
-        -- exact in double precision: the difference is an integer, so rounding the product
-        -- (below 2^53) cannot move it across one
-        abs(record_amount_bands.amount_minor - ledger_amount_bands.amount_minor)
-        <= {{ amount_tolerance }} * ledger_amount_bands.amount_minor::double precision
-        and ledger_amount_bands.entry_on
-        between record_amount_bands.occurred_on - {{ var('blocking_days_before_payment') }}
-        and record_amount_bands.occurred_on + {{ var('blocking_days_after_payment') }}
-),
-
-amount_ranked_pairs as (
-    select
-        workspace_id,
-        source,
-        source_record_id,
-        candidate_type,
-        candidate_id,
-        is_initials_match,
-        row_number() over (
-            partition by workspace_id, source, source_record_id
-            order by amount_date_distance asc, candidate_id asc
-        ) as closeness_rank
-    from amount_matched_pairs
+            record_initials_bands.workspace_id = ledger_initials_bands.workspace_id
+            and record_initials_bands.currency = ledger_initials_bands.currency
+            and record_initials_bands.initials_key = ledger_initials_bands.initials_key
+            and record_initials_bands.amount_band = ledger_initials_bands.amount_band
+    where {{ is_in_amount_date_window('record_initials_bands', 'ledger_initials_bands') }}
 ),
 
 amount_blocked_pairs as (
-    select
-        workspace_id,
-        source,
-        source_record_id,
-        candidate_type,
-        candidate_id
-    from amount_ranked_pairs
-    where
-        closeness_rank <= {{ var('blocking_max_amount_candidates_per_record') }}
-        or is_initials_match
+    select * from amount_closest_pairs
+    union all
+    select * from initials_matched_pairs
 ),
 
 latest_verdicts as (
