@@ -115,7 +115,9 @@ def test_each_dbt_model_is_its_own_task_building_without_throwaway_artifacts(dag
     from cosmos.operators.local import DbtBuildLocalOperator
 
     dag = dag_bag.dags["ledgerlink_reconcile"]
-    dbt_tasks = [task for task in dag.tasks if task.task_id.startswith(("dbt_match_features.", "dbt_reporting_marts."))]
+    dbt_tasks = [
+        task for task in dag.tasks if task.task_id.startswith(("dbt_match_features.", "dbt_reporting_marts."))
+    ]
     assert dbt_tasks
     for task in dbt_tasks:
         assert isinstance(task, DbtBuildLocalOperator), task.task_id
