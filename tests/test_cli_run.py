@@ -52,6 +52,14 @@ def test_run_prints_the_summary_and_a_second_run_changes_nothing(tmp_path) -> No
     assert second["decisions"] == first["decisions"]
     assert second["emails_sent"] == 0
     assert len(list(mailbox.glob("*.eml"))) == first["emails_sent"]
+    # `ledgerlink prepare` parses the project with the profile and target the model tasks name,
+    # so the first model task of each task group can reuse that parse. (Another state's prepare
+    # in the same checkout, on its own server, may still leave a parse for another profile.)
+    run_logs = "".join(log.read_text() for log in (state_dir / "logs").glob("run-*.log"))
+    assert "Partial parse is enabled" in run_logs
+    assert (
+        "Unable to do partial parsing because config vars, config profile, or config target" not in run_logs
+    )
 
 
 @pytest.mark.timeout(1800)  # four DAG runs: about 5 minutes on a quiet machine, 22 under load

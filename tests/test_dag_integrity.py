@@ -107,3 +107,20 @@ def test_a_failure_anywhere_fails_the_run(dag_bag) -> None:  # noqa: ANN001
         "deliver_documents",
     } <= upstream
     assert any(task_id.startswith("dbt_reporting_marts.") for task_id in upstream)
+
+
+def test_each_dbt_model_is_its_own_task_building_without_throwaway_artifacts(dag_bag) -> None:  # noqa: ANN001
+    """One model can be rerun from the UI, and its task's `dbt build` writes no JSON artifacts
+    into the project copy Cosmos deletes afterwards (half of each dbt invocation's time)."""
+    from cosmos.operators.local import DbtBuildLocalOperator
+
+    dag = dag_bag.dags["ledgerlink_reconcile"]
+    dbt_tasks = [
+        task for task in dag.tasks if task.task_id.startswith(("dbt_match_features.", "dbt_reporting_marts."))
+    ]
+    assert dbt_tasks
+    for task in dbt_tasks:
+        assert isinstance(task, DbtBuildLocalOperator), task.task_id
+        assert task.task_id.endswith("_model_build")
+        assert "--no-write-json" in task.dbt_cmd_flags
+        assert "--no-send-anonymous-usage-stats" in task.dbt_cmd_flags

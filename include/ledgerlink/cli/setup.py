@@ -31,8 +31,20 @@ def prepare(settings: Settings | None = None, log_file: Path | None = None) -> t
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("a") as log:
         run_logged([venv_executable("airflow"), "db", "migrate"], log)
+        # The profile and target as Cosmos names them (ledgerlink.orchestration.dbt): dbt keeps a
+        # partial parse only for the same ones, so the first model task of each dbt task group
+        # reuses this parse instead of parsing the whole project again.
         run_logged(
-            [venv_executable("dbt"), "parse", "--project-dir", str(settings.dbt_project_dir)],
+            [
+                venv_executable("dbt"),
+                "parse",
+                "--project-dir",
+                str(settings.dbt_project_dir),
+                "--profile",
+                "ledgerlink",
+                "--target",
+                "dev",
+            ],
             log,
             cwd=settings.dbt_project_dir,
         )
