@@ -348,19 +348,13 @@ def unknown_fields(query: Query, records: list[dict[str, Any]]) -> list[str]:
     return [name for name in named if all(field_value(record, name) is _MISSING for record in records)]
 
 
-def run_query(
-    query: Query, entity: str, records: list[dict[str, Any]], *, hide_inactive: bool = True
-) -> QueryResult:
-    """Filter, order and page ``records`` (all of ``entity``) as QuickBooks would; with
-    ``hide_inactive``, inactive name-list records only when the query names ``Active``."""
-    return page_of(query, select_records(query, entity, records, hide_inactive=hide_inactive))
-
-
 def select_records(
     query: Query, entity: str, records: list[dict[str, Any]], *, hide_inactive: bool = True
 ) -> list[dict[str, Any]]:
-    """Every record of ``entity`` the query selects, in its order, before paging: what depends
-    only on the query's entity, conditions and order (:func:`selection_key`)."""
+    """Every record of ``records`` (all of ``entity``) the query selects, filtered and ordered as
+    QuickBooks would, before paging (:func:`page_of`); with ``hide_inactive``, inactive name-list
+    records only when the query names ``Active``. It depends only on the query's entity,
+    conditions and order (:func:`selection_key`)."""
     selected = records
     if (
         hide_inactive
