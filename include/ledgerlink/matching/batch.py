@@ -186,15 +186,19 @@ class StagedPairs:
         conn.execute("create index on match_batch_entries (entry_position)")
         conn.execute("analyze match_batch_records")
         conn.execute("analyze match_batch_entries")
-        # pairs as fixed-width positions and features, in record order, so a range of records is
-        # a range of the table
+        # each record's pairs as one value of packed fixed-width positions and features (stored
+        # as they are: compressing them costs more than it saves)
+        conn.execute(
+            "create temporary table match_batch_pairs"
+            " (record_position int4 primary key, pair_count int4 not null, packed bytea not null)"
+        )
+        conn.execute("alter table match_batch_pairs alter column packed set storage external")
         conn.execute(_STAGE_PAIRS)
         conn.execute("drop table pg_temp.match_batch")
-        conn.execute("create index on match_batch_pairs (record_position)")
         conn.execute("analyze match_batch_pairs")
         self.record_count = _count(conn, "select count(*) from match_batch_records")
         self.entry_count = _count(conn, "select count(*) from match_batch_entries")
-        self.pair_count = _count(conn, "select count(*) from match_batch_pairs")
+        self.pair_count = _count(conn, "select coalesce(sum(pair_count), 0) from match_batch_pairs")
 
     def __enter__(self) -> StagedPairs:
         return self
@@ -259,7 +263,7 @@ class StagedPairs:
         record_positions = np.array([row[-1] for row in rows], dtype=np.int64)
         del rows
         counted = conn.execute(
-            sql.SQL("select count(*) from match_batch_pairs where {}").format(where)
+            sql.SQL("select coalesce(sum(pair_count), 0) from match_batch_pairs where {}").format(where)
         ).fetchone()
         pairs = _read_pairs(conn, sql.SQL(_PACKED_PAIRS).format(where), counted[0] if counted else 0)
         entry_positions = np.unique(pairs["entry"]).astype(np.int64)
@@ -294,20 +298,27 @@ def _count(conn: psycopg.Connection, query: str) -> int:
     return int(row[0]) if row else 0
 
 
+# A record's pairs in no particular order (the batch sorts them): one row of packed bytes per
+# record, :data:`_PAIR_ROW` per pair. A binary COPY of a row per pair sends one message per pair,
+# which cost the client a few seconds a million to read one at a time, and the server a sort of
+# every pair to keep a range of records a range of the table.
 _STAGE_PAIRS = f"""
-    create temporary table match_batch_pairs as
-    select r.record_position, e.entry_position,
-           coalesce(b.amount_diff_minor::float8, 'NaN') as amount_diff,
-           coalesce(b.date_lag_days, {_NO_LAG})::int4 as lag,
-           coalesce(b.is_currency_match::int4, -1) as currency,
-           case when b.record_reference is null or b.candidate_reference is null then -1
-                else coalesce(b.is_reference_match::int4, -1) end as reference
+    insert into match_batch_pairs (record_position, pair_count, packed)
+    select r.record_position, count(*)::int4,
+        string_agg(
+            int4send(r.record_position) || int4send(e.entry_position)
+                || float8send(coalesce(b.amount_diff_minor::float8, 'NaN'))
+                || int4send(coalesce(b.date_lag_days, {_NO_LAG})::int4)
+                || int4send(coalesce(b.is_currency_match::int4, -1))
+                || int4send(case when b.record_reference is null or b.candidate_reference is null then -1
+                                 else coalesce(b.is_reference_match::int4, -1) end),
+            ''::bytea)
     from match_batch as b
     inner join match_batch_records as r
         on b.source = r.source and b.source_record_id = r.source_record_id
     inner join match_batch_entries as e
         on b.candidate_type = e.candidate_type and b.candidate_id = e.candidate_id
-    order by r.record_position
+    group by r.record_position
 """  # noqa: S608 - a constant
 
 
@@ -323,17 +334,7 @@ _PAIR_ROW = np.dtype(
         ("reference", ">i4"),
     ]
 )
-# One row of bytes per record: its pairs' fields packed as _PAIR_ROW. A binary COPY sends one
-# message per pair, and reading millions of them one at a time costs the client a few seconds a
-# million; a few thousand rows of packed bytes cost it next to nothing.
-_PACKED_PAIRS = """
-    select string_agg(
-        int4send(record_position) || int4send(entry_position) || float8send(amount_diff)
-            || int4send(lag) || int4send(currency) || int4send(reference),
-        ''::bytea)
-    from match_batch_pairs where {}
-    group by record_position
-"""
+_PACKED_PAIRS = "select packed from match_batch_pairs where {}"
 
 
 def _read_pairs(conn: psycopg.Connection, query: sql.Composed, expected: int) -> np.ndarray:
