@@ -180,10 +180,17 @@ def rarity_weighted_overlap(
     widths = sorted({*_TOKEN_WIDTHS, MAX_TOKENS})
     # per pair, as one byte each: a handful of classes
     width_class = np.searchsorted(widths, token_counts).astype(np.int8)
-    class_a, class_b = width_class[left], width_class[right]
+    # Two names that share no token overlap by 0: only pairs whose token bits (one per token,
+    # modulo 64) meet are compared token by token, most pairs being the other kind.
+    token_bits = np.where(
+        token_ids >= 0, np.uint64(1) << (np.maximum(token_ids, 0) % 64).astype(np.uint64), 0
+    )
+    held = np.bitwise_or.reduce(token_bits.astype(np.uint64), axis=1)
+    meeting = np.flatnonzero(held[left] & held[right])
+    class_a, class_b = width_class[left[meeting]], width_class[right[meeting]]
     other_ids = np.where(token_ids >= 0, token_ids, -2)
     for width_a, width_b in product(range(len(widths)), repeat=2):
-        group = np.flatnonzero((class_a == width_a) & (class_b == width_b))
+        group = meeting[(class_a == width_a) & (class_b == width_b)]
         columns_a, columns_b = widths[width_a], widths[width_b]
         for start in range(0, len(group), _CHUNK):
             pairs = group[start : start + _CHUNK]
@@ -233,14 +240,24 @@ def _name_similarity(
         names, left, right = coded
         # a name can stand at many positions (a record's and an entry's): count each one once
         distinct, name_code = factorise(names)
-        distinct_counts, distinct_lengths = _character_counts(distinct)
-        counts, lengths = distinct_counts[name_code], distinct_lengths[name_code]
+        counts, lengths = _character_counts(distinct)
+        # Cheaper bounds first, each no more than the count distance: the difference of lengths,
+        # and the characters one name holds and the other does not (one bit per character,
+        # modulo 64, so a bit either name sets alone stands for at least one such character).
+        # Most pairs fail them, and only the rest are counted character by character.
+        character_bits = (np.arange(counts.shape[1]) % 64).astype(np.uint64)
+        held = np.bitwise_or.reduce(
+            np.where(counts > 0, np.uint64(1) << character_bits, np.uint64(0)), axis=1
+        )
         bound = np.zeros(len(left), dtype=bool)
         for start in range(0, len(left), _CHUNK):
-            a, b = left[start : start + _CHUNK], right[start : start + _CHUNK]
-            distance = np.abs(counts[a] - counts[b]).sum(axis=1, dtype=np.int32)
+            a, b = name_code[left[start : start + _CHUNK]], name_code[right[start : start + _CHUNK]]
             total = np.maximum(lengths[a] + lengths[b], 1)
-            bound[start : start + _CHUNK] = 1.0 - distance / total >= SIMILAR_FROM - 1e-6
+            least = np.maximum(np.abs(lengths[a] - lengths[b]), np.bitwise_count(held[a] ^ held[b]))
+            rest = np.flatnonzero(1.0 - least / total >= SIMILAR_FROM - 1e-6)
+            a, b, total = a[rest], b[rest], total[rest]
+            distance = np.abs(counts[a] - counts[b]).sum(axis=1, dtype=np.int32)
+            bound[start + rest] = 1.0 - distance / total >= SIMILAR_FROM - 1e-6
         candidates = np.flatnonzero(bound)
     similarity = np.zeros(len(pairs.record_names), dtype=np.float32)
     if len(candidates):
