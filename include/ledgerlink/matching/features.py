@@ -206,23 +206,16 @@ def rarity_weighted_overlap(
 
 def _character_counts(names: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray]:
     """Per name, how often each character occurs (spaces as token gaps, as token_sort_ratio joins
-    the sorted tokens with one space), and its length so counted."""
-    vocabulary: dict[str, int] = {}
-    rows = []
-    for name in names:
-        tokens = (name or "").split()
-        row: dict[int, int] = {}
-        for character in "".join(tokens):
-            column = vocabulary.setdefault(character, len(vocabulary))
-            row[column] = row.get(column, 0) + 1
-        if len(tokens) > 1:
-            column = vocabulary.setdefault(" ", len(vocabulary))
-            row[column] = len(tokens) - 1
-        rows.append(row)
-    counts = np.zeros((len(rows), max(len(vocabulary), 1)), dtype=np.int16)
-    for index, row in enumerate(rows):
-        for column, value in row.items():
-            counts[index, column] = value
+    the sorted tokens with one space), and its length so counted. Counted over all the names'
+    characters at once (as one array of code points), not character by character."""
+    joined = [" ".join((name or "").split()) for name in names]
+    lengths = np.fromiter(map(len, joined), dtype=np.int64, count=len(joined))
+    code_points = np.frombuffer("".join(joined).encode("utf-32-le"), dtype=np.uint32)
+    characters, column = np.unique(code_points, return_inverse=True)
+    row = np.repeat(np.arange(len(joined)), lengths)
+    width = max(len(characters), 1)
+    counts = np.bincount(row * width + column, minlength=len(joined) * width).reshape(len(joined), width)
+    counts = counts.astype(np.int16)
     return counts, counts.sum(axis=1, dtype=np.int32)
 
 
