@@ -33,11 +33,16 @@
 {%- set amount_tolerance = var('blocking_amount_tolerance') -%}
 {%- set amount_cap = var('blocking_max_amount_candidates_per_record') -%}
 
+{#- An entry's pairs are found through a hash index: its build hashes two million ids where a
+    btree's sorts them, at three times the cost. Unlogged: the table is derived, and when a crash
+    empties it, it has no build stamp left, so the next build blocks every record again
+    (macros/incremental_matching.sql). -#}
 {{
     config(
+        unlogged=true,
         indexes=[
             {'columns': ['workspace_id', 'source', 'source_record_id']},
-            {'columns': ['workspace_id', 'candidate_type', 'candidate_id']},
+            {'columns': ['candidate_id'], 'type': 'hash'},
             {'columns': ['built_snapshot_xmin']},
         ],
     )
@@ -90,7 +95,9 @@ ledger_entries as (
         entry_on,
         name_keys,
         amount_date_location,
-        {{ name_initials('candidate_name_normalised') }} as initials_key
+        {{ name_initials('candidate_name_normalised') }} as initials_key,
+        -- the pairs are grouped on (record_number, entry_number), two integers, and named at the end
+        row_number() over (order by workspace_id, candidate_type, candidate_id) as entry_number
     from {{ ref('int_ledger_entries_unioned') }}
 ),
 
@@ -150,7 +157,8 @@ reconcilable_records as (
         occurred_on,
         {{ name_initials('counterparty_name_normalised') }} as initials_key,
         candidate_type,
-        name_keys
+        name_keys,
+        row_number() over (order by workspace_id, source, source_record_id) as record_number
     from rematched_records
     where is_reconcilable
 ),
@@ -158,8 +166,7 @@ reconcilable_records as (
 record_name_keys as (
     select
         workspace_id,
-        source,
-        source_record_id,
+        record_number,
         candidate_type,
         unnest({{ name_key_array('name_keys') }}) as name_key
     from reconcilable_records
@@ -169,7 +176,7 @@ ledger_entry_name_keys as (
     select
         workspace_id,
         candidate_type,
-        candidate_id,
+        entry_number,
         unnest({{ name_key_array('name_keys') }}) as name_key
     from ledger_entries
 ),
@@ -185,11 +192,8 @@ selective_name_keys as (
 
 name_blocked_pairs as (
     select distinct
-        record_name_keys.workspace_id,
-        record_name_keys.source,
-        record_name_keys.source_record_id,
-        ledger_entry_name_keys.candidate_type,
-        ledger_entry_name_keys.candidate_id
+        record_name_keys.record_number,
+        ledger_entry_name_keys.entry_number
     from record_name_keys
     inner join selective_name_keys
         on
@@ -207,8 +211,7 @@ name_blocked_pairs as (
 amount_searched_records as (
     select
         reconcilable_records.workspace_id,
-        reconcilable_records.source,
-        reconcilable_records.source_record_id,
+        reconcilable_records.record_number,
         reconcilable_records.amount_minor,
         reconcilable_records.currency,
         reconcilable_records.occurred_on,
@@ -232,63 +235,43 @@ amount_searched_records as (
 -- Each payment's closest invoices come from two index searches of the plane, so a payment costs
 -- about the candidates it keeps, however many invoices of its currency history holds. First the
 -- cap's worth of window invoices nearest on the plane (straight-line distance): the farthest of
--- them (by amount_date_distance) bounds how far the closest ones can be.
-amount_nearest_on_plane as (
-    select
-        amount_searched_records.workspace_id,
-        amount_searched_records.source,
-        amount_searched_records.source_record_id,
-        nearest_invoices.amount_date_distance
-    from amount_searched_records
-    cross join lateral (
-        select {{ amount_date_distance('amount_searched_records', 'located_invoices') }} as amount_date_distance
-        from located_invoices
-        where
-            located_invoices.amount_date_location <@ {{ amount_date_search_box(
-                'amount_searched_records', 'amount_searched_records.amount_date_location', 1
-            ) }}
-            and located_invoices.workspace_id = amount_searched_records.workspace_id
-            and located_invoices.currency = amount_searched_records.currency
-            and {{ is_in_amount_date_window('amount_searched_records', 'located_invoices') }}
-        order by located_invoices.amount_date_location <-> amount_searched_records.amount_date_location
-        limit {{ amount_cap }}
-    ) as nearest_invoices
-),
-
-amount_search_bounds as (
-    select
-        workspace_id,
-        source,
-        source_record_id,
-        max(amount_date_distance) as search_radius
-    from amount_nearest_on_plane
-    group by
-        workspace_id,
-        source,
-        source_record_id
-    having count(*) = {{ amount_cap }}
-),
-
--- fewer than the cap in the window: no bound, the whole window
+-- them (by amount_date_distance) bounds how far the closest ones can be; with fewer than the cap
+-- in the window there is no bound, the whole window. The bound is taken inside each search, so
+-- the two million invoices found are never sorted to be grouped by payment.
 amount_search_radii as (
     select
         amount_searched_records.*,
-        coalesce(amount_search_bounds.search_radius, 'infinity') as search_radius
+        case
+            when nearest_invoices.invoice_count = {{ amount_cap }} then nearest_invoices.farthest_distance
+            else 'infinity'
+        end as search_radius
     from amount_searched_records
-    left join amount_search_bounds
-        on
-            amount_searched_records.workspace_id = amount_search_bounds.workspace_id
-            and amount_searched_records.source = amount_search_bounds.source
-            and amount_searched_records.source_record_id = amount_search_bounds.source_record_id
+    cross join lateral (  -- noqa: ST05
+        select
+            count(*) as invoice_count,
+            max(nearest_on_plane.amount_date_distance) as farthest_distance
+        -- the cap's nearest, then their count and farthest (a subquery: a CTE cannot see the payment)
+        from (  -- noqa: ST05
+            select {{ amount_date_distance('amount_searched_records', 'located_invoices') }} as amount_date_distance
+            from located_invoices
+            where
+                located_invoices.amount_date_location <@ {{ amount_date_search_box(
+                    'amount_searched_records', 'amount_searched_records.amount_date_location', 1
+                ) }}
+                and located_invoices.workspace_id = amount_searched_records.workspace_id
+                and located_invoices.currency = amount_searched_records.currency
+                and {{ is_in_amount_date_window('amount_searched_records', 'located_invoices') }}
+            order by located_invoices.amount_date_location <-> amount_searched_records.amount_date_location
+            limit {{ amount_cap }}
+        ) as nearest_on_plane
+    ) as nearest_invoices
 ),
 
 -- then every window invoice within that bound, the closest kept: exactly the cap's closest
-amount_closest_pairs as (
+amount_closest_invoices as (
     select
         amount_search_radii.workspace_id,
-        amount_search_radii.source,
-        amount_search_radii.source_record_id,
-        'invoice' as candidate_type,
+        amount_search_radii.record_number,
         closest_invoices.candidate_id
     from amount_search_radii
     cross join lateral (
@@ -309,14 +292,25 @@ amount_closest_pairs as (
     ) as closest_invoices
 ),
 
+amount_closest_pairs as (
+    select
+        amount_closest_invoices.record_number,
+        ledger_entries.entry_number
+    from amount_closest_invoices
+    inner join ledger_entries
+        on
+            amount_closest_invoices.workspace_id = ledger_entries.workspace_id
+            and ledger_entries.candidate_type = 'invoice'
+            and amount_closest_invoices.candidate_id = ledger_entries.candidate_id
+),
+
 -- band n holds amounts in [(1 + t)^n, (1 + t)^(n + 1)); an invoice within t of a payment sits
 -- at most one band below and ceil(-ln(1 - t) / ln(1 + t)) bands above the payment's band, and
 -- one more band each side absorbs floating-point rounding at the band edges
 record_initials_bands as (
     select
         workspace_id,
-        source,
-        source_record_id,
+        record_number,
         amount_minor,
         currency,
         occurred_on,
@@ -339,7 +333,7 @@ record_initials_bands as (
 ledger_initials_bands as (
     select
         workspace_id,
-        candidate_id,
+        entry_number,
         amount_minor,
         currency,
         entry_on,
@@ -354,11 +348,8 @@ ledger_initials_bands as (
 -- every window invoice named with the payment's initials, beyond the cap
 initials_matched_pairs as (
     select
-        record_initials_bands.workspace_id,
-        record_initials_bands.source,
-        record_initials_bands.source_record_id,
-        'invoice' as candidate_type,
-        ledger_initials_bands.candidate_id
+        record_initials_bands.record_number,
+        ledger_initials_bands.entry_number
     from record_initials_bands
     inner join ledger_initials_bands
         on
@@ -393,7 +384,7 @@ confirmed_names as (
         latest_verdicts.workspace_id,
         latest_verdicts.source,
         latest_verdicts.candidate_type,
-        latest_verdicts.candidate_id,
+        ledger_entries.entry_number,
         source_records.counterparty_name_normalised
     from latest_verdicts
     inner join source_records
@@ -413,11 +404,8 @@ confirmed_names as (
 
 confirmed_pairs as (
     select
-        reconcilable_records.workspace_id,
-        reconcilable_records.source,
-        reconcilable_records.source_record_id,
-        confirmed_names.candidate_type,
-        confirmed_names.candidate_id
+        reconcilable_records.record_number,
+        confirmed_names.entry_number
     from reconcilable_records
     inner join confirmed_names
         on
@@ -429,57 +417,60 @@ confirmed_pairs as (
 
 blocked_pairs as (
     select
-        workspace_id,
-        source,
-        source_record_id,
-        candidate_type,
-        candidate_id,
+        record_number,
+        entry_number,
         true as is_name_blocked,
         false as is_amount_blocked,
         false as is_confirmed_link
     from name_blocked_pairs
     union all
     select
-        workspace_id,
-        source,
-        source_record_id,
-        candidate_type,
-        candidate_id,
+        record_number,
+        entry_number,
         false as is_name_blocked,
         true as is_amount_blocked,
         false as is_confirmed_link
     from amount_blocked_pairs
     union all
     select
-        workspace_id,
-        source,
-        source_record_id,
-        candidate_type,
-        candidate_id,
+        record_number,
+        entry_number,
         false as is_name_blocked,
         false as is_amount_blocked,
         true as is_confirmed_link
     from confirmed_pairs
 ),
 
-final as (
+-- one row per pair, whichever keys found it: grouped on its two numbers, not five text columns
+blocked_pair_numbers as (
     select
-        workspace_id,
-        source,
-        source_record_id,
-        candidate_type,
-        candidate_id,
+        record_number,
+        entry_number,
         bool_or(is_name_blocked) as is_name_blocked,
         bool_or(is_amount_blocked) as is_amount_blocked,
-        bool_or(is_confirmed_link) as is_confirmed_link,
-        {{ staged_snapshot_xmin() }} as built_snapshot_xmin
+        bool_or(is_confirmed_link) as is_confirmed_link
     from blocked_pairs
     group by
-        workspace_id,
-        source,
-        source_record_id,
-        candidate_type,
-        candidate_id
+        record_number,
+        entry_number
+),
+
+final as (
+    select
+        reconcilable_records.workspace_id,
+        reconcilable_records.source,
+        reconcilable_records.source_record_id,
+        ledger_entries.candidate_type,
+        ledger_entries.candidate_id,
+        blocked_pair_numbers.is_name_blocked,
+        blocked_pair_numbers.is_amount_blocked,
+        blocked_pair_numbers.is_confirmed_link,
+        {{ staged_snapshot_xmin() }} as built_snapshot_xmin
+    from blocked_pair_numbers
+    inner join reconcilable_records
+        on blocked_pair_numbers.record_number = reconcilable_records.record_number
+    inner join ledger_entries
+        on blocked_pair_numbers.entry_number = ledger_entries.entry_number
 )
 
 select * from final

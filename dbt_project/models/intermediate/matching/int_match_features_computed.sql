@@ -18,8 +18,10 @@
     end
 {%- endset -%}
 
+{#- Unlogged, like int_match_candidates_blocked and for the same reason. -#}
 {{
     config(
+        unlogged=true,
         indexes=[
             {'columns': ['workspace_id', 'source', 'source_record_id']},
             {'columns': ['built_snapshot_xmin']},
@@ -55,7 +57,8 @@ source_records as (
         amount_minor,
         currency,
         occurred_on,
-        reference
+        -- normalised once per record here, not once per pair below
+        {{ normalise_reference('reference') }} as reference_normalised
     from {{ ref('int_source_records_unioned') }}
     {%- if is_restaging() %}
     where {{ rematched_since_last_build() }}
@@ -72,7 +75,8 @@ ledger_entries as (
         amount_minor,
         currency,
         entry_on,
-        reference
+        reference,
+        {{ normalise_reference('reference') }} as reference_normalised
     from {{ ref('int_ledger_entries_unioned') }}
 ),
 
@@ -148,9 +152,7 @@ final as (
         source_records.occurred_on - ledger_entries.entry_on as date_lag_days,
         coalesce(source_records.currency = ledger_entries.currency, false) as is_currency_match,
         coalesce(
-            {{ normalise_reference('source_records.reference') }}
-            = {{ normalise_reference('ledger_entries.reference') }},
-            false
+            source_records.reference_normalised = ledger_entries.reference_normalised, false
         ) as is_reference_match,
         source_records.counterparty_name_normalised is not null as has_counterparty_name,
         candidate_pairs.is_name_blocked,
