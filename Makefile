@@ -45,7 +45,7 @@ $(UV):
 	$(BOOTSTRAP)/bin/pip install --quiet uv==$(UV_VERSION)
 
 $(SYNCED): pyproject.toml uv.lock | $(UV)
-	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --compile-bytecode
 	touch $@
 
 # A compose CLI for `docker compose config` (the compose test; validating needs no engine). Docker's

@@ -7,6 +7,7 @@ have to be worked out across chunks."""
 from __future__ import annotations
 
 import tempfile
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -103,6 +104,36 @@ def test_decisions_do_not_depend_on_the_chunk_size(landed: ServerAddress) -> Non
     tops = [(rest[2], rest[3]) for rest in whole["decisions"].values() if rest[2] == "invoice"]
     assert len(tops) - len(set(tops)) >= 10
     assert whole_counts["auto_link"] >= 20 and len(whole["queued"]) == whole_counts["auto_link"]
+
+
+def _analyses(conn: psycopg.Connection) -> dict[str, int]:
+    conn.execute("select pg_stat_clear_snapshot()")
+    return dict(
+        conn.execute(
+            "select relname, analyze_count from pg_stat_user_tables"
+            " where schemaname = 'ops' and relname in ('routing_decisions', 'delivery_outbox')"
+        ).fetchall()
+    )
+
+
+@pytest.mark.timeout(600)
+def test_a_run_analyses_what_it_wrote_as_it_grows(landed: ServerAddress) -> None:
+    """Later chunks look up what earlier ones wrote in the run's own transaction, where
+    autovacuum cannot give the planner statistics: the run analyses the tables itself, after
+    chunks 1, 2, 4, 8, ... (the cumulative statistics show each ANALYZE once the run commits)."""
+    with connect(landed) as observer:
+        before = _analyses(observer)
+        with connect(landed) as conn:
+            _, run = _route(conn, chunk_records=25)
+            conn.execute("select pg_stat_force_next_flush()")
+        expected = len([index for index in range(run["chunks"]) if index & (index + 1) == 0])
+        assert expected >= 4, run["chunks"]
+        deadline = time.monotonic() + 30  # the server publishes a backend's statistics within a second or so
+        while (after := _analyses(observer)) != {
+            table: count + expected for table, count in before.items()
+        } and time.monotonic() < deadline:
+            time.sleep(0.2)
+    assert after == {table: count + expected for table, count in before.items()}
 
 
 @pytest.mark.timeout(600)

@@ -1,19 +1,24 @@
 """A first sync paced to Qonto's rate limits, against a sandbox that enforces them like Qonto
 (429 over the limit) over real loopback HTTP and the real warehouse: every request is admitted,
-nothing is lost, and the task log says that pacing held requests back."""
+nothing is lost, and the task log says that pacing held requests back. Two processes of one
+machine (two workspaces' tasks at once) stay under the limits together."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 
 import pytest
 
 from ledgerlink.blobstore import BlobStore
 from ledgerlink.extraction import SourceAccess, extract_qonto
 from ledgerlink.sandbox.rate_limits import RateLimitGate
+from ledgerlink.settings import STATE_DIR_VARIABLE
 from ledgerlink.sources.pacing import parse_rate_limits
-from ledgerlink.sources.qonto.client import QontoClient, configured_rate_limits
+from ledgerlink.sources.qonto.client import RATE_LIMITS_VARIABLE, QontoClient, configured_rate_limits
 from ledgerlink.warehouse import connect
 
 #: Qonto's two windows scaled down (1,000/10 s and 10,000/10 min), so the seed's 120 invoices and
@@ -68,3 +73,40 @@ def test_rate_limits_come_from_the_environment_else_qontos_documented_ones(
     monkeypatch.setenv("LEDGERLINK_QONTO_RATE_LIMITS", "lots")
     with pytest.raises(ValueError, match="LEDGERLINK_QONTO_RATE_LIMITS: 'lots' is not a rate limit"):
         QontoClient("http://127.0.0.1:9", "token")
+
+
+#: One process of a workspace's Qonto task: ``requests`` first pages, each one API request.
+_ONE_WORKSPACE_TASK = """
+import sys
+from datetime import UTC, datetime
+from ledgerlink.sources.qonto.client import QontoClient
+
+base_url, token, requests = sys.argv[1], sys.argv[2], int(sys.argv[3])
+client = QontoClient(base_url, token)
+for _ in range(requests):
+    next(client.supplier_invoice_pages(None, datetime.now(UTC), per_page=1))
+"""
+
+
+def test_two_processes_of_one_machine_stay_under_qontos_limits_together(
+    source_sandbox, qonto_rate_limits: RateLimitGate, tmp_path
+) -> None:  # noqa: ANN001
+    """Qonto counts per IP address: each process pacing on its own would send twice the limit."""
+    limits = "20/1s,40/3s"
+    qonto_rate_limits.set(parse_rate_limits(limits), retry_after=False)
+    environment = {**os.environ, STATE_DIR_VARIABLE: str(tmp_path / "state"), RATE_LIMITS_VARIABLE: limits}
+    arguments = [source_sandbox.qonto_base_url, source_sandbox.qonto_access_token, "45"]
+    tasks = [
+        subprocess.Popen(
+            [sys.executable, "-c", _ONE_WORKSPACE_TASK, *arguments],
+            env=environment,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    for task in tasks:
+        _, errors = task.communicate(timeout=300)
+        assert task.returncode == 0, errors[-4000:]
+    assert qonto_rate_limits.refused == 0, "the two processes together went over the sandbox's limits"
+    assert qonto_rate_limits.admitted == 90

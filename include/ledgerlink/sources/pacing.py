@@ -6,6 +6,12 @@ Qonto allows 1,000 requests per 10 s and 10,000 per 10 min, counted per IP addre
 whatever the client does. Retrying the 429s would get there too, but hammering a limit risks
 Qonto's throttling and spends the retry budget of every request that meets it.
 
+The limits count per IP address, and every process of a machine shares its address: the parallel
+workspace tasks of the LocalExecutor, a Celery worker's processes. So the requests a machine sent
+are kept in one ledger in its state folder (pyrate-limiter's SQLite bucket, its file lock making
+each turn one transaction across processes), and every pacer of the machine for the same host
+takes its turns from it. Another machine has its own address and its own state folder.
+
 A limit is written ``REQUESTS/WINDOW``, the window in seconds, minutes or hours (``1000/10s``,
 ``10000/10min``, ``5000/1h``); several are separated by commas; ``off`` turns pacing off.
 """
@@ -18,8 +24,9 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-from pyrate_limiter import Limiter, Rate
+from pyrate_limiter import InMemoryBucket, Limiter, Rate, SQLiteBucket, validate_rate_list
 
 logger = logging.getLogger(__name__)
 
@@ -70,25 +77,39 @@ def describe(limits: Sequence[RateLimit]) -> str:
 
 
 class RequestPacer:
-    """Makes each request take a turn within every limit (a sliding window log, pyrate-limiter's
-    in-memory bucket), blocking while a window is full. Thread-safe: parallel downloads share it.
-    Time spent waiting is logged when pacing first holds a request back, then every
+    """Makes each request take a turn within every limit (a sliding window log), blocking while a
+    window is full. The log is ``ledger`` (a SQLite file shared by every process that names it)
+    or, without one, this process's memory. Thread-safe: parallel downloads share it. Time spent
+    waiting is logged when pacing first holds a request back, then every
     :data:`LOG_EVERY_SECONDS` while it keeps doing so."""
 
     def __init__(
-        self, name: str, limits: Sequence[RateLimit], *, margin_seconds: float = WINDOW_MARGIN_SECONDS
+        self,
+        name: str,
+        limits: Sequence[RateLimit],
+        *,
+        ledger: Path | None = None,
+        margin_seconds: float = WINDOW_MARGIN_SECONDS,
     ) -> None:
         if not limits:
             raise ValueError("a pacer needs at least one limit")
         self.name, self.limits = name, tuple(limits)
-        rates = [Rate(limit.requests, round((limit.seconds + margin_seconds) * 1000)) for limit in limits]
-        try:
-            self._limiter = Limiter(sorted(rates, key=lambda rate: rate.interval))
-        except ValueError as error:
+        rates = sorted(
+            (Rate(limit.requests, round((limit.seconds + margin_seconds) * 1000)) for limit in limits),
+            key=lambda rate: rate.interval,
+        )
+        if not validate_rate_list(rates):
             raise ValueError(
                 f"{name}: the limits {describe(limits)} must allow more requests in each longer window,"
                 f" at a lower rate (with the {margin_seconds:g} s margin added to every window)"
-            ) from error
+            )
+        if ledger is None:
+            self._limiter = Limiter(InMemoryBucket(rates))
+        else:
+            ledger.parent.mkdir(parents=True, exist_ok=True)
+            self._limiter = Limiter(
+                SQLiteBucket.init_from_file(rates, db_path=str(ledger), use_file_lock=True)
+            )
         self._lock = threading.Lock()
         self.requests = 0
         self.held_back = 0
@@ -130,13 +151,25 @@ _shared_lock = threading.Lock()
 
 
 def shared_pacer(name: str, limits: Sequence[RateLimit]) -> RequestPacer | None:
-    """The process-wide pacer for ``name`` (a source's host: its limits count per IP address, so
-    every client of the process, whatever its workspace, shares one), or ``None`` without limits."""
+    """The machine-wide pacer for ``name`` (a source's host: its limits count per IP address, so
+    every client on the machine, whatever its workspace or process, takes its turns from one
+    ledger in the state folder), or ``None`` without limits. One pacer per process serves all its
+    clients."""
     if not limits:
         return None
     key = (name, tuple(limits))
     with _shared_lock:
         pacer = _shared.get(key)
         if pacer is None:
-            pacer = _shared[key] = RequestPacer(name, limits)
+            pacer = _shared[key] = RequestPacer(name, limits, ledger=ledger_path(name, limits))
         return pacer
+
+
+def ledger_path(name: str, limits: Sequence[RateLimit]) -> Path:
+    """Where the machine keeps the requests sent to ``name`` under ``limits``: a file per host and
+    set of limits in the state folder (a change of limits starts a new log rather than reading the
+    old one's windows)."""
+    from ledgerlink.settings import load_settings
+
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", f"{name} {describe(limits)}").strip("-")
+    return load_settings().state_dir / "pacing" / f"{slug}.sqlite"
