@@ -32,8 +32,8 @@ analyse until it commits. On a first sync of 100,000 payments, the planner, stil
 statistics, looked the outbox up by a nested loop whose index scan fetched far more rows than
 the lookup needed (seen in the server's stack), so each chunk took longer than the one before:
 from the tenth of 23 on, minutes.
-So the run analyses those two tables itself (:func:`_analyse_written`) each time what it wrote
-has doubled.
+So the run analyses those two tables itself (:class:`_WrittenTableStatistics`) each time what it
+wrote has doubled.
 """
 
 from __future__ import annotations
@@ -298,8 +298,6 @@ def route_workspace(
             clock.lap("decide", chunk=True)
             _queue_auto_links(conn, workspace, routed, decision_ids, decided_at)
             clock.lap("queue", chunk=True)
-            if index & (index + 1) == 0:  # after chunk 1, 2, 4, 8, ...: what it wrote doubled
-                _analyse_written(conn)
             for record in routed:
                 counts[record.route] += 1
     if timings is not None:
@@ -513,19 +511,6 @@ _UPSERT_DECISIONS = """
     where ops.routing_decisions.source_payload_sha256 <> excluded.source_payload_sha256
     returning source, source_record_id, decision_id
 """
-
-
-#: The tables a run writes and reads back chunk by chunk (see the module's notes on statistics).
-_WRITTEN_TABLES = ("ops.routing_decisions", "ops.delivery_outbox")
-
-
-def _analyse_written(conn: psycopg.Connection) -> None:
-    """Statistics for :data:`_WRITTEN_TABLES` that count the run's own uncommitted rows (ANALYZE
-    inside the transaction samples them). The lock it takes lasts until the run commits, and
-    another workspace's run would wait on it: so a table another run is analysing is skipped
-    (``SKIP_LOCKED``), and this run plans without statistics of its own for it, as before."""
-    for table in _WRITTEN_TABLES:
-        conn.execute(f"analyze (skip_locked) {table}")
 
 
 def _write_decisions(
