@@ -74,6 +74,15 @@ def test_benchmark_at_smoke_scale_prints_every_figure(tmp_path, capsys) -> None:
     assert set(figures["backfill_stages"]) == stages
     assert set(figures["window_stages_1m_history"]) == stages
     assert set(figures["window_stages_10k_history"]) == stages
+    # each task's own seconds, so a window's time can be told apart: Airflow's start in the first
+    # task, dbt's build, its tests, the scorer
+    for key in ("window_task_seconds_1m_history", "window_task_seconds_10k_history"):
+        assert {
+            "prepare_warehouse",
+            "dbt_match_features.dbt_producer_watcher",
+            "dbt_match_features.dbt_project_test",
+            "score_and_route",
+        } <= set(figures[key]), key
     assert (figures["history"], figures["small_history"], figures["window"]) == (120, 40, 25)
     for key in ("backfill_seconds", "window_seconds_1m_history", "window_seconds_10k_history",
                 "landing_rows_per_second", "copy_rows_per_second"):  # fmt: skip

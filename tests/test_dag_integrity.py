@@ -37,6 +37,8 @@ def test_every_task_retries_with_exponential_backoff(dag_bag) -> None:  # noqa: 
         for task in dag.tasks:
             if task.task_id == "report_failures":
                 continue  # it only reports a failure that already happened; retrying cannot help
+            if task.task_id.endswith(".dbt_producer_watcher"):
+                continue  # a dbt group's build: each model's own task retries (reruns) its model
             assert task.retries >= 1, f"{task.task_id} does not retry"
             assert task.retry_exponential_backoff, f"{task.task_id} does not back off"
 
@@ -52,6 +54,8 @@ def test_reconcile_dag_runs_every_stage_in_order(dag_bag) -> None:  # noqa: ANN0
     dbt_reporting_tasks = {t for t in task_ids if t.startswith("dbt_reporting_marts.")}
     assert dbt_feature_tasks and dbt_reporting_tasks
     assert dbt_feature_tasks & scoring.upstream_task_ids
+    # the scorer reads nothing the group's data tests have not passed
+    assert "dbt_match_features.dbt_project_test" in scoring.upstream_task_ids
     # delivery is planned after scoring, and the reporting marts wait for delivery
     assert plan.upstream_task_ids == {scoring.task_id, "prepare_warehouse"}
     assert delivery.upstream_task_ids == {plan.task_id}
@@ -109,18 +113,54 @@ def test_a_failure_anywhere_fails_the_run(dag_bag) -> None:  # noqa: ANN001
     assert any(task_id.startswith("dbt_reporting_marts.") for task_id in upstream)
 
 
-def test_each_dbt_model_is_its_own_task_building_without_throwaway_artifacts(dag_bag) -> None:  # noqa: ANN001
-    """One model can be rerun from the UI, and its task's `dbt build` writes no JSON artifacts
-    into the project copy Cosmos deletes afterwards (half of each dbt invocation's time)."""
-    from cosmos.operators.local import DbtBuildLocalOperator
+def _models_under(manifest: dict, selectors: list[str]) -> set[str]:
+    folders = tuple(selector.removeprefix("path:") + "/" for selector in selectors)
+    return {
+        node["name"]
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model" and node["original_file_path"].startswith(folders)
+    }
 
+
+def test_each_dbt_model_is_its_own_task_and_each_group_runs_dbt_twice(dag_bag, prepared) -> None:  # noqa: ANN001
+    """Every model of the manifest is its own task, which reruns that model alone when cleared from
+    the UI; a window builds a group's models in one `dbt build` and tests them in one `dbt test`
+    (a dbt invocation's fixed cost, once per model, was most of a window), writing no JSON
+    artifacts into the project copy Cosmos deletes afterwards."""
+    import json
+
+    from airflow.sdk import TriggerRule
+    from cosmos.operators.local import DbtTestLocalOperator
+    from cosmos.operators.watcher import DbtConsumerWatcherSensor, DbtProducerWatcherOperator
+
+    from ledgerlink.orchestration.dbt import MATCH_FEATURE_SELECTORS, REPORTING_SELECTORS, manifest_path
+
+    settings, _ = prepared
+    manifest = json.loads(manifest_path(settings.dbt_project_dir).read_text())
     dag = dag_bag.dags["ledgerlink_reconcile"]
-    dbt_tasks = [
-        task for task in dag.tasks if task.task_id.startswith(("dbt_match_features.", "dbt_reporting_marts."))
-    ]
-    assert dbt_tasks
-    for task in dbt_tasks:
-        assert isinstance(task, DbtBuildLocalOperator), task.task_id
-        assert task.task_id.endswith("_model_build")
-        assert "--no-write-json" in task.dbt_cmd_flags
-        assert "--no-send-anonymous-usage-stats" in task.dbt_cmd_flags
+    for group_id, selectors in (
+        ("dbt_match_features", MATCH_FEATURE_SELECTORS),
+        ("dbt_reporting_marts", REPORTING_SELECTORS),
+    ):
+        tasks = [task for task in dag.tasks if task.task_id.startswith(f"{group_id}.")]
+        (build,) = [task for task in tasks if isinstance(task, DbtProducerWatcherOperator)]
+        (test,) = [task for task in tasks if isinstance(task, DbtTestLocalOperator)]
+        model_tasks = [task for task in tasks if isinstance(task, DbtConsumerWatcherSensor)]
+        assert {task.task_id for task in model_tasks} == {
+            f"{group_id}.{model}_run" for model in _models_under(manifest, selectors)
+        }
+        # the model tasks start once the build is over, whatever its outcome, and the build is
+        # not retried: a model task's retry runs its model itself
+        assert build.retries == 0
+        first_model_tasks = [task for task in model_tasks if build.task_id in task.upstream_task_ids]
+        assert first_model_tasks
+        assert all(task.trigger_rule == TriggerRule.ALL_DONE for task in first_model_tasks)
+        assert all(
+            task.upstream_task_ids <= {t.task_id for t in model_tasks}
+            for task in model_tasks
+            if task not in first_model_tasks
+        )
+        assert test.upstream_task_ids and test.upstream_task_ids <= {task.task_id for task in model_tasks}
+        for task in (build, test, *model_tasks):
+            assert "--no-write-json" in task.dbt_cmd_flags, task.task_id
+            assert "--no-send-anonymous-usage-stats" in task.dbt_cmd_flags, task.task_id

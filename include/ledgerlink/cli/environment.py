@@ -47,9 +47,13 @@ def airflow_environment(settings: Settings, address: ServerAddress) -> dict[str,
         "AIRFLOW__COSMOS__PROPAGATE_LOGS": "False",
         # no network beyond the configured services: Cosmos would otherwise report usage
         "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+        # The watcher-mode build is never retried (orchestration/dbt.py): each model's own task
+        # reruns its model. Cosmos would otherwise rewrite its whole XCom backup (compiled SQL
+        # included) into a Variable after every XCom it pushes, for a retry that never comes.
+        "AIRFLOW__COSMOS__ENABLE_WATCHER_RELIABLE_RETRY": "False",
         "DBT_PROFILES_DIR": str(settings.dbt_project_dir),
-        # A per-model `dbt build` (one Cosmos task) runs only tests whose parents are all built, so
-        # a relationships test never runs before the model it checks exists.
+        # A dbt task group's `dbt test` runs only tests whose parents the group builds, so a
+        # relationships test never runs before the model it checks exists.
         "DBT_INDIRECT_SELECTION": "cautious",
         "DBT_PROJECT_DIR": str(settings.dbt_project_dir),
         **dbt_environment(address),
