@@ -10,7 +10,11 @@
        and payment-type noise a bank adds to a memo ("BGC", "CHQ", "payment", "donation"), also
        when the memo's length limit cut it short at the end ("H BELLANGE mone"), unless nothing
        else is left;
-    6. whitespace collapsed and trimmed; an empty result is null.
+    6. a reference code the bank appended after the name dropped: the last token, once the noise
+       is gone, if it is 4 to 8 letters and digits with at least one of each ("LEWIS S J cb1d0",
+       "N R b23f28be BG" -> "lewis s j", "n r"), but not an ordinal ("21st"), unless nothing
+       else is left;
+    7. whitespace collapsed and trimmed; an empty result is null.
 
     Postgres has no unaccent/pg_trgm here, so this is plain normalize() + regexp_replace().
 -#}
@@ -45,6 +49,13 @@
 {%- endmacro %}
 
 
+{#- A payment reference or hash a bank appends to a memo: 4 to 8 letters and digits, at least one of
+    each, that is not an ordinal such as "21st" (a baronet's "4th" is too short to match). -#}
+{% macro reference_code_pattern() -%}
+    {{ return('(?=[a-z0-9]*[0-9])(?=[a-z0-9]*[a-z])(?![0-9]+(?:st|nd|rd|th) )[a-z0-9]{4,8}') }}
+{%- endmacro %}
+
+
 {% macro normalise_name(name) -%}
     {%- set noise_words = (legal_form_words() + payment_noise_words()) | join('|') -%}
     {%- set cut_noise_words = truncated_noise_words() | join('|') -%}
@@ -65,12 +76,16 @@
             '\s+', ' ', 'g'
         ))
     {%- endset -%}
-    {#- a cut noise word only counts at the end and never as the first word ("Don Pedro") -#}
+    {#- a cut noise word only counts at the end and never as the first word ("Don Pedro"); a
+        reference code only counts at the end once the noise after it is gone, and never alone -#}
     {%- set without_noise -%}
         btrim(regexp_replace(
             regexp_replace(
-                regexp_replace(' ' || {{ cleaned }} || ' ', ' (?:{{ noise_words }})(?= )', '', 'g'),
-                '(?<=\S) (?:{{ cut_noise_words }}) $', ' '
+                regexp_replace(
+                    regexp_replace(' ' || {{ cleaned }} || ' ', ' (?:{{ noise_words }})(?= )', '', 'g'),
+                    '(?<=\S) (?:{{ cut_noise_words }}) $', ' '
+                ),
+                '(?<=\S) {{ reference_code_pattern() }} +$', ' '
             ),
             '\s+', ' ', 'g'
         ))
