@@ -182,10 +182,7 @@ def rarity_weighted_overlap(
     width_class = np.searchsorted(widths, token_counts).astype(np.int8)
     # Two names that share no token overlap by 0: only pairs whose token bits (one per token,
     # modulo 64) meet are compared token by token, most pairs being the other kind.
-    token_bits = np.where(
-        token_ids >= 0, np.uint64(1) << (np.maximum(token_ids, 0) % 64).astype(np.uint64), 0
-    )
-    held = np.bitwise_or.reduce(token_bits.astype(np.uint64), axis=1)
+    held = held_bits(np.maximum(token_ids, 0), token_ids >= 0)
     meeting = np.flatnonzero(held[left] & held[right])
     class_a, class_b = width_class[left[meeting]], width_class[right[meeting]]
     other_ids = np.where(token_ids >= 0, token_ids, -2)
@@ -202,6 +199,14 @@ def rarity_weighted_overlap(
             overlap[pairs] = shared / np.maximum(total[a] + total[b], 1e-9)
             shared_bits[pairs] = shared_a
     return overlap, shared_bits
+
+
+def held_bits(ids: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """Per row, one 64-bit mask of the ids it holds (``present``), one bit per id modulo 64: two
+    rows whose masks do not meet share no id, and a bit one row sets alone stands for at least one
+    id only that row holds. ``ids`` broadcasts against ``present``."""
+    bits = np.uint64(1) << (np.asarray(ids) % 64).astype(np.uint64)
+    return np.bitwise_or.reduce(np.where(present, bits, np.uint64(0)), axis=1)
 
 
 def _character_counts(names: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray]:
@@ -238,10 +243,7 @@ def _name_similarity(
         # and the characters one name holds and the other does not (one bit per character,
         # modulo 64, so a bit either name sets alone stands for at least one such character).
         # Most pairs fail them, and only the rest are counted character by character.
-        character_bits = (np.arange(counts.shape[1]) % 64).astype(np.uint64)
-        held = np.bitwise_or.reduce(
-            np.where(counts > 0, np.uint64(1) << character_bits, np.uint64(0)), axis=1
-        )
+        held = held_bits(np.arange(counts.shape[1]), counts > 0)
         bound = np.zeros(len(left), dtype=bool)
         for start in range(0, len(left), _CHUNK):
             a, b = name_code[left[start : start + _CHUNK]], name_code[right[start : start + _CHUNK]]
