@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyrate_limiter import InMemoryBucket, Limiter, Rate, SQLiteBucket, validate_rate_list
+from pyrate_limiter import Limiter, Rate, SQLiteBucket, validate_rate_list
 
 logger = logging.getLogger(__name__)
 
@@ -78,8 +78,8 @@ def describe(limits: Sequence[RateLimit]) -> str:
 
 class RequestPacer:
     """Makes each request take a turn within every limit (a sliding window log), blocking while a
-    window is full. The log is ``ledger`` (a SQLite file shared by every process that names it)
-    or, without one, this process's memory. Thread-safe: parallel downloads share it. Time spent
+    window is full. The log is ``ledger``, a SQLite file shared by every process that names it.
+    Thread-safe: parallel downloads share it. Time spent
     waiting is logged when pacing first holds a request back, then every
     :data:`LOG_EVERY_SECONDS` while it keeps doing so."""
 
@@ -88,7 +88,7 @@ class RequestPacer:
         name: str,
         limits: Sequence[RateLimit],
         *,
-        ledger: Path | None = None,
+        ledger: Path,
         margin_seconds: float = WINDOW_MARGIN_SECONDS,
     ) -> None:
         if not limits:
@@ -103,13 +103,8 @@ class RequestPacer:
                 f"{name}: the limits {describe(limits)} must allow more requests in each longer window,"
                 f" at a lower rate (with the {margin_seconds:g} s margin added to every window)"
             )
-        if ledger is None:
-            self._limiter = Limiter(InMemoryBucket(rates))
-        else:
-            ledger.parent.mkdir(parents=True, exist_ok=True)
-            self._limiter = Limiter(
-                SQLiteBucket.init_from_file(rates, db_path=str(ledger), use_file_lock=True)
-            )
+        ledger.parent.mkdir(parents=True, exist_ok=True)
+        self._limiter = Limiter(SQLiteBucket.init_from_file(rates, db_path=str(ledger), use_file_lock=True))
         self._lock = threading.Lock()
         self.requests = 0
         self.held_back = 0
