@@ -128,9 +128,9 @@ def build_before_model_tasks(group: DbtTaskGroup) -> None:
     Cosmos lets a task group's model tasks start beside the build and wait for it, deferred to the
     triggerer; run one task at a time (``airflow dags test``, so ``ledgerlink run``, runs a
     deferred task's trigger in line) and a model task picked first would wait for a build that
-    cannot start. After the build, each model task finds its model's
-    outcome at once: built, or failed, and then its retry runs the model itself (``dbt run``). So
-    the build is not retried: Cosmos would only skip a second attempt."""
+    cannot start. After the build, each model task finds its model's outcome at once: built, or
+    failed, and then its retry runs the model itself (``dbt run``). So the build is not retried:
+    Cosmos would only skip a second attempt."""
     producer = group.children[f"{group.group_id}.{PRODUCER_WATCHER_TASK_ID}"]
     producer.retries = 0
     for model_task in list(group.get_roots()):
