@@ -29,12 +29,14 @@
 {%- endmacro %}
 
 
-{#- The invoice is within the amount tolerance and the date window of the payment. The amount
-    check is exact in double precision: the difference is an integer, so rounding the product
-    (below 2^53) cannot move it across one. -#}
-{% macro is_in_amount_date_window(record, entry) -%}
+{#- The invoice is within the amount tolerance (var('blocking_amount_tolerance') unless
+    `tolerance` is given) and the date window of the payment. The amount check is exact in
+    double precision: the difference is an integer, so rounding the product (below 2^53) cannot
+    move it across one. -#}
+{% macro is_in_amount_date_window(record, entry, tolerance=none) -%}
     abs({{ record }}.amount_minor - {{ entry }}.amount_minor)
-    <= {{ var('blocking_amount_tolerance') }} * {{ entry }}.amount_minor::double precision
+    <= {{ tolerance if tolerance is not none else var('blocking_amount_tolerance') }}
+    * {{ entry }}.amount_minor::double precision
     and {{ entry }}.entry_on
     between {{ record }}.occurred_on - {{ var('blocking_days_before_payment') }}
     and {{ record }}.occurred_on + {{ var('blocking_days_after_payment') }}

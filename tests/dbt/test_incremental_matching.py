@@ -252,6 +252,8 @@ def test_a_window_rematches_only_the_records_it_touched_and_equals_a_full_refres
         _land(conn, "qbo_vendors", [_vendor("v-delta", "Quantum Works", version=1)])
         _land(conn, "qbo_invoices", [_invoice(7, 0, "Customer 7 Ltd", version=1)])  # paid: closed
         _land(conn, "qbo_invoices", [_invoice(900, _amount(3) + 10, "Customer 3 Ltd")])  # a new open invoice
+        # a new invoice 10% over payment 5, for the same customer: only blocking's initials key reaches it
+        _land(conn, "qbo_invoices", [_invoice(905, round(_amount(5) * 1.1), "Customer 5 Ltd")])
         _land(conn, "qbo_customers", [_quickbooks_customer(11, "Renamed Eleven SA", version=1)])
         _record_link(conn, "q-nw-1", "v-odd")
         conn.execute(
@@ -264,9 +266,10 @@ def test_a_window_rematches_only_the_records_it_touched_and_equals_a_full_refres
     with psycopg.connect(warehouse["LEDGERLINK_CONNINFO"], autocommit=True) as conn:
         rematched = _rematched(conn, before_window)
         # what the window must reach: the new payments, the records of the closed and the new
-        # invoice, the supplier records of the renamed vendor and of the key it made selective,
+        # invoices, the supplier records of the renamed vendor and of the key it made selective,
         # the new vendor's record, both records of the reviewed name, the dollar payment
-        must_rematch = {"pay-500", "pay-501", "pay-502", "pay-7", "pay-3", "q-delta", "q-epsilon", "q-alpha"}
+        must_rematch = {"pay-500", "pay-501", "pay-502", "pay-7", "pay-3", "pay-5", "q-delta", "q-epsilon"}
+        must_rematch |= {"q-alpha"}
         must_rematch |= {"q-zephyr", "q-nw-1", "q-nw-2", "pay-777"}
         assert must_rematch <= rematched
         assert len(rematched) < (PAYMENTS + 7) / 2, rematched
@@ -279,6 +282,7 @@ def test_a_window_rematches_only_the_records_it_touched_and_equals_a_full_refres
         assert rewritten[0] < total_pairs[0] / 2
         # what a user sees of it
         assert "7" not in _candidates(conn, "pay-7"), "a paid invoice lingers"
+        assert "905" in _candidates(conn, "pay-5"), "a new invoice named alike, 10% off, is missed"
         assert _candidates(conn, "q-zephyr") == {"v-zephyr"}
         assert _candidates(conn, "q-epsilon") == {"v-alpha", "v-beta", "v-gamma"}
         assert "v-delta" not in _candidates(conn, "q-delta")

@@ -18,9 +18,14 @@
       0..1 (ties by id). They are found by two searches of a GiST index on the invoices' points
       (amount, date) rather than by joining every invoice of similar amount in all of history,
       so a payment costs about what it keeps, however busy the ledger (macros/amount_date_plane.sql).
-    - Initials key: an amount-matched invoice whose name starts with the same two initials as the
-      record's is always kept, beyond that cap. Names of initials only ("J M L") have no token
-      long enough for a name key, so without this their entry could be crowded out by the cap.
+    - Initials key (Square only): an invoice whose name starts with the same two initials as the
+      record's, in the window, within the wider var('blocking_initials_amount_tolerance') of the
+      payment, is kept beside the amount key's cap: the
+      var('blocking_max_initials_candidates_per_record') closest (same closeness, ties by id).
+      Names of initials only ("J M L") have no token long enough for a name key, so without this
+      their entry could be crowded out by the amount key's cap, or be lost when fees or FX moved
+      the amount more than var('blocking_amount_tolerance'): agreeing initials are evidence
+      enough to look further on amount.
     - Confirmed links: an entry a reviewer accepted or pinned (their latest word on that record)
       for a record of the same normalised counterparty name is always a candidate, however
       differently the entry is named: the scorer weighs it as strong evidence
@@ -30,8 +35,9 @@
     stamped since this model's last build, against the whole ledger, after its pre-hook deleted
     their old pairs (macros/incremental_matching.sql).
 -#}
-{%- set amount_tolerance = var('blocking_amount_tolerance') -%}
 {%- set amount_cap = var('blocking_max_amount_candidates_per_record') -%}
+{%- set initials_tolerance = var('blocking_initials_amount_tolerance') -%}
+{%- set initials_cap = var('blocking_max_initials_candidates_per_record') -%}
 
 {#- An entry's pairs are found through a hash index: its build hashes two million ids where a
     btree's sorts them, at three times the cost. Unlogged: the table is derived, and when a crash
@@ -304,9 +310,10 @@ amount_closest_pairs as (
             and amount_closest_invoices.candidate_id = ledger_entries.candidate_id
 ),
 
--- band n holds amounts in [(1 + t)^n, (1 + t)^(n + 1)); an invoice within t of a payment sits
--- at most one band below and ceil(-ln(1 - t) / ln(1 + t)) bands above the payment's band, and
--- one more band each side absorbs floating-point rounding at the band edges
+-- the initials key's bands, t its tolerance: band n holds amounts in [(1 + t)^n, (1 + t)^(n + 1));
+-- an invoice within t of a payment sits at most one band below and ceil(-ln(1 - t) / ln(1 + t))
+-- bands above the payment's band, and one more band each side absorbs floating-point rounding at
+-- the band edges
 record_initials_bands as (
     select
         workspace_id,
@@ -315,10 +322,10 @@ record_initials_bands as (
         currency,
         occurred_on,
         initials_key,
-        floor(ln(amount_minor::double precision) / ln(1 + {{ amount_tolerance }}))::integer
+        floor(ln(amount_minor::double precision) / ln(1 + {{ initials_tolerance }}))::integer
         + generate_series(
             -2,
-            ceil(-ln(1 - {{ amount_tolerance }}) / ln(1 + {{ amount_tolerance }}))::integer + 1
+            ceil(-ln(1 - {{ initials_tolerance }}) / ln(1 + {{ initials_tolerance }}))::integer + 1
         ) as amount_band
     from reconcilable_records
     where
@@ -338,18 +345,24 @@ ledger_initials_bands as (
         currency,
         entry_on,
         initials_key,
-        floor(ln(amount_minor::double precision) / ln(1 + {{ amount_tolerance }}))::integer as amount_band
+        floor(ln(amount_minor::double precision) / ln(1 + {{ initials_tolerance }}))::integer as amount_band
     from ledger_entries
     where
         amount_date_location is not null
         and initials_key is not null
 ),
 
--- every window invoice named with the payment's initials, beyond the cap
-initials_matched_pairs as (
+-- the window invoices named with the payment's initials, within the initials key's tolerance
+initials_matched_invoices as (
     select
         record_initials_bands.record_number,
-        ledger_initials_bands.entry_number
+        ledger_initials_bands.entry_number,
+        row_number() over (
+            partition by record_initials_bands.record_number
+            order by
+                {{ amount_date_distance('record_initials_bands', 'ledger_initials_bands') }} asc,
+                ledger_initials_bands.entry_number asc
+        ) as closeness_rank
     from record_initials_bands
     inner join ledger_initials_bands
         on
@@ -357,7 +370,16 @@ initials_matched_pairs as (
             and record_initials_bands.currency = ledger_initials_bands.currency
             and record_initials_bands.initials_key = ledger_initials_bands.initials_key
             and record_initials_bands.amount_band = ledger_initials_bands.amount_band
-    where {{ is_in_amount_date_window('record_initials_bands', 'ledger_initials_bands') }}
+    where {{ is_in_amount_date_window('record_initials_bands', 'ledger_initials_bands', initials_tolerance) }}
+),
+
+-- the initials key's cap: its closest, kept beside the amount key's
+initials_matched_pairs as (
+    select
+        record_number,
+        entry_number
+    from initials_matched_invoices
+    where closeness_rank <= {{ initials_cap }}
 ),
 
 amount_blocked_pairs as (

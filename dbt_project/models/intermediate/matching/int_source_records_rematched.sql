@@ -11,6 +11,8 @@
     database=this.database, schema=this.schema, identifier='int_match_candidates_blocked'
 ) if execute and is_restaging() else none -%}
 {%- set amount_tolerance = var('blocking_amount_tolerance') -%}
+{#- how far on amount blocking looks for any payment: its initials key looks further -#}
+{%- set reach_tolerance = [amount_tolerance, var('blocking_initials_amount_tolerance')] | max -%}
 
 {{
     config(
@@ -57,6 +59,7 @@ ledger_entries as (
         workspace_id,
         candidate_type,
         candidate_id,
+        candidate_name_normalised,
         name_keys,
         amount_minor,
         currency,
@@ -241,7 +244,8 @@ records_of_touched_name_keys as (
         )
 ),
 
--- Square records a changed open invoice now reaches on amount and date (blocking's window)
+-- Square records a changed open invoice now reaches on amount and date (blocking's window): within
+-- the amount key's tolerance, or the initials key's for a record named with the same initials
 records_in_reach_of_changed_invoices as (
     select
         source_records.workspace_id,
@@ -253,14 +257,20 @@ records_in_reach_of_changed_invoices as (
             current_changed_entries.workspace_id = source_records.workspace_id
             and current_changed_entries.currency = source_records.currency
             and source_records.amount_minor
-            between current_changed_entries.amount_minor * (1 - {{ amount_tolerance }})
-            and current_changed_entries.amount_minor * (1 + {{ amount_tolerance }})
+            between current_changed_entries.amount_minor * (1 - {{ reach_tolerance }})
+            and current_changed_entries.amount_minor * (1 + {{ reach_tolerance }})
             and source_records.occurred_on
             between current_changed_entries.entry_on - {{ var('blocking_days_after_payment') }}
             and current_changed_entries.entry_on + {{ var('blocking_days_before_payment') }}
     where
         current_changed_entries.candidate_type = 'invoice'
         and source_records.candidate_type = 'invoice'
+        and (
+            abs(source_records.amount_minor - current_changed_entries.amount_minor)
+            <= {{ amount_tolerance }} * current_changed_entries.amount_minor::double precision
+            or {{ name_initials('source_records.counterparty_name_normalised') }}
+            = {{ name_initials('current_changed_entries.candidate_name_normalised') }}
+        )
 ),
 
 -- records whose reviewer verdicts bear on confirmed links: a new verdict, a restaged record with
