@@ -34,10 +34,12 @@ each chunk from the tenth of 23 on.
 
 from __future__ import annotations
 
+import gc
 import pickle
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -227,6 +229,7 @@ def route_workspace(
     clock = _Clock(timings)
     counts = {"auto_link": 0, "review": 0, "refused": 0}
     with (
+        _cycle_collector_paused(),
         conn.transaction(),
         StagedPairs(conn, _PAIRS, {"workspace_id": workspace_id}) as pairs,
         tempfile.TemporaryDirectory(prefix="ledgerlink-scoring-") as folder,
@@ -371,6 +374,23 @@ class _Clock:
             if chunk:
                 self.timings[f"{step}_chunks"] = self.timings.get(f"{step}_chunks", 0) + 1
         self.last = now
+
+
+@contextmanager
+def _cycle_collector_paused() -> Iterator[None]:
+    """Python's cycle collector paused for the run, then as it was. The run builds and unpickles
+    hundreds of thousands of small objects a chunk (records, entries, scored candidates, their
+    explanations) and almost no reference cycles (a bank-to-ledger run leaves under 500 objects
+    in cycles), yet each of the collector's passes walked every object still alive: a third of
+    comparing and scoring's time (1.6 s of 5.6 s CPU on bank-to-ledger). Reference counting
+    frees the objects as before; the few cycles are collected once the run ends."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class _Spill:
