@@ -34,17 +34,19 @@ each chunk from the tenth of 23 on.
 
 from __future__ import annotations
 
+import copyreg
 import gc
 import pickle
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
+from operator import attrgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import psycopg
@@ -52,12 +54,13 @@ from psycopg.types.json import Jsonb
 
 from ledgerlink.delivery.outbox import DeliveredRecord, DocumentRequest, MatchedEntry, enqueue_documents
 from ledgerlink.matching.assignment import Claim, assign
-from ledgerlink.matching.batch import StagedPairs
+from ledgerlink.matching.batch import LedgerEntry, SourceRecord, StagedPairs
 from ledgerlink.matching.features import TokenRarity
 from ledgerlink.matching.model import BalancedBatch, balanced_scale
 from ledgerlink.matching.scorer import (
     PAIR_COLUMNS,
     ConfirmedLinks,
+    ScoredCandidate,
     ScoredRecord,
     TrainedModels,
     balancing_batches,
@@ -393,16 +396,35 @@ def _cycle_collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+def _as_constructor_call(cls: type) -> Callable[[Any], tuple[type, tuple[Any, ...]]]:
+    """Pickles an instance of the dataclass ``cls`` as the call that builds it again."""
+    values = attrgetter(*(f.name for f in fields(cls)))
+    return lambda instance: (cls, values(instance))
+
+
 class _Spill:
     """A run's per-chunk work kept in a temporary folder between the passes over the chunks (only
     this process writes and reads it, within the run)."""
+
+    #: The objects a chunk spills by the ten thousand (each chunk's entries, records and scored
+    #: candidates) pickled as their constructor's arguments: by default pickle writes each one's
+    #: attributes as a dict, names and all, three times slower.
+    REDUCERS: ClassVar[dict[type, Callable[[Any], Any]]] = {
+        **copyreg.dispatch_table,
+        **{
+            cls: _as_constructor_call(cls)
+            for cls in (SourceRecord, LedgerEntry, ScoredRecord, ScoredCandidate, RoutedRecord)
+        },
+    }
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
     def dump(self, what: str, index: int, value: object) -> None:
         with (self.folder / f"{what}-{index}.pickle").open("wb") as file:
-            pickle.dump(value, file, protocol=pickle.HIGHEST_PROTOCOL)
+            pickler = pickle.Pickler(file, protocol=pickle.HIGHEST_PROTOCOL)
+            pickler.dispatch_table = self.REDUCERS
+            pickler.dump(value)
 
     def load(self, what: str, index: int) -> Any:
         with (self.folder / f"{what}-{index}.pickle").open("rb") as file:
