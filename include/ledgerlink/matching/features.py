@@ -134,12 +134,12 @@ class TokenRarity:
         """:meth:`weights` of every name as two rows of :data:`MAX_TOKENS` columns: the token
         ids (-1 after the name's last) and their bits (0 after). Looked up over all the names'
         tokens at once, not name by name: a chunk holds tens of thousands of names."""
-        names = [name or "" for name in names]
-        counts = np.fromiter(map(len, map(str.split, names)), dtype=np.int64, count=len(names))
+        texts = [name or "" for name in names]
+        counts = np.fromiter(map(len, map(str.split, texts)), dtype=np.int64, count=len(texts))
         # the names joined by spaces split into the same tokens, in the same order, in one call
-        keys = [token[:TOKEN_KEY_LENGTH] for token in " ".join(names).split()]
+        keys = [token[:TOKEN_KEY_LENGTH] for token in " ".join(texts).split()]
         ids = np.fromiter(map(self.vocabulary.get, keys, repeat(-1)), dtype=np.int64, count=len(keys))
-        row = np.repeat(np.arange(len(names)), counts)
+        row = np.repeat(np.arange(len(texts)), counts)
         known = ids >= 0
         ids, row = ids[known], row[known]
         # a token's column: how many known tokens of its name come before it
