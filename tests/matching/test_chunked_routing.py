@@ -108,6 +108,23 @@ def test_decisions_do_not_depend_on_the_chunk_size(landed: ServerAddress) -> Non
     assert whole_counts["auto_link"] >= 20 and len(whole["queued"]) == whole_counts["auto_link"]
 
 
+@pytest.mark.timeout(600)
+def test_chunks_held_in_memory_or_in_a_folder_decide_alike(
+    landed: ServerAddress, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run that trains on every one of its records keeps its chunks' comparisons and routed
+    records in memory between the passes; a larger one pickles them to a temporary folder. Both
+    write the same decisions and queue the same documents."""
+    with connect(landed) as conn:
+        _, in_memory = _route(conn, chunk_records=7)
+        assert routing._keeps_chunks_in_memory(len(in_memory["decisions"]), routing.TRAINING_RECORDS)
+        monkeypatch.setattr(routing, "_keeps_chunks_in_memory", lambda records, training_records: False)
+        _, in_folder = _route(conn, chunk_records=7)
+    assert in_memory["chunks"] == in_folder["chunks"] > 40
+    assert in_folder["decisions"] == in_memory["decisions"]
+    assert in_folder["queued"] == in_memory["queued"]
+
+
 def _analyses(conn: psycopg.Connection) -> dict[str, int]:
     conn.execute("select pg_stat_clear_snapshot()")
     return dict(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from itertools import pairwise, product
+from itertools import pairwise, product, repeat
 from typing import Any
 
 import numpy as np
@@ -130,6 +130,28 @@ class TokenRarity:
             if key in self.vocabulary
         ][:MAX_TOKENS]
 
+    def token_table(self, names: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`weights` of every name as two rows of :data:`MAX_TOKENS` columns: the token
+        ids (-1 after the name's last) and their bits (0 after). Looked up over all the names'
+        tokens at once, not name by name: a chunk holds tens of thousands of names."""
+        texts = [name or "" for name in names]
+        counts = np.fromiter(map(len, map(str.split, texts)), dtype=np.int64, count=len(texts))
+        # the names joined by spaces split into the same tokens, in the same order, in one call
+        keys = [token[:TOKEN_KEY_LENGTH] for token in " ".join(texts).split()]
+        ids = np.fromiter(map(self.vocabulary.get, keys, repeat(-1)), dtype=np.int64, count=len(keys))
+        row = np.repeat(np.arange(len(texts)), counts)
+        known = ids >= 0
+        ids, row = ids[known], row[known]
+        # a token's column: how many known tokens of its name come before it
+        column = np.arange(len(ids)) - np.searchsorted(row, row)
+        kept = column < MAX_TOKENS
+        ids, row, column = ids[kept], row[kept], column[kept]
+        token_ids = np.full((len(names), MAX_TOKENS), -1, dtype=np.int32)
+        token_weights = np.zeros((len(names), MAX_TOKENS), dtype=np.float32)
+        token_ids[row, column] = ids
+        token_weights[row, column] = self.bits[ids]
+        return token_ids, token_weights
+
 
 def factorise(values: Sequence[Hashable]) -> tuple[list[Any], np.ndarray]:
     """The distinct values in order of first appearance, and each value's position among them
@@ -163,12 +185,7 @@ def rarity_weighted_overlap(
         unique, left, right = [n or "" for n in coded[0]], coded[1], coded[2]
     if rarity is None:
         rarity = TokenRarity(unique)
-    token_ids = np.full((len(unique), MAX_TOKENS), -1, dtype=np.int32)
-    token_weights = np.zeros((len(unique), MAX_TOKENS), dtype=np.float32)
-    for row, name in enumerate(unique):
-        for column, (token_id, weight) in enumerate(rarity.weights(name)):
-            token_ids[row, column] = token_id
-            token_weights[row, column] = weight
+    token_ids, token_weights = rarity.token_table(unique)
     total = token_weights.sum(axis=1)
     overlap = np.zeros(len(left), dtype=np.float32)
     shared_bits = np.zeros(len(left), dtype=np.float32)
