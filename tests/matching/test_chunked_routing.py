@@ -108,6 +108,34 @@ def test_decisions_do_not_depend_on_the_chunk_size(landed: ServerAddress) -> Non
     assert whole_counts["auto_link"] >= 20 and len(whole["queued"]) == whole_counts["auto_link"]
 
 
+@pytest.mark.timeout(600)
+def test_a_run_reads_only_the_records_it_has_to_decide(landed: ServerAddress) -> None:
+    """A window reads the pairs of the records without a decision for their content (and of the
+    records a reviewer labelled: none here), not the pairs of every record decided before."""
+    with connect(landed) as conn:
+        _route(conn)
+        forgotten = [
+            row[0]
+            for row in conn.execute(
+                "select source_record_id from ops.routing_decisions where workspace_id = %s"
+                " order by source_record_id limit 3",
+                (WORKSPACE_ID,),
+            )
+        ]
+        forget_decisions(conn, WORKSPACE_ID, forgotten)
+        timings: dict[str, float] = {}
+        counts = route_workspace(conn, WORKSPACE_ID, "chunked-window", DECIDED_AT, timings)
+        decided_again = {
+            row[0]
+            for row in conn.execute(
+                "select source_record_id from ops.routing_decisions where decided_by_run = 'chunked-window'"
+            )
+        }
+    assert timings["records"] == 3
+    assert sum(counts.values()) == 3
+    assert decided_again == set(forgotten)
+
+
 def _analyses(conn: psycopg.Connection) -> dict[str, int]:
     conn.execute("select pg_stat_clear_snapshot()")
     return dict(
