@@ -125,6 +125,34 @@ def test_chunks_held_in_memory_or_in_a_folder_decide_alike(
     assert in_folder["queued"] == in_memory["queued"]
 
 
+@pytest.mark.timeout(600)
+def test_a_run_reads_only_the_records_it_has_to_decide(landed: ServerAddress) -> None:
+    """A window reads the pairs of the records without a decision for their content (and of the
+    records a reviewer labelled: none here), not the pairs of every record decided before."""
+    with connect(landed) as conn:
+        _route(conn)
+        forgotten = [
+            row[0]
+            for row in conn.execute(
+                "select source_record_id from ops.routing_decisions where workspace_id = %s"
+                " order by source_record_id limit 3",
+                (WORKSPACE_ID,),
+            )
+        ]
+        forget_decisions(conn, WORKSPACE_ID, forgotten)
+        timings: dict[str, float] = {}
+        counts = route_workspace(conn, WORKSPACE_ID, "chunked-window", DECIDED_AT, timings)
+        decided_again = {
+            row[0]
+            for row in conn.execute(
+                "select source_record_id from ops.routing_decisions where decided_by_run = 'chunked-window'"
+            )
+        }
+    assert timings["records"] == 3
+    assert sum(counts.values()) == 3
+    assert decided_again == set(forgotten)
+
+
 def _analyses(conn: psycopg.Connection) -> dict[str, int]:
     conn.execute("select pg_stat_clear_snapshot()")
     return dict(

@@ -1,7 +1,12 @@
+{#- Indexed on staged_snapshot_xmin: each window's rematch rule (int_source_records_rematched)
+    and data tests (macros/get_where_subquery.sql) look up the rows staged since a build. -#}
 {{
     config(
         unique_key=['workspace_id', 'customer_id'],
-        indexes=[{'columns': ['workspace_id', 'customer_id'], 'unique': true}],
+        indexes=[
+            {'columns': ['workspace_id', 'customer_id'], 'unique': true},
+            {'columns': ['staged_snapshot_xmin']},
+        ],
     )
 }}
 
