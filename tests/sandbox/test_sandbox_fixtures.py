@@ -40,7 +40,7 @@ def test_generated_listings_stay_on_disk_and_read_as_the_file_says(tmp_path: Pat
     for relative, records in loaded.items():
         assert isinstance(records, RecordFile), relative
         expected = _listing(root, relative)
-        assert list(records) == expected
+        assert list(records) == expected and records == expected
         assert records[-1] == expected[-1] and records[1:3] == expected[1:3]
     truth = json.loads((root / "ground_truth.json").read_text(encoding="utf-8"))
     assert dict(fixtures.ground_truth) == truth

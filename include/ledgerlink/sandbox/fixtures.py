@@ -99,7 +99,20 @@ def _read_json(path: Path) -> Any:
 Records = Sequence[dict[str, Any]]
 
 
-class RecordFile(Sequence[dict[str, Any]]):
+class _RecordSequence(Sequence[dict[str, Any]]):
+    """A read-only list of records that compares equal to a list of the same records."""
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str | bytes):
+            return NotImplemented
+        return len(self) == len(other) and all(
+            mine == theirs for mine, theirs in zip(self, other, strict=True)
+        )
+
+
+class RecordFile(_RecordSequence):
     """The records of one listing in a fixture file, left on disk: it holds where each record's
     line starts (8 bytes a record) and parses a record when it is asked for, so a sandbox serving
     a million payments does not hold a million dicts. Each access returns a fresh dict.
@@ -140,7 +153,7 @@ class RecordFile(Sequence[dict[str, Any]]):
         return (self._record(position) for position in range(len(self)))
 
 
-class Selection(Sequence[dict[str, Any]]):
+class Selection(_RecordSequence):
     """Some records of a listing, in a chosen order, held as positions into it (a list or a
     :class:`RecordFile`): what a sandbox keeps of a query's answer between its pages."""
 
