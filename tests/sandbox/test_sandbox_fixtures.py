@@ -77,3 +77,14 @@ def test_the_benchmark_appends_new_payments_after_the_history(tmp_path: Path) ->
     assert [p["amount_money"] for p in added[:copied]] == [p["amount_money"] for p in history[:copied]]
     # still in the generator's layout, so the sandbox keeps it on disk
     assert isinstance(load_fixtures(root).square_payments, RecordFile)
+
+
+def test_loaded_fixtures_stay_readable_after_their_folder_is_removed(tmp_path: Path) -> None:
+    # the evaluation generates into a temporary folder, loads, and reads after the folder is gone
+    root = generate_fixtures(tmp_path / "fixtures", 11, **SMALL)
+    payments = _listing(root, "square/payments.json")
+    truth = json.loads((root / "ground_truth.json").read_text(encoding="utf-8"))
+    fixtures = load_fixtures(root)
+    shutil.rmtree(root)
+    assert fixtures.square_payments == payments
+    assert dict(fixtures.ground_truth) == truth

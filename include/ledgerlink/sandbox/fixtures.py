@@ -215,17 +215,22 @@ def read_listing(path: Path, *keys: str) -> Records:
 
 class _JsonFile(Mapping[str, Any]):
     """A JSON object file read the first time it is looked into (the ground truth of a million
-    payments is for the evaluation, not for the servers)."""
+    payments is for the evaluation, not for the servers). It is opened at once, so it can still be
+    read after its folder is removed, as the listings can."""
 
     def __init__(self, path: Path) -> None:
-        self._path = path
+        self._stream: IO[bytes] | None = path.open("rb") if path.exists() else None
         self._document: dict[str, Any] | None = None
         self._lock = threading.Lock()
 
     def _loaded(self) -> dict[str, Any]:
         with self._lock:
             if self._document is None:
-                self._document = _read_json(self._path) if self._path.exists() else {}
+                if self._stream is None:
+                    self._document = {}
+                else:
+                    with self._stream:
+                        self._document = json.load(self._stream)
             return self._document
 
     def __getitem__(self, key: str) -> Any:
