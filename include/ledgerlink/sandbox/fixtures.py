@@ -278,7 +278,9 @@ class QontoOAuthClient:
 
 @dataclass(frozen=True)
 class Fixtures:
-    """A loaded fixture directory: the manifest, every record, and where the attachment files are."""
+    """A loaded fixture directory: the manifest, every record, and where the attachment files are.
+    The listings are sequences of records (a generated folder's are read from disk when indexed,
+    see :class:`RecordFile`); each is read-only."""
 
     root: Path
     manifest: dict[str, Any]
