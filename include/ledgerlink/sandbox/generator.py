@@ -1337,6 +1337,15 @@ def _write_attachment_files(
         )
 
 
+def _spent(plan: list[_Charge]) -> Iterator[_Charge]:
+    """The plan's charges in order, each taken out of the list as it is handed on: with the
+    charges (and the invoices only they refer to) freed as their payments are written, a
+    million-payment plan is not held beside the ground truth the payments build up."""
+    plan.reverse()
+    while plan:
+        yield plan.pop()
+
+
 def _prepare_out_dir(out_dir: Path) -> None:
     if out_dir.exists():
         if not out_dir.is_dir():
@@ -1546,7 +1555,7 @@ def measure_generation(
         # A charge's payment is created on the day it is paid (a duplicate a minute later), so
         # sorting each day's payments by (created_at, id) sorts them all; one day is held at a time.
         position = 0
-        for _, day in itertools.groupby(charges, key=lambda charge: charge.paid_on):
+        for _, day in itertools.groupby(_spent(charges), key=lambda charge: charge.paid_on):
             charged: list[tuple[_Charge | None, dict[str, Any]]] = []
             for charge in day:
                 realism.adjust(position, charge)
@@ -1570,7 +1579,7 @@ def measure_generation(
     rows["square/payments.json"] = write_json_streaming(
         out_dir / "square" / "payments.json", {"payments": STREAMED_LIST}, payments_in_time_order()
     )
-    charges.clear()  # the plan is spent; free it before the Qonto side
+    assert not charges  # the plan is spent (each charge freed once its day is written)
     realism.refunds.sort(key=lambda refund: (refund["created_at"], refund["id"]))
     rows["square/refunds.json"] = write_json_streaming(
         out_dir / "square" / "refunds.json", {"refunds": STREAMED_LIST}, realism.refunds
