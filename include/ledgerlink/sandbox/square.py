@@ -29,6 +29,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import sys
 import threading
 from array import array
 from collections.abc import Callable
@@ -234,10 +235,14 @@ class _TimeIndex:
         self.created: array[int] = array("q")
         self.updated: array[int] = array("q")
         self.ids: list[str] = []
+        # a location filter is on every listing: answered from here, it reads no record
+        self.locations: list[str | None] = []
         for record in records:
             self.created.append(_microseconds(parse_timestamp(record["created_at"])))
             self.updated.append(_microseconds(parse_timestamp(record["updated_at"])))
             self.ids.append(str(record["id"]))
+            location = record.get("location_id")
+            self.locations.append(None if location is None else sys.intern(str(location)))
         self.positions_by_id = {record_id: position for position, record_id in enumerate(self.ids)}
         self.first_created = min(self.created) if self.created else None
         self.last_created = max(self.created) if self.created else None
@@ -255,12 +260,14 @@ class _TimeIndex:
         end: datetime,
         updated_begin: datetime | None,
         updated_end: datetime | None,
-        keep: Callable[[dict[str, Any]], bool],
+        location_id: str | None,
+        keep: Callable[[dict[str, Any]], bool] | None,
         sort_by_updated: bool,
         descending: bool,
     ) -> Selection:
-        """Records created in [begin, end) and updated in [updated_begin, updated_end) that
-        ``keep`` accepts, sorted by (time, id); ``query`` names the rest of the filters."""
+        """Records created in [begin, end) and updated in [updated_begin, updated_end), at
+        ``location_id`` when one is given, that ``keep`` accepts (when there are other filters),
+        sorted by (time, id); ``query`` names the location and the other filters."""
         begin_at, end_at = _microseconds(begin), _microseconds(end)
         # Bounds outside the data select the same records as no bound: the default window moves
         # with the clock between pages, and the selection must not.
@@ -281,17 +288,18 @@ class _TimeIndex:
             return selected
         updated_from = None if updated_begin is None else _microseconds(updated_begin)
         updated_to = None if updated_end is None else _microseconds(updated_end)
-        created, updated = self.created, self.updated
-        in_window = [
+        created, updated, locations = self.created, self.updated, self.locations
+        chosen = [
             position
             for position in range(len(created))
             if (open_begin or begin_at <= created[position])
             and (open_end or created[position] < end_at)
             and (updated_from is None or updated[position] >= updated_from)
             and (updated_to is None or updated[position] < updated_to)
+            and (location_id is None or locations[position] == location_id)
         ]
-        # the other filters read the record itself, and only for records inside the time window
-        chosen = [position for position in in_window if keep(self.records[position])]
+        if keep is not None:  # the other filters read the record, and only inside the window
+            chosen = [position for position in chosen if keep(self.records[position])]
         times, ids = (updated if sort_by_updated else created), self.ids
         chosen.sort(key=lambda position: (times[position], ids[position]), reverse=descending)
         selected = Selection(self.records, chosen)
@@ -308,13 +316,14 @@ class _TimeIndex:
         lookback: timedelta,
         sort_fields: tuple[str, ...],
         filters: list[str | None],
-        keep: Callable[[dict[str, Any]], bool],
+        location_id: str | None,
+        keep: Callable[[dict[str, Any]], bool] | None,
         key: str,
     ) -> dict[str, Any]:
         """One page of a Square list endpoint over these records (``{key: [...], "cursor"}``): the
         created and updated windows, sort order and field, limit and cursor read from ``params``
-        as Square reads them; ``filters`` (the values ``keep`` looks at) and ``keep`` are the
-        endpoint's own."""
+        as Square reads them; ``filters`` (the location and the values ``keep`` looks at), the
+        location and ``keep`` (``None`` when no other filter is given) are the endpoint's own."""
         begin = _time_param(params.get("begin_time"), "begin_time") or now - lookback
         end = _time_param(params.get("end_time"), "end_time") or now
         updated_begin = _time_param(params.get("updated_at_begin_time"), "updated_at_begin_time")
@@ -328,6 +337,7 @@ class _TimeIndex:
             end,
             updated_begin,
             updated_end,
+            location_id,
             keep,
             sort_by_updated=sort_field == "UPDATED_AT",
             descending=sort_order == "DESC",
@@ -410,16 +420,21 @@ def create_square_app(fixtures: Fixtures, options: SandboxOptions | None = None)
         def keep(payment: dict[str, Any]) -> bool:
             card = (payment.get("card_details") or {}).get("card") or {}
             return (
-                payment.get("location_id") == location_id
-                and (not params.get("total") or str(payment["total_money"]["amount"]) == params["total"])
+                (not params.get("total") or str(payment["total_money"]["amount"]) == params["total"])
                 and (not params.get("last_4") or card.get("last_4") == params["last_4"])
                 and (not params.get("card_brand") or card.get("card_brand") == params["card_brand"])
             )
 
-        filters = [location_id, params.get("total"), params.get("last_4"), params.get("card_brand")]
-        sort_fields = ("CREATED_AT", "OFFLINE_CREATED_AT", "UPDATED_AT")
+        others = [params.get("total"), params.get("last_4"), params.get("card_brand")]
         page = payment_times.list_page(
-            params, options.clock(), options.square_default_lookback, sort_fields, filters, keep, "payments"
+            params,
+            options.clock(),
+            options.square_default_lookback,
+            ("CREATED_AT", "OFFLINE_CREATED_AT", "UPDATED_AT"),
+            [location_id, *others],
+            location_id,
+            keep if any(others) else None,
+            "payments",
         )
         return JSONResponse(page)
 
@@ -440,23 +455,20 @@ def create_square_app(fixtures: Fixtures, options: SandboxOptions | None = None)
         params = request.query_params
 
         def keep(refund: dict[str, Any]) -> bool:
-            return (
-                (not params.get("location_id") or refund.get("location_id") == params["location_id"])
-                and (not params.get("status") or refund.get("status") == params["status"])
-                and (
-                    not params.get("source_type")
-                    or payment_source_type(str(refund.get("payment_id"))) == params["source_type"]
-                )
+            return (not params.get("status") or refund.get("status") == params["status"]) and (
+                not params.get("source_type")
+                or payment_source_type(str(refund.get("payment_id"))) == params["source_type"]
             )
 
-        filters = [params.get("location_id"), params.get("status"), params.get("source_type")]
+        others = [params.get("status"), params.get("source_type")]
         page = refund_times.list_page(
             params,
             options.clock(),
             options.square_default_lookback,
             ("CREATED_AT", "UPDATED_AT"),
-            filters,
-            keep,
+            [params.get("location_id"), *others],
+            params.get("location_id") or None,
+            keep if any(others) else None,
             "refunds",
         )
         return JSONResponse(page)
