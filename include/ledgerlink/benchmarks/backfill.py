@@ -10,11 +10,13 @@ scale; the tests run it small.
 
 from __future__ import annotations
 
+import copy
+import itertools
 import json
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -255,16 +257,22 @@ def _run_figures(address: ServerAddress, run_id: str, call_seconds: float) -> Ru
 
 
 def _append_new_payments(payments_file: Path, count: int, at: datetime) -> None:
-    """``count`` new charges, copies of existing ones with new ids, created and updated at ``at``."""
-    body = json.loads(payments_file.read_text())
-    existing = body["payments"]
+    """``count`` new charges, copies of existing ones with new ids, created and updated at ``at``.
+    The file is rewritten record by record: a million payments are never in memory at once."""
+    from ledgerlink.sandbox.fixtures import STREAMED_LIST, read_listing, write_json_streaming
+
+    existing = read_listing(payments_file, "payments")
     stamp = at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    for index in range(count):
-        payment = json.loads(json.dumps(existing[index % len(existing)]))
-        payment["id"] = f"WINDOW{index:08d}{payment['id'][14:]}"
-        payment["created_at"] = payment["updated_at"] = stamp
-        existing.append(payment)
-    payments_file.write_text(json.dumps(body))
+
+    def new_payments() -> Iterator[dict[str, Any]]:
+        for index in range(count):
+            payment = copy.deepcopy(existing[index % len(existing)])
+            payment["id"] = f"WINDOW{index:08d}{payment['id'][14:]}"
+            payment["created_at"] = payment["updated_at"] = stamp
+            yield payment
+
+    records = itertools.chain(existing, new_payments())
+    write_json_streaming(payments_file, {"payments": STREAMED_LIST}, records)
 
 
 def _database_server_pid(address: ServerAddress) -> list[int]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +34,7 @@ WORKSPACE_ID = "bench-generated"
 _QUICKBOOKS_TABLES = {"Vendor": "qbo_vendors", "Customer": "qbo_customers", "Invoice": "qbo_invoices"}
 
 
-def _records(payloads: list[dict[str, Any]], key: str = "id") -> list[SourceRecord]:
+def _records(payloads: Iterable[dict[str, Any]], key: str = "id") -> list[SourceRecord]:
     return [SourceRecord(str(payload[key]), payload, None) for payload in payloads]
 
 

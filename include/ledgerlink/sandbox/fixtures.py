@@ -11,11 +11,14 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+import threading
+import weakref
+from array import array
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, overload
 
 QUICKBOOKS_ENTITIES = ("Vendor", "Customer", "Invoice", "Account")
 
@@ -92,6 +95,177 @@ def _read_json(path: Path) -> Any:
         return json.load(stream)
 
 
+#: One JSON record, as the sandboxes read it: a ``list`` in memory, or a :class:`RecordFile` on disk.
+Records = Sequence[dict[str, Any]]
+
+
+class _RecordSequence(Sequence[dict[str, Any]]):
+    """A read-only list of records that compares equal to a list of the same records."""
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str | bytes):
+            return NotImplemented
+        return len(self) == len(other) and all(
+            mine == theirs for mine, theirs in zip(self, other, strict=True)
+        )
+
+
+class RecordFile(_RecordSequence):
+    """The records of one listing in a fixture file, left on disk: it holds where each record's
+    line starts (8 bytes a record) and parses a record when it is asked for, so a sandbox serving
+    a million payments does not hold a million dicts. Each access returns a fresh dict.
+
+    Only the layout :func:`write_json_streaming` writes (one compact record a line) is read this
+    way; see :func:`read_listing`."""
+
+    def __init__(self, path: Path, starts: array[int], ends: array[int]) -> None:
+        self.path = path
+        self._starts = starts
+        self._ends = ends
+        # pread needs no shared file position, so the servers' threads read concurrently
+        self._fd = os.open(path, os.O_RDONLY)
+        weakref.finalize(self, os.close, self._fd)
+
+    def __len__(self) -> int:
+        return len(self._starts)
+
+    def _record(self, position: int) -> dict[str, Any]:
+        start = self._starts[position]
+        record: dict[str, Any] = json.loads(os.pread(self._fd, self._ends[position] - start, start))
+        return record
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if isinstance(index, slice):
+            return [self._record(position) for position in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return self._record(index)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return (self._record(position) for position in range(len(self)))
+
+
+class Selection(_RecordSequence):
+    """Some records of a listing, in a chosen order, held as positions into it (a list or a
+    :class:`RecordFile`): what a sandbox keeps of a query's answer between its pages."""
+
+    def __init__(self, records: Records, positions: Sequence[int]) -> None:
+        self.records = records
+        self.positions = positions
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if isinstance(index, slice):
+            return [self.records[position] for position in self.positions[index]]
+        return self.records[self.positions[index]]
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return (self.records[position] for position in self.positions)
+
+
+def read_listing(path: Path, *keys: str) -> Records:
+    """The list at ``keys`` (e.g. ``"QueryResponse", "Invoice"``) in a fixture file, ``[]`` when a
+    key is absent. A file in :func:`write_json_streaming`'s layout stays on disk (a
+    :class:`RecordFile`); any other layout, a hand-written file's, is loaded whole."""
+    starts: array[int] = array("q")
+    ends: array[int] = array("q")
+    opening = f"{json.dumps(keys[-1], ensure_ascii=False)}: [".encode()
+    offset = 0
+    state = "before"
+    with path.open("rb") as stream:
+        for line in stream:
+            length = len(line)
+            stripped = line.strip()
+            if state == "before":
+                if stripped == opening:
+                    state = "records"
+            elif state == "records":
+                if stripped in (b"]", b"],"):
+                    state = "after"
+                    break
+                record = stripped.removesuffix(b",")
+                if not (record.startswith(b"{") and record.endswith(b"}")):
+                    state = "other"  # a pretty-printed record: not the streamed layout
+                    break
+                start = offset + line.index(b"{")
+                starts.append(start)
+                ends.append(start + len(record))
+            offset += length
+    if state != "after" or not starts:
+        document = _read_json(path)
+        for key in keys:
+            document = document.get(key, {}) if isinstance(document, dict) else {}
+        return document if isinstance(document, list) else []
+    return RecordFile(path, starts, ends)
+
+
+class _JsonFile(Mapping[str, Any]):
+    """A JSON object file read the first time it is looked into (the ground truth of a million
+    payments is for the evaluation, not for the servers). It is opened at once, so it can still be
+    read after its folder is removed, as the listings can."""
+
+    def __init__(self, path: Path) -> None:
+        self._stream: IO[bytes] | None = path.open("rb") if path.exists() else None
+        self._document: dict[str, Any] | None = None
+        self._lock = threading.Lock()
+
+    def _loaded(self) -> dict[str, Any]:
+        with self._lock:
+            if self._document is None:
+                if self._stream is None:
+                    self._document = {}
+                else:
+                    with self._stream:
+                        self._document = json.load(self._stream)
+            return self._document
+
+    def __getitem__(self, key: str) -> Any:
+        return self._loaded()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._loaded())
+
+    def __len__(self) -> int:
+        return len(self._loaded())
+
+
+class _AttachmentFolder(Mapping[str, dict[str, Any]]):
+    """The Qonto attachments' metadata (``<id>.json`` beside each ``<id>.pdf``), read when one is
+    asked for: a big fixture folder holds a hundred thousand of them."""
+
+    def __init__(self, folder: Path) -> None:
+        self._folder = folder
+
+    def __getitem__(self, attachment_id: str) -> dict[str, Any]:
+        path = self._folder / f"{attachment_id}.json"
+        if "/" in attachment_id or attachment_id.startswith(".") or not path.is_file():
+            raise KeyError(attachment_id)
+        attachment: dict[str, Any] = _read_json(path)["attachment"]
+        return attachment
+
+    def __iter__(self) -> Iterator[str]:
+        if not self._folder.is_dir():
+            return iter(())
+        return iter(sorted(path.stem for path in self._folder.glob("*.json")))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 @dataclass(frozen=True)
 class QontoOAuthClient:
     """OAuth client credentials for the sandbox's Qonto token endpoint, derived from the manifest so
@@ -104,18 +278,20 @@ class QontoOAuthClient:
 
 @dataclass(frozen=True)
 class Fixtures:
-    """A loaded fixture directory: the manifest, every record, and where the attachment files are."""
+    """A loaded fixture directory: the manifest, every record, and where the attachment files are.
+    The listings are sequences of records (a generated folder's are read from disk when indexed,
+    see :class:`RecordFile`); each is read-only."""
 
     root: Path
     manifest: dict[str, Any]
-    qonto_supplier_invoices: list[dict[str, Any]]
-    qonto_attachments: dict[str, dict[str, Any]]
-    square_payments: list[dict[str, Any]]
-    square_customers: list[dict[str, Any]]
-    square_locations: list[dict[str, Any]]
-    quickbooks: dict[str, list[dict[str, Any]]]
-    ground_truth: dict[str, Any]
-    square_refunds: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    qonto_supplier_invoices: Records
+    qonto_attachments: Mapping[str, dict[str, Any]]
+    square_payments: Records
+    square_customers: Records
+    square_locations: Records
+    quickbooks: dict[str, Records]
+    ground_truth: Mapping[str, Any]
+    square_refunds: Records = dataclasses.field(default_factory=list)
 
     @property
     def workspace_id(self) -> str:
@@ -154,32 +330,28 @@ class Fixtures:
 
 def load_fixtures(root: Path) -> Fixtures:
     """Load a fixture directory written by :func:`ledgerlink.sandbox.generator.generate_fixtures`
-    (or by hand in the same layout). Raises ``FileNotFoundError`` naming the first missing file."""
+    (or by hand in the same layout). Raises ``FileNotFoundError`` naming the first missing file.
+
+    The generator's listings stay on disk and are read record by record (:func:`read_listing`);
+    the attachments' metadata and the ground truth are read when first looked into."""
     root = Path(root).resolve()
     manifest = _read_json(root / "manifest.json")
-    invoices = _read_json(root / "qonto" / "supplier_invoices.json")["supplier_invoices"]
-    attachments: dict[str, dict[str, Any]] = {}
-    attachment_dir = root / "qonto" / "attachments"
-    if attachment_dir.is_dir():
-        for path in sorted(attachment_dir.glob("*.json")):
-            attachment = _read_json(path)["attachment"]
-            attachments[str(attachment["id"])] = attachment
+    invoices = read_listing(root / "qonto" / "supplier_invoices.json", "supplier_invoices")
     quickbooks = {
-        entity: _read_json(root / "quickbooks" / f"{entity}.json")["QueryResponse"].get(entity, [])
+        entity: read_listing(root / "quickbooks" / f"{entity}.json", "QueryResponse", entity)
         for entity in QUICKBOOKS_ENTITIES
     }
-    ground_truth_path = root / "ground_truth.json"
     refunds_path = root / "square" / "refunds.json"
     return Fixtures(
         root=root,
         manifest=manifest,
         qonto_supplier_invoices=invoices,
-        qonto_attachments=attachments,
-        square_payments=_read_json(root / "square" / "payments.json").get("payments", []),
-        square_customers=_read_json(root / "square" / "customers.json").get("customers", []),
-        square_locations=_read_json(root / "square" / "locations.json").get("locations", []),
+        qonto_attachments=_AttachmentFolder(root / "qonto" / "attachments"),
+        square_payments=read_listing(root / "square" / "payments.json", "payments"),
+        square_customers=read_listing(root / "square" / "customers.json", "customers"),
+        square_locations=read_listing(root / "square" / "locations.json", "locations"),
         quickbooks=quickbooks,
-        ground_truth=_read_json(ground_truth_path) if ground_truth_path.exists() else {},
+        ground_truth=_JsonFile(root / "ground_truth.json"),
         # older fixture folders, and hand-written ones, may have no refunds
-        square_refunds=_read_json(refunds_path).get("refunds", []) if refunds_path.exists() else [],
+        square_refunds=read_listing(refunds_path, "refunds") if refunds_path.exists() else [],
     )

@@ -82,7 +82,7 @@ QONTO_MIX = {"clean": 0.52, "noisy": 0.31, "unknown_vendor": 0.11, "missing_name
 SQUARE_MIX = {"clean": 0.55, "noisy": 0.28, "no_invoice": 0.15, "failed": 0.02}
 
 
-@dataclass
+@dataclass(slots=True)
 class _Vendor:
     id: str
     seed: VendorSeed
@@ -92,7 +92,7 @@ class _Vendor:
     sibling_of: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class _Customer:
     id: str
     given_name: str | None
@@ -106,7 +106,7 @@ class _Customer:
     square_id: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class _Invoice:
     customer: _Customer
     txn_date: date
@@ -175,6 +175,15 @@ def _qbo_response_time(moment: datetime) -> str:
     return local.isoformat(timespec="milliseconds")
 
 
+_DAYS: dict[date, date] = {}
+
+
+def _day(day: date) -> date:
+    """One shared object per calendar day: a million charges and invoices refer to a few hundred
+    days, and a date object apiece cost 64 MB at that scale."""
+    return _DAYS.setdefault(day, day)
+
+
 class _Random:
     """Every random choice of one generation, from one seeded source."""
 
@@ -182,7 +191,7 @@ class _Random:
         self.rng = random.Random(seed)
 
     def day(self, start: date = PERIOD_START, end: date = PERIOD_END) -> date:
-        return start + timedelta(days=self.rng.randint(0, max(0, (end - start).days)))
+        return _day(start + timedelta(days=self.rng.randint(0, max(0, (end - start).days))))
 
     def moment(self, on: date, first_hour: int = 7, last_hour: int = 19) -> datetime:
         seconds = self.rng.randint(first_hour * 3600, last_hour * 3600)
@@ -851,7 +860,7 @@ def _noisy_reference(doc_number: str, r: _Random) -> str:
     return f"Facture {doc_number}"
 
 
-@dataclass
+@dataclass(slots=True)
 class _Charge:
     kind: str
     customer: _Customer | None
@@ -894,7 +903,7 @@ def _plan_square(
 
     def open_invoice(customer: _Customer, paid_on: date, amount: Decimal | None = None) -> _Invoice:
         lag = r.rng.choice((1, 2, 3, 5, 7, 10, 14, 21))
-        txn = max(PERIOD_START, paid_on - timedelta(days=lag))
+        txn = _day(max(PERIOD_START, paid_on - timedelta(days=lag)))
         total = amount if amount is not None else r.amount(40, 4000)
         rate = r.exchange_rate(customer.currency, txn)
         invoice = _Invoice(customer, txn, total, total, customer.currency, rate, r.rng.choice(_SERVICES))
@@ -929,12 +938,14 @@ def _plan_square(
                 customer = r.rng.choice(with_profile)
                 invoice = open_invoice(customer, paid_on)
                 twin = open_invoice(customer, paid_on, _money(invoice.balance * Decimal("1.01")))
-                twin.txn_date = max(PERIOD_START, invoice.txn_date - timedelta(days=r.rng.randint(0, 4)))
+                twin.txn_date = _day(
+                    max(PERIOD_START, invoice.txn_date - timedelta(days=r.rng.randint(0, 4)))
+                )
                 charges.append(_Charge(kind, customer, customer.square_id, invoice, invoice.balance, invoice.currency, paid_on, None, None, detail="twin invoice"))  # fmt: skip
             else:  # paid late, with a mistyped reference
                 customer = r.rng.choice(with_profile)
                 invoice = open_invoice(customer, paid_on)
-                invoice.txn_date = max(PERIOD_START, paid_on - timedelta(days=r.rng.randint(40, 75)))
+                invoice.txn_date = _day(max(PERIOD_START, paid_on - timedelta(days=r.rng.randint(40, 75))))
                 charges.append(_Charge(kind, customer, customer.square_id, invoice, invoice.balance, invoice.currency, paid_on, noisy_reference_placeholder, None, detail="late, noisy reference"))  # fmt: skip
         elif kind == "no_invoice":
             variant = r.rng.randrange(3)
@@ -1326,6 +1337,15 @@ def _write_attachment_files(
         )
 
 
+def _spent(plan: list[_Charge]) -> Iterator[_Charge]:
+    """The plan's charges in order, each taken out of the list as it is handed on: with the
+    charges (and the invoices only they refer to) freed as their payments are written, a
+    million-payment plan is not held beside the ground truth the payments build up."""
+    plan.reverse()
+    while plan:
+        yield plan.pop()
+
+
 def _prepare_out_dir(out_dir: Path) -> None:
     if out_dir.exists():
         if not out_dir.is_dir():
@@ -1462,6 +1482,7 @@ def measure_generation(
     all_invoices = charged_invoices + _distractor_invoices(
         ledger_customers, open_invoices_without_charge, paid_invoices, r
     )
+    del charged_invoices  # the charges hold theirs; the ledger's list goes once it is written
     all_invoices.sort(key=lambda invoice: (invoice.txn_date, invoice.customer.id, invoice.total))
     for position, invoice in enumerate(all_invoices):
         invoice.id = str(130 + position)
@@ -1534,7 +1555,7 @@ def measure_generation(
         # A charge's payment is created on the day it is paid (a duplicate a minute later), so
         # sorting each day's payments by (created_at, id) sorts them all; one day is held at a time.
         position = 0
-        for _, day in itertools.groupby(charges, key=lambda charge: charge.paid_on):
+        for _, day in itertools.groupby(_spent(charges), key=lambda charge: charge.paid_on):
             charged: list[tuple[_Charge | None, dict[str, Any]]] = []
             for charge in day:
                 realism.adjust(position, charge)
@@ -1558,7 +1579,7 @@ def measure_generation(
     rows["square/payments.json"] = write_json_streaming(
         out_dir / "square" / "payments.json", {"payments": STREAMED_LIST}, payments_in_time_order()
     )
-    charges.clear()  # the plan is spent; free it before the Qonto side
+    assert not charges  # the plan is spent (each charge freed once its day is written)
     realism.refunds.sort(key=lambda refund: (refund["created_at"], refund["id"]))
     rows["square/refunds.json"] = write_json_streaming(
         out_dir / "square" / "refunds.json", {"refunds": STREAMED_LIST}, realism.refunds

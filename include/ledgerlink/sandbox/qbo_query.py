@@ -14,12 +14,13 @@ from __future__ import annotations
 import functools
 import operator
 import re
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ledgerlink.sandbox.common import parse_timestamp
+from ledgerlink.sandbox.fixtures import Selection
 
 DEFAULT_MAX_RESULTS = 100
 MAX_MAX_RESULTS = 1000
@@ -339,7 +340,7 @@ class QueryResult:
     total_count: int
 
 
-def unknown_fields(query: Query, records: list[dict[str, Any]]) -> list[str]:
+def unknown_fields(query: Query, records: Sequence[dict[str, Any]]) -> list[str]:
     """Fields the query names that no record of the entity has (QuickBooks refuses those)."""
     if not records:
         return []
@@ -349,25 +350,34 @@ def unknown_fields(query: Query, records: list[dict[str, Any]]) -> list[str]:
 
 
 def select_records(
-    query: Query, entity: str, records: list[dict[str, Any]], *, hide_inactive: bool = True
-) -> list[dict[str, Any]]:
+    query: Query, entity: str, records: Sequence[dict[str, Any]], *, hide_inactive: bool = True
+) -> Selection:
     """Every record of ``records`` (all of ``entity``) the query selects, filtered and ordered as
     QuickBooks would, before paging (:func:`page_of`); with ``hide_inactive``, inactive name-list
     records only when the query names ``Active``. It depends only on the query's entity,
-    conditions and order (:func:`selection_key`)."""
-    selected = records
-    if (
+    conditions and order (:func:`selection_key`). The selection holds positions into ``records``,
+    not the records: a listing of a million invoices stays on disk between its pages."""
+    hide = (
         hide_inactive
         and entity in NAME_LIST_ENTITIES
         and not any(c.field.lower() == "active" for c in query.conditions)
-    ):
-        selected = [record for record in selected if record.get("Active", True) is not False]
-    for condition in query.conditions:
-        selected = [record for record in selected if _matches(record, condition)]
-    selected = sorted(selected, key=_id_key)
-    for name, descending in reversed(query.order_by):  # stable sorts, last key first
-        selected = sorted(selected, key=functools.partial(_sort_key, path=name), reverse=descending)
-    return selected
+    )
+    order_by = [(functools.partial(_sort_key, path=name), descending) for name, descending in query.order_by]
+    # One read of each record: whether it is selected, and the keys it sorts on if it is.
+    id_keys: dict[int, tuple[int, str]] = {}
+    sort_keys: dict[int, list[tuple[int, Any]]] = {}
+    for position, record in enumerate(records):
+        if hide and record.get("Active", True) is False:
+            continue
+        if not all(_matches(record, condition) for condition in query.conditions):
+            continue
+        id_keys[position] = _id_key(record)
+        if order_by:
+            sort_keys[position] = [sort_key(record) for sort_key, _ in order_by]
+    positions = sorted(id_keys, key=id_keys.__getitem__)
+    for index in reversed(range(len(order_by))):  # stable sorts, last key first
+        positions.sort(key=lambda position: sort_keys[position][index], reverse=order_by[index][1])
+    return Selection(records, positions)
 
 
 def selection_key(query: Query, entity: str) -> Hashable:
@@ -382,11 +392,11 @@ def selection_key(query: Query, entity: str) -> Hashable:
     return (entity, conditions, order)
 
 
-def page_of(query: Query, selected: list[dict[str, Any]]) -> QueryResult:
+def page_of(query: Query, selected: Sequence[dict[str, Any]]) -> QueryResult:
     """The query's page (``STARTPOSITION``, ``MAXRESULTS``, chosen fields) of its selection."""
     total = len(selected)
     start = query.start_position - 1
-    page = selected[start : start + query.max_results]
+    page = list(selected[start : start + query.max_results])
     if query.fields:
         wanted = {name.lower() for name in query.fields} | {"id", "synctoken", "metadata", "domain"}
         page = [

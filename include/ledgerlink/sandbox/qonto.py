@@ -28,6 +28,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -38,7 +39,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from ledgerlink.sandbox.common import SandboxOptions, bearer_token, consent_answer, parse_timestamp
 from ledgerlink.sandbox.faults import FaultMiddleware
-from ledgerlink.sandbox.fixtures import Fixtures
+from ledgerlink.sandbox.fixtures import Fixtures, Selection
 from ledgerlink.sandbox.rate_limits import RateLimitMiddleware
 
 MAX_PER_PAGE = 100
@@ -137,17 +138,21 @@ def create_qonto_app(fixtures: Fixtures, options: SandboxOptions | None = None) 
         RateLimitMiddleware, gate=options.qonto_rate_limits, path_prefix="/v2/", error_body=_fault_error
     )
     app.add_middleware(FaultMiddleware, service="qonto", injector=options.faults, error_body=_fault_error)
-    invoices = sorted(
-        fixtures.qonto_supplier_invoices, key=lambda record: (record["updated_at"], record["id"])
-    )
-    by_id = {str(record["id"]): record for record in invoices}
-    # Each timestamp parsed once, as Qonto's own index would hold it: a page of a long listing
-    # then costs a slice, not a parse of every invoice (a 100,000-invoice first sync asks for
-    # 1,000 pages). Updated-at bounds bisect when the listing order is also time order.
-    stamps = {
-        field_name: [parse_timestamp(record[field_name]) for record in invoices]
-        for field_name in ("updated_at", "created_at")
-    }
+    # The invoices stay where the fixtures keep them (on disk for generated ones); the server
+    # holds each one's position in (updated_at, id) order, id and timestamps, as Qonto's own
+    # index would: a page of a long listing then costs a slice, not a parse of every invoice (a
+    # 100,000-invoice first sync asks for 1,000 pages). Updated-at bounds bisect when the listing
+    # order is also time order.
+    records = fixtures.qonto_supplier_invoices
+    keys = [(str(record["updated_at"]), str(record["id"])) for record in records]
+    order = sorted(range(len(keys)), key=keys.__getitem__)
+    invoices = Selection(records, order)
+    by_id = {keys[position][1]: position for position in order}
+    del keys
+    stamps: dict[str, list[datetime]] = {"updated_at": [], "created_at": []}
+    for record in invoices:
+        for field_name, times in stamps.items():
+            times.append(parse_timestamp(record[field_name]))
     updated_in_order = all(a <= b for a, b in itertools.pairwise(stamps["updated_at"]))
     oauth_client = fixtures.qonto_oauth_client
     tokens = _TokenStore(fixtures.access_token("qonto"), options)
@@ -202,15 +207,18 @@ def create_qonto_app(fixtures: Fixtures, options: SandboxOptions | None = None) 
                 positions = [i for i in positions if times[i] >= bound]
             else:
                 positions = [i for i in positions if times[i] <= bound]
-        selected = [invoices[i] for i in positions]
         statuses = [*params.getlist("filter[status][]")]
         for raw in params.getlist("filter[status]"):
             statuses += [part for part in raw.split(",") if part]
-        if statuses:
-            selected = [record for record in selected if record.get("status") in statuses]
         attachment_ids = params.getlist("filter[attachment_id][]") + params.getlist("filter[attachment_id]")
-        if attachment_ids:
-            selected = [record for record in selected if record.get("attachment_id") in attachment_ids]
+
+        def kept(record: dict[str, Any]) -> bool:
+            return (not statuses or record.get("status") in statuses) and (
+                not attachment_ids or record.get("attachment_id") in attachment_ids
+            )
+
+        if statuses or attachment_ids:
+            positions = [i for i in positions if kept(invoices[i])]
         sort_by = params.get("sort_by") or "updated_at:asc"
         sort_field, _, direction = sort_by.partition(":")
         if sort_field not in ("updated_at", "created_at", "issue_date", "due_date") or direction not in (
@@ -219,9 +227,13 @@ def create_qonto_app(fixtures: Fixtures, options: SandboxOptions | None = None) 
         ):
             raise QontoError(400, "invalid_parameter", f"sort_by {sort_by!r} is not supported", "sort_by")
         if sort_by != "updated_at:asc":
-            selected = sorted(
-                selected, key=lambda r: (r.get(sort_field) or "", r["id"]), reverse=direction == "desc"
-            )
+
+            def sort_key(position: int) -> tuple[Any, Any]:
+                record = invoices[position]
+                return (record.get(sort_field) or "", record["id"])
+
+            positions = sorted(positions, key=sort_key, reverse=direction == "desc")
+        selected = Selection(invoices, positions)
 
         page = _int_param(request, "page", 1)
         per_page = _int_param(request, "per_page", options.qonto_default_per_page)
@@ -255,7 +267,8 @@ def create_qonto_app(fixtures: Fixtures, options: SandboxOptions | None = None) 
     @app.get("/v2/supplier_invoices/{invoice_id}")
     def get_supplier_invoice(invoice_id: str, request: Request) -> JSONResponse:
         authorize(request)
-        record = by_id.get(invoice_id)
+        position = by_id.get(invoice_id)
+        record = None if position is None else records[position]
         if record is None:
             raise QontoError(404, "not_found", f"Supplier invoice {invoice_id} not found")
         return JSONResponse({"supplier_invoice": record})

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hmac
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -35,7 +35,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ledgerlink.sandbox.common import ListingResponse, SandboxOptions, bearer_token
 from ledgerlink.sandbox.faults import FaultMiddleware
-from ledgerlink.sandbox.fixtures import Fixtures
+from ledgerlink.sandbox.fixtures import Fixtures, Selection
 from ledgerlink.sandbox.qbo_query import (
     Query,
     QueryError,
@@ -86,7 +86,8 @@ def create_quickbooks_app(fixtures: Fixtures, options: SandboxOptions | None = N
     )
     token = fixtures.access_token("quickbooks")
     realm_id = fixtures.quickbooks_realm_id
-    entities: dict[str, list[dict[str, Any]]] = {
+    # The records stay where the fixtures keep them (on disk for generated ones).
+    entities: dict[str, Sequence[dict[str, Any]]] = {
         **{name: [] for name in (*_OTHER_ENTITIES, "ExchangeRate")},
         **fixtures.quickbooks,
         "CompanyInfo": [_company_info(fixtures)],
@@ -95,10 +96,10 @@ def create_quickbooks_app(fixtures: Fixtures, options: SandboxOptions | None = N
     # A client pages through a long listing with one query and a moving STARTPOSITION (a
     # 100,000-invoice first sync asks 100 pages): each page is a slice of the query's selection,
     # filtered and ordered once, as QuickBooks' own index would answer it, not a scan of the entity.
-    selections: OrderedDict[Hashable, list[dict[str, Any]]] = OrderedDict()
+    selections: OrderedDict[Hashable, Selection] = OrderedDict()
     selections_lock = threading.Lock()
 
-    def selection(parsed: Query, entity: str) -> list[dict[str, Any]]:
+    def selection(parsed: Query, entity: str) -> Selection:
         key = selection_key(parsed, entity)
         with selections_lock:
             if key in selections:

@@ -29,10 +29,12 @@ import hashlib
 import hmac
 import re
 import secrets
+import sys
 import threading
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -52,7 +54,7 @@ from ledgerlink.sandbox.common import (
     query_fingerprint,
 )
 from ledgerlink.sandbox.faults import FaultMiddleware
-from ledgerlink.sandbox.fixtures import Fixtures
+from ledgerlink.sandbox.fixtures import Fixtures, Records, Selection
 
 MAX_LIMIT = 100
 _SQUARE_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -108,9 +110,7 @@ def _limit(raw: Any, *, strict: bool, name: str = "limit") -> int:
     return limit
 
 
-def _page(
-    records: list[dict[str, Any]], key: str, limit: int, cursor: str | None, fingerprint: str
-) -> dict[str, Any]:
+def _page(records: Records, key: str, limit: int, cursor: str | None, fingerprint: str) -> dict[str, Any]:
     offset = 0
     if cursor:
         try:
@@ -169,6 +169,13 @@ def _in_range(value: str | None, time_range: Any, name: str) -> bool:
     return (start is None or moment >= start) and (end is None or moment < end)
 
 
+def _microseconds(moment: datetime) -> int:
+    """An aware moment as whole microseconds since the epoch: exact, and 8 bytes in an array."""
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
 ACCESS_TOKEN_TTL = timedelta(days=30)
 
 
@@ -217,19 +224,34 @@ def _fault_error(status: int, auth: str | None, path: str) -> tuple[int, dict[st
 
 
 class _TimeIndex:
-    """Each record's created_at and updated_at parsed once, and the selections of recent queries,
-    so paging through a million records costs a slice per page, not a sort per page."""
+    """Each record's created_at and updated_at (microseconds since the epoch) and id read once,
+    and the selections of recent queries as positions, so paging through a million records costs
+    a slice per page, not a sort per page, and holds no record between requests."""
 
     _KEPT_SELECTIONS = 16
 
-    def __init__(self, records: list[dict[str, Any]]) -> None:
+    def __init__(self, records: Records) -> None:
         self.records = records
-        self.stamps = [(parse_timestamp(r["created_at"]), parse_timestamp(r["updated_at"])) for r in records]
-        created = [stamp[0] for stamp in self.stamps]
-        self.first_created = min(created) if created else None
-        self.last_created = max(created) if created else None
-        self._selections: dict[Any, list[dict[str, Any]]] = {}
+        self.created: array[int] = array("q")
+        self.updated: array[int] = array("q")
+        self.ids: list[str] = []
+        # a location filter is on every listing: answered from here, it reads no record
+        self.locations: list[str | None] = []
+        for record in records:
+            self.created.append(_microseconds(parse_timestamp(record["created_at"])))
+            self.updated.append(_microseconds(parse_timestamp(record["updated_at"])))
+            self.ids.append(str(record["id"]))
+            location = record.get("location_id")
+            self.locations.append(None if location is None else sys.intern(str(location)))
+        self.positions_by_id = {record_id: position for position, record_id in enumerate(self.ids)}
+        self.first_created = min(self.created) if self.created else None
+        self.last_created = max(self.created) if self.created else None
+        self._selections: dict[Any, Selection] = {}
         self._lock = threading.Lock()
+
+    def by_id(self, record_id: str) -> dict[str, Any] | None:
+        position = self.positions_by_id.get(record_id)
+        return None if position is None else self.records[position]
 
     def select(
         self,
@@ -238,16 +260,19 @@ class _TimeIndex:
         end: datetime,
         updated_begin: datetime | None,
         updated_end: datetime | None,
-        keep: Callable[[dict[str, Any]], bool],
+        location_id: str | None,
+        keep: Callable[[dict[str, Any]], bool] | None,
         sort_by_updated: bool,
         descending: bool,
-    ) -> list[dict[str, Any]]:
-        """Records created in [begin, end) and updated in [updated_begin, updated_end) that
-        ``keep`` accepts, sorted by (time, id); ``query`` names the rest of the filters."""
+    ) -> Selection:
+        """Records created in [begin, end) and updated in [updated_begin, updated_end), at
+        ``location_id`` when one is given, that ``keep`` accepts (when there are other filters),
+        sorted by (time, id); ``query`` names the location and the other filters."""
+        begin_at, end_at = _microseconds(begin), _microseconds(end)
         # Bounds outside the data select the same records as no bound: the default window moves
         # with the clock between pages, and the selection must not.
-        open_begin = self.first_created is None or begin <= self.first_created
-        open_end = self.last_created is None or end > self.last_created
+        open_begin = self.first_created is None or begin_at <= self.first_created
+        open_end = self.last_created is None or end_at > self.last_created
         key = (
             query,
             None if open_begin else begin,
@@ -261,18 +286,23 @@ class _TimeIndex:
             selected = self._selections.get(key)
         if selected is not None:
             return selected
-        position = 1 if sort_by_updated else 0
+        updated_from = None if updated_begin is None else _microseconds(updated_begin)
+        updated_to = None if updated_end is None else _microseconds(updated_end)
+        created, updated, locations = self.created, self.updated, self.locations
         chosen = [
-            (stamps[position], record["id"], record)
-            for record, stamps in zip(self.records, self.stamps, strict=True)
-            if (open_begin or begin <= stamps[0])
-            and (open_end or stamps[0] < end)
-            and (updated_begin is None or stamps[1] >= updated_begin)
-            and (updated_end is None or stamps[1] < updated_end)
-            and keep(record)
+            position
+            for position in range(len(created))
+            if (open_begin or begin_at <= created[position])
+            and (open_end or created[position] < end_at)
+            and (updated_from is None or updated[position] >= updated_from)
+            and (updated_to is None or updated[position] < updated_to)
+            and (location_id is None or locations[position] == location_id)
         ]
-        chosen.sort(key=lambda item: (item[0], item[1]), reverse=descending)
-        selected = [record for _, _, record in chosen]
+        if keep is not None:  # the other filters read the record, and only inside the window
+            chosen = [position for position in chosen if keep(self.records[position])]
+        times, ids = (updated if sort_by_updated else created), self.ids
+        chosen.sort(key=lambda position: (times[position], ids[position]), reverse=descending)
+        selected = Selection(self.records, chosen)
         with self._lock:
             if len(self._selections) >= self._KEPT_SELECTIONS:
                 self._selections.pop(next(iter(self._selections)))
@@ -286,13 +316,14 @@ class _TimeIndex:
         lookback: timedelta,
         sort_fields: tuple[str, ...],
         filters: list[str | None],
-        keep: Callable[[dict[str, Any]], bool],
+        location_id: str | None,
+        keep: Callable[[dict[str, Any]], bool] | None,
         key: str,
     ) -> dict[str, Any]:
         """One page of a Square list endpoint over these records (``{key: [...], "cursor"}``): the
         created and updated windows, sort order and field, limit and cursor read from ``params``
-        as Square reads them; ``filters`` (the values ``keep`` looks at) and ``keep`` are the
-        endpoint's own."""
+        as Square reads them; ``filters`` (the location and the values ``keep`` looks at), the
+        location and ``keep`` (``None`` when no other filter is given) are the endpoint's own."""
         begin = _time_param(params.get("begin_time"), "begin_time") or now - lookback
         end = _time_param(params.get("end_time"), "end_time") or now
         updated_begin = _time_param(params.get("updated_at_begin_time"), "updated_at_begin_time")
@@ -306,6 +337,7 @@ class _TimeIndex:
             end,
             updated_begin,
             updated_end,
+            location_id,
             keep,
             sort_by_updated=sort_field == "UPDATED_AT",
             descending=sort_order == "DESC",
@@ -325,23 +357,27 @@ def create_square_app(fixtures: Fixtures, options: SandboxOptions | None = None)
     token = fixtures.access_token("square")
     client_id, client_secret = square_oauth_client(fixtures)
     oauth = _Authorization(clients={client_id: (client_secret, [])})
-    payments = fixtures.square_payments
-    payments_by_id = {str(payment["id"]): payment for payment in payments}
-    payment_times = _TimeIndex(payments)
-    refunds = fixtures.square_refunds
-    refunds_by_id = {str(refund["id"]): refund for refund in refunds}
-    refund_times = _TimeIndex(refunds)
-    payment_source_type = {str(payment["id"]): payment.get("source_type") for payment in payments}
+    # The records stay where the fixtures keep them (on disk for generated ones); the servers
+    # hold indexes of positions into them.
+    payment_times = _TimeIndex(fixtures.square_payments)
+    refund_times = _TimeIndex(fixtures.square_refunds)
     customers = fixtures.square_customers
-    customers_by_id = {str(customer["id"]): customer for customer in customers}
+    customer_positions = {str(customer["id"]): position for position, customer in enumerate(customers)}
+
+    def payment_source_type(payment_id: str) -> Any:
+        payment = payment_times.by_id(payment_id)
+        return None if payment is None else payment.get("source_type")
 
     @functools.cache
-    def customers_in_order(sort_field: str, sort_order: str) -> list[dict[str, Any]]:
+    def customers_in_order(sort_field: str, sort_order: str) -> Selection:
         """The directory in one of its four orders, sorted once: a first sync of 100,000 customers
         pages through it 1,000 times, and each page used to sort the whole directory again."""
-        return sorted(customers, key=_customer_sort_key(sort_field), reverse=sort_order == "DESC")
+        sort_key = _customer_sort_key(sort_field)
+        keys = [sort_key(customer) for customer in customers]
+        order = sorted(range(len(keys)), key=keys.__getitem__, reverse=sort_order == "DESC")
+        return Selection(customers, order)
 
-    locations = fixtures.square_locations
+    locations = list(fixtures.square_locations)  # two or three: held, not read per request
     main_location = fixtures.square_location_id
 
     @app.exception_handler(SquareError)
@@ -384,23 +420,28 @@ def create_square_app(fixtures: Fixtures, options: SandboxOptions | None = None)
         def keep(payment: dict[str, Any]) -> bool:
             card = (payment.get("card_details") or {}).get("card") or {}
             return (
-                payment.get("location_id") == location_id
-                and (not params.get("total") or str(payment["total_money"]["amount"]) == params["total"])
+                (not params.get("total") or str(payment["total_money"]["amount"]) == params["total"])
                 and (not params.get("last_4") or card.get("last_4") == params["last_4"])
                 and (not params.get("card_brand") or card.get("card_brand") == params["card_brand"])
             )
 
-        filters = [location_id, params.get("total"), params.get("last_4"), params.get("card_brand")]
-        sort_fields = ("CREATED_AT", "OFFLINE_CREATED_AT", "UPDATED_AT")
+        others = [params.get("total"), params.get("last_4"), params.get("card_brand")]
         page = payment_times.list_page(
-            params, options.clock(), options.square_default_lookback, sort_fields, filters, keep, "payments"
+            params,
+            options.clock(),
+            options.square_default_lookback,
+            ("CREATED_AT", "OFFLINE_CREATED_AT", "UPDATED_AT"),
+            [location_id, *others],
+            location_id,
+            keep if any(others) else None,
+            "payments",
         )
         return JSONResponse(page)
 
     @app.get("/v2/payments/{payment_id}")
     def get_payment(payment_id: str, request: Request) -> JSONResponse:
         authorize(request)
-        payment = payments_by_id.get(payment_id)
+        payment = payment_times.by_id(payment_id)
         if payment is None:
             raise SquareError(
                 404, "INVALID_REQUEST_ERROR", "NOT_FOUND", f"Could not find payment with id: {payment_id}"
@@ -414,23 +455,20 @@ def create_square_app(fixtures: Fixtures, options: SandboxOptions | None = None)
         params = request.query_params
 
         def keep(refund: dict[str, Any]) -> bool:
-            return (
-                (not params.get("location_id") or refund.get("location_id") == params["location_id"])
-                and (not params.get("status") or refund.get("status") == params["status"])
-                and (
-                    not params.get("source_type")
-                    or payment_source_type.get(str(refund.get("payment_id"))) == params["source_type"]
-                )
+            return (not params.get("status") or refund.get("status") == params["status"]) and (
+                not params.get("source_type")
+                or payment_source_type(str(refund.get("payment_id"))) == params["source_type"]
             )
 
-        filters = [params.get("location_id"), params.get("status"), params.get("source_type")]
+        others = [params.get("status"), params.get("source_type")]
         page = refund_times.list_page(
             params,
             options.clock(),
             options.square_default_lookback,
             ("CREATED_AT", "UPDATED_AT"),
-            filters,
-            keep,
+            [params.get("location_id"), *others],
+            params.get("location_id") or None,
+            keep if any(others) else None,
             "refunds",
         )
         return JSONResponse(page)
@@ -438,7 +476,7 @@ def create_square_app(fixtures: Fixtures, options: SandboxOptions | None = None)
     @app.get("/v2/refunds/{refund_id}")
     def get_refund(refund_id: str, request: Request) -> JSONResponse:
         authorize(request)
-        refund = refunds_by_id.get(refund_id)
+        refund = refund_times.by_id(refund_id)
         if refund is None:
             raise SquareError(
                 404, "INVALID_REQUEST_ERROR", "NOT_FOUND", f"Could not find refund with id: {refund_id}"
@@ -492,7 +530,8 @@ def create_square_app(fixtures: Fixtures, options: SandboxOptions | None = None)
             return True
 
         # The sort keys end with the id, so the order is total and filtering keeps it.
-        selected = [customer for customer in customers_in_order(sort_field, sort_order) if keep(customer)]
+        ordered = customers_in_order(sort_field, sort_order)
+        selected = Selection(customers, [p for p in ordered.positions if keep(customers[p])])
         fingerprint = query_fingerprint({"query": query})
         page = _page(selected, "customers", limit, body.get("cursor"), fingerprint)
         if body.get("count") is True:
@@ -502,7 +541,8 @@ def create_square_app(fixtures: Fixtures, options: SandboxOptions | None = None)
     @app.get("/v2/customers/{customer_id}")
     def get_customer(customer_id: str, request: Request) -> JSONResponse:
         authorize(request)
-        customer = customers_by_id.get(customer_id)
+        position = customer_positions.get(customer_id)
+        customer = None if position is None else customers[position]
         if customer is None:
             raise SquareError(
                 404, "INVALID_REQUEST_ERROR", "NOT_FOUND", f"Customer with ID `{customer_id}` not found."
