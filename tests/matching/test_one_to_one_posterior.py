@@ -62,8 +62,8 @@ def test_partial_payments_that_fit_the_balance_are_both_likely() -> None:
 
 def test_an_invoices_strongest_claim_is_not_weighed_against_its_own_odds_as_summed() -> None:
     # record 0 alone claims entry 0 in full; the entry's claims were summed a round ago, when
-    # record 0's odds on it were 5,000 (they are a few percent less now): nothing but its own
-    # claim is on the entry, so nothing should take from it
+    # record 0's odds on it were 5,000 (they are not quite that now): nothing but its own claim
+    # is on the entry, so nothing should take from it
     model = replace(shipped_prior("invoice"), ledger_entries=LEDGER_ENTRIES)
     sets = CandidateSets.from_record_index(
         np.array([0, 0]), np.array([0, 1]), np.array([100.0, 100.0]), np.array([100.0, 500.0])
@@ -79,12 +79,12 @@ def test_an_invoices_strongest_claim_is_not_weighed_against_its_own_odds_as_summ
     balanced, adjusted = posterior(model, sets, weights, scale=summed)
     assert balanced[0] == alone[0]
     assert adjusted[0] == 22.0
-    # another record's claim of the same size, summed alongside, does count against it
+    # another record's claim of the same size (record 1's), summed alongside, does count against it
     shared = EntryBalance(
         np.zeros(2),
         np.array([10_000.0, 0.0]),
-        np.array([[5_000.0, 0.0], [0.0, 0.0]]),
-        np.array([[0, -1], [-1, -1]]),
+        np.array([[5_000.0, 5_000.0], [0.0, 0.0]]),
+        np.array([[1, 0], [-1, -1]]),
     )
     contested, contested_adjusted = posterior(model, sets, weights, scale=shared)
     assert contested[0] < alone[0]

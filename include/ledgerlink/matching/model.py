@@ -313,9 +313,10 @@ def _claims(
     rivals' claims. This is one step of belief propagation over the one-to-one constraint (the
     entry's message to the record), and the record's own odds are taken out of the entry's sum
     first: the entry's two strongest claims take out what they were summed as
-    (``EntryBalance.strongest``); any other claim, small beside them, takes out its odds now. Those odds depend on the other
-    candidates' messages, so a record takes them out in a few rounds of its own. Without it, a runner-up another record surely takes kept a share of
-    the probability, and records with one went to review at 0.6 to 0.9 yet were right 80 to 95%
+    (``EntryBalance.strongest``); any other claim, small beside them, takes out its odds now.
+    Those odds depend on the other candidates' messages, so a record takes them out in a few
+    rounds of its own. Without it, a runner-up another record surely takes kept a share of the
+    probability, and records with one went to review at 0.6 to 0.9 yet were right 80 to 95%
     of the time."""
     log_none = np.full(len(sets.starts), np.log(max(model.ledger_entries * model.no_match_odds, 1e-300)))
     exclusive = exclusive_claims(sets)
