@@ -363,7 +363,8 @@ def balanced_scale(
     propagation's messages over the one-to-one constraint. ``batches()`` yields every pair once,
     one batch at a time, and is called again for each round, so the pairs can be read a batch at a
     time. What each entry is claimed is summed pair by pair in the order the batches give them, so
-    pairs cut into batches in order get the very same balance as in one."""
+    pairs cut into batches in order get the very same balance as in one (but for which of three or
+    more equal full claims on an entry are kept as its two strongest)."""
     balance = EntryBalance.none(candidates)
     for _ in range(rounds):
         claimed, capacity_sum, pairs = np.zeros(candidates), np.zeros(candidates), np.zeros(candidates, int)
