@@ -8,8 +8,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pytest
 
-from ledgerlink.matching.model import CandidateSets, posterior
+from ledgerlink.matching.model import CandidateSets, EntryBalance, posterior
 from ledgerlink.matching.prior import shipped_prior
 
 LEDGER_ENTRIES = 1_000
@@ -57,3 +58,34 @@ def test_partial_payments_that_fit_the_balance_are_both_likely() -> None:
         records=[0, 1], entries=[0, 0], weights=[16.0, 16.0], amounts=[50.0, 50.0], balances=[100.0, 100.0]
     )
     assert probability.min() > 0.95
+
+
+def test_an_invoices_strongest_claim_is_not_weighed_against_its_own_odds_as_summed() -> None:
+    # record 0 alone claims entry 0 in full; the entry's claims were summed a round ago, when
+    # record 0's odds on it were 5,000 (they are not quite that now): nothing but its own claim
+    # is on the entry, so nothing should take from it
+    model = replace(shipped_prior("invoice"), ledger_entries=LEDGER_ENTRIES)
+    sets = CandidateSets.from_record_index(
+        np.array([0, 0]), np.array([0, 1]), np.array([100.0, 100.0]), np.array([100.0, 500.0])
+    )
+    weights = np.array([22.0, 5.0])
+    alone, _ = posterior(model, sets, weights, scale=EntryBalance.none(2))
+    summed = EntryBalance(
+        np.zeros(2),
+        np.array([5_000.0, 0.0]),
+        np.array([[5_000.0, 0.0], [0.0, 0.0]]),
+        np.array([[0, -1], [-1, -1]]),
+    )
+    balanced, adjusted = posterior(model, sets, weights, scale=summed)
+    assert balanced[0] == alone[0]
+    assert adjusted[0] == 22.0
+    # another record's claim of the same size (record 1's), summed alongside, does count against it
+    shared = EntryBalance(
+        np.zeros(2),
+        np.array([10_000.0, 0.0]),
+        np.array([[5_000.0, 5_000.0], [0.0, 0.0]]),
+        np.array([[1, 0], [-1, -1]]),
+    )
+    contested, contested_adjusted = posterior(model, sets, weights, scale=shared)
+    assert contested[0] < alone[0]
+    assert contested_adjusted[0] == pytest.approx(22.0 - np.log2(1.0 + 5_000.0))

@@ -49,7 +49,10 @@ from ledgerlink.matching.features import AMOUNT, COMPARISONS, NAME, PairLevels
 #: v3: a record-level look-alike term (look_alike_bits) moves the no-match odds of each record.
 #: v4: full claims on one open invoice are weighed against each other (belief propagation over
 #: the one-to-one constraint, EntryBalance.rivals) instead of sharing its balance.
-MODEL_FAMILY = "fellegi-sunter-em-v4"
+#: v5: the two strongest full claims on an invoice leave themselves out of its rivals as they were
+#: summed, not as their odds are now (EntryBalance.strongest): stale odds no longer count against
+#: their own record.
+MODEL_FAMILY = "fellegi-sunter-em-v5"
 #: Records EM learns from; all labelled records are always among them.
 EM_SAMPLE_RECORDS = 8_000
 EM_ITERATIONS = 30
@@ -87,10 +90,19 @@ class CandidateSets:
     candidate_index: np.ndarray  # per pair: which ledger entry, for the balance constraint
     record_amount: np.ndarray  # per pair: the record's amount (nan when unknown)
     candidate_balance: np.ndarray  # per pair: the entry's open balance (nan: no balance to respect)
+    #: per record: its position among all the workspace's records, for the balance between records
+    #: (None: its position here)
+    record_positions: np.ndarray | None = None
 
     @property
     def sizes(self) -> np.ndarray:
         return np.diff(np.append(self.starts, len(self.record_index)))
+
+    def record_keys(self) -> np.ndarray:
+        """Per pair: its record's position among all the workspace's records."""
+        if self.record_positions is None:
+            return self.record_index
+        return self.record_positions[self.record_index]
 
     @classmethod
     def from_record_index(
@@ -99,13 +111,14 @@ class CandidateSets:
         candidate_index: np.ndarray,
         record_amount: np.ndarray,
         candidate_balance: np.ndarray,
+        record_positions: np.ndarray | None = None,
     ) -> CandidateSets:
         if len(record_index) and np.any(np.diff(record_index) < 0):
             raise ValueError("pairs must be ordered by record")
         starts = (
             np.flatnonzero(np.r_[True, np.diff(record_index) != 0]) if len(record_index) else np.zeros(0, int)
         )
-        return cls(record_index, starts, candidate_index, record_amount, candidate_balance)
+        return cls(record_index, starts, candidate_index, record_amount, candidate_balance, record_positions)
 
 
 @dataclass(frozen=True)
@@ -213,18 +226,38 @@ class EntryBalance:
     (see :func:`balanced_scale`): ``scale`` scales down the weight of every claim on an open
     invoice claimed beyond its balance (natural log, 0 or negative); ``rivals`` is the summed odds
     of the records that claim the entry in full (:func:`exclusive_claims`), which a full claim
-    must see off: only one of them can be paid by it."""
+    must see off: only one of them can be paid by it. ``strongest`` holds the two largest of those
+    odds (per entry, largest first) and ``strongest_record`` the records that claim them (their
+    positions among all records, -1: none).
+
+    A record leaves its own claim out of ``rivals``. The sum was taken a round ago, when its odds
+    were a little different: the strongest claim, often a thousand times the others together, takes
+    out the odds it had then (``strongest``), not those it has now, else a change of a few percent
+    in them is left over as a rival of its own that outweighs every other one. The runner-up does
+    the same, so two claims alike are weighed alike."""
 
     scale: np.ndarray
     rivals: np.ndarray
+    strongest: np.ndarray
+    strongest_record: np.ndarray
 
     @classmethod
     def none(cls, entries: int) -> EntryBalance:
-        return cls(np.zeros(entries), np.zeros(entries))
+        return cls(
+            np.zeros(entries),
+            np.zeros(entries),
+            np.zeros((entries, 2)),
+            np.full((entries, 2), -1, dtype=np.int64),
+        )
 
     def at(self, positions: np.ndarray) -> EntryBalance:
         """The balance of the entries at ``positions`` (a batch's entries among all)."""
-        return EntryBalance(self.scale[positions], self.rivals[positions])
+        return EntryBalance(
+            self.scale[positions],
+            self.rivals[positions],
+            self.strongest[positions],
+            self.strongest_record[positions],
+        )
 
 
 #: A record's odds on an entry count against its rivals up to this (beyond, the rival is beaten
@@ -279,20 +312,27 @@ def _claims(
     the event that no rival's does: its weight is divided by ``1 + others``, the summed odds of the
     rivals' claims. This is one step of belief propagation over the one-to-one constraint (the
     entry's message to the record), and the record's own odds are taken out of the entry's sum
-    first. Those odds depend on the other candidates' messages, so a record takes them out in a
-    few rounds of its own. Without it, a runner-up another record surely takes kept a share of
-    the probability, and records with one went to review at 0.6 to 0.9 yet were right 80 to 95%
+    first: the entry's two strongest claims take out what they were summed as
+    (``EntryBalance.strongest``); any other claim, small beside them, takes out its odds now.
+    Those odds depend on the other candidates' messages, so a record takes them out in a few
+    rounds of its own. Without it, a runner-up another record surely takes kept a share of the
+    probability, and records with one went to review at 0.6 to 0.9 yet were right 80 to 95%
     of the time."""
     log_none = np.full(len(sets.starts), np.log(max(model.ledger_entries * model.no_match_odds, 1e-300)))
     exclusive = exclusive_claims(sets)
     adjusted = weights * np.log(2.0) + np.where(exclusive, 0.0, balance.scale[sets.candidate_index])
     rivals = np.where(exclusive, balance.rivals[sets.candidate_index], 0.0)
+    # the strongest claims' rivals are the others' odds as summed, whatever their own are now
+    keys, entries = sets.record_keys(), sets.candidate_index
+    slot = np.where(balance.strongest_record[entries, 0] == keys, 0, 1)
+    strongest = exclusive & (balance.strongest_record[entries, slot] == keys)
+    rivals = np.where(strongest, np.maximum(rivals - balance.strongest[entries, slot], 0.0), rivals)
     own = np.zeros(len(weights))
     message = np.zeros(len(weights))  # log of the entry's message, 0 or negative
     probability = _row_softmax(adjusted, sets, log_none) if len(weights) else np.zeros(0)
     if rivals.any():
         for _ in range(_OWN_CLAIM_ROUNDS):
-            message = -np.log1p(np.maximum(rivals - own, 0.0))
+            message = -np.log1p(np.maximum(rivals - np.where(strongest, 0.0, own), 0.0))
             probability = _row_softmax(adjusted + message, sets, log_none)
             own = _own_odds(probability, message, exclusive)
     else:
@@ -323,11 +363,13 @@ def balanced_scale(
     propagation's messages over the one-to-one constraint. ``batches()`` yields every pair once,
     one batch at a time, and is called again for each round, so the pairs can be read a batch at a
     time. What each entry is claimed is summed pair by pair in the order the batches give them, so
-    pairs cut into batches in order get the very same balance as in one."""
+    pairs cut into batches in order get the very same balance as in one (but for which of three or
+    more equal full claims on an entry are kept as its two strongest)."""
     balance = EntryBalance.none(candidates)
     for _ in range(rounds):
         claimed, capacity_sum, pairs = np.zeros(candidates), np.zeros(candidates), np.zeros(candidates, int)
         rivals = np.zeros(candidates)
+        strongest, strongest_record = np.zeros((candidates, 2)), np.full((candidates, 2), -1, dtype=np.int64)
         for model, sets, weights, positions in batches():
             claims = sets.record_amount
             capacity = sets.candidate_balance * (1.0 + BALANCE_TOLERANCE)
@@ -344,14 +386,38 @@ def balanced_scale(
             np.add.at(capacity_sum, entries[partial], capacity[partial])
             np.add.at(pairs, entries[partial], 1)
             np.add.at(rivals, entries[exclusive], own[exclusive])
+            _keep_strongest(
+                strongest, strongest_record, entries[exclusive], own[exclusive], sets.record_keys()[exclusive]
+            )
         if not pairs.any() and not rivals.any():
             break
         limit = capacity_sum / np.maximum(pairs, 1)
         with np.errstate(divide="ignore", invalid="ignore"):
             step = np.where(claimed > 0, np.log(limit / claimed), 0.0)
         scale = np.minimum(0.0, balance.scale + np.nan_to_num(step, nan=0.0, posinf=0.0, neginf=0.0))
-        balance = EntryBalance(scale, rivals)
+        balance = EntryBalance(scale, rivals, strongest, strongest_record)
     return balance
+
+
+def _keep_strongest(
+    strongest: np.ndarray, records: np.ndarray, entries: np.ndarray, odds: np.ndarray, keys: np.ndarray
+) -> None:
+    """Fold claims (``odds`` of the records ``keys`` on ``entries``) into each entry's two
+    strongest (``strongest`` and ``records``, per entry largest first), in place. Claims come
+    a batch at a time; among equal odds, which stand may depend on how they were cut."""
+    for _ in range(2):
+        best = np.full(len(strongest), -np.inf)
+        taken = (keys == records[entries, 0]) | (keys == records[entries, 1])
+        np.maximum.at(best, entries[~taken], odds[~taken])
+        winner = ~taken & (odds >= best[entries])
+        best_record = np.full(len(strongest), -1, dtype=np.int64)
+        best_record[entries[winner]] = keys[winner]
+        # the entry's best new claim displaces the runner-up or both
+        first = best >= strongest[:, 0]
+        second = ~first & (best >= strongest[:, 1])
+        strongest[first, 1], records[first, 1] = strongest[first, 0], records[first, 0]
+        strongest[first, 0], records[first, 0] = best[first], best_record[first]
+        strongest[second, 1], records[second, 1] = best[second], best_record[second]
 
 
 def look_alike_bits(

@@ -182,6 +182,7 @@ def prepare(
         batch.entry_index,
         np.where(is_invoice, claims, np.nan),
         np.where(is_invoice, entry_amount[batch.entry_index], np.nan),
+        batch.record_positions,
     )
     return PreparedPairs(batch, compare(columns), sets, candidate_type, links or {}, rarity)
 
@@ -344,7 +345,11 @@ def _subset(prepared: PreparedPairs, mask: np.ndarray) -> _Subset:
             take(levels.shared_name_bits),
         ),
         CandidateSets.from_record_index(
-            local, take(sets.candidate_index), take(sets.record_amount), take(sets.candidate_balance)
+            local,
+            take(sets.candidate_index),
+            take(sets.record_amount),
+            take(sets.candidate_balance),
+            records if sets.record_positions is None else sets.record_positions[records],
         ),
         records,
         pairs,
