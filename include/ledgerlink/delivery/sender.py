@@ -278,8 +278,8 @@ class _SendingLanes:
         self.close(cancel=exc_type is not None)
 
 
-#: What a lane did with a claimed row: a key of the run's counts (or "unsent": the run stopped
-#: before the row was tried), and the last attempt's result.
+#: What a lane did with a claimed row: a key of the run's counts, "unsent" (the run stopped
+#: before the row was tried) or "moved_on" (see ``_defer``), and the last attempt's result.
 _LaneOutcome = tuple[str, AttemptResult | None]
 
 
@@ -384,6 +384,7 @@ class _SendRun:
             self.progress.advance()
             if key == "unsent":
                 untried[outbox_id] = attempt_id
+            if key in ("unsent", "moved_on"):
                 continue
             self.counts[key] += 1
             if key == "auth_refused":
@@ -667,16 +668,20 @@ def _reject_without_sending(conn: psycopg.Connection, outbox_id: int, run_id: st
         )
 
 
-def _defer(conn: psycopg.Connection, outbox_id: int, retry: RetryPolicy) -> Literal["deferred", "failed"]:
+def _defer(
+    conn: psycopg.Connection, outbox_id: int, retry: RetryPolicy
+) -> Literal["deferred", "failed", "moved_on"]:
     """A row whose transient failures outlived this run waits for a later run, or is given up
-    as ``failed`` once it has used its attempts across runs."""
+    as ``failed`` once it has used its attempts across runs. A row that is no longer pending
+    (between two tries it was superseded, or another sender claimed and maybe sent it) is left
+    as it is: ``moved_on``."""
     with conn.transaction():
         row = conn.execute(
             """
             update ops.delivery_outbox set
                 status = case when attempt_count >= %(max_total)s then 'failed' else 'pending' end,
                 next_attempt_at = now() + %(defer)s
-            where outbox_id = %(outbox_id)s
+            where outbox_id = %(outbox_id)s and status = 'pending'
             returning status
             """,
             {
@@ -685,7 +690,9 @@ def _defer(conn: psycopg.Connection, outbox_id: int, retry: RetryPolicy) -> Lite
                 "outbox_id": outbox_id,
             },
         ).fetchone()
-    return "failed" if row and row[0] == "failed" else "deferred"
+    if row is None:
+        return "moved_on"
+    return "failed" if row[0] == "failed" else "deferred"
 
 
 def _raise_auth_incident(
