@@ -32,9 +32,14 @@ another claim has locked, so exactly one sender claims it; and each claim record
 database backend, which holds an advisory lock (:data:`CLAIMER_LOCK`) while it runs, so only
 the claims of a sender that is gone are recovered as interrupted, never a live one's.
 
-Messages share one SMTP session (:class:`ledgerlink.mail.ReusedSmtpSession`): RSET after a
-refused MAIL, RCPT or DATA; a new session after a dropped connection, a timeout or a refused
-message.
+Within a sender, messages go over a few SMTP sessions at once (``sessions``, the DAG's tasks
+take ``LEDGERLINK_DELIVERY_SESSIONS``), each a lane with its own thread and database connection
+(:class:`_SendingLanes`): a message spends most of its time waiting on the server's replies and on
+its durable DATA mark, and the lanes wait side by side while the sender renders the next batch.
+Every step above holds per message and lane; a record's rows always take the same lane, so its
+versions go out in order. Each lane's messages share one SMTP session
+(:class:`ledgerlink.mail.ReusedSmtpSession`): RSET after a refused MAIL, RCPT or DATA; a new
+session after a dropped connection, a timeout or a refused message.
 
 Failure classes: 4xx replies, connection errors and timeouts are transient (retried with
 exponential backoff and full jitter, bounded in attempts and time); ``535`` stops the run and
