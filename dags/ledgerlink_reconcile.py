@@ -18,7 +18,8 @@ failure is visible and retried.
 Delivery scales out on the executor: `plan_delivery` splits each workspace's due outbox into
 shards (one per 500 documents, at most `LEDGERLINK_DELIVERY_SHARDS`, default 3), and each shard
 is its own `deliver_documents` task instance, so the LocalExecutor sends them as parallel
-processes and the CeleryExecutor spreads them over its workers. A workspace whose scoring failed
+processes and the CeleryExecutor spreads them over its workers; each task sends over
+`LEDGERLINK_DELIVERY_SESSIONS` SMTP sessions at once (default 4). A workspace whose scoring failed
 still sends what was queued for it before.
 
 Each workspace's tasks work in its storage region's database and blob store; dbt builds each

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import re
 import time
 import unicodedata
+from collections.abc import Callable
 
 import fpdf.fpdf
 import pytest
@@ -220,3 +222,30 @@ def _one_page_pdf() -> bytes:
 
 
 _ONE_PAGE_PDF = _one_page_pdf()
+
+
+@pytest.mark.parametrize("y", [40.0, 284.0], ids=["mid-page", "at-the-bottom-margin"])
+def test_a_line_that_fits_is_drawn_where_fpdf_cell_draws_it(y: float) -> None:
+    """Receipts draw their one-line cells without ``cell``'s machinery; the page must not move:
+    the same text at the same places, the same page breaks, the cursor left where it leaves it."""
+
+    def drawn(draw_line: Callable[[fpdf.FPDF, float, str], None]) -> tuple[list[bytes], int, float, float]:
+        pdf = fpdf.FPDF()
+        pdf.compress = False
+        pdf.add_page()
+        pdf.set_font("Helvetica", size=11)
+        pdf.set_xy(30, y)
+        draw_line(pdf, 40, "Amount")
+        pdf.set_font(style="B")
+        draw_line(pdf, 60, "12,50 EUR (Café de la Gare)")
+        draw_line(pdf, 20, "")
+        content = bytes(pdf.output())
+        return re.findall(rb"BT [^\n]*? ET", content), pdf.pages_count, round(pdf.x, 6), round(pdf.y, 6)
+
+    def with_cell(pdf: fpdf.FPDF, width: float, text: str) -> None:
+        pdf.cell(width, 7, text)
+
+    def with_one_line(pdf: fpdf.FPDF, width: float, text: str) -> None:
+        documents._one_line(pdf, width, 7, text)
+
+    assert drawn(with_one_line) == drawn(with_cell)

@@ -214,3 +214,30 @@ def test_one_session_carries_on_past_a_refused_recipient_and_a_dropped_connectio
     ]
     assert [row["is_possible_duplicate"] for row in rows] == [False, False, False, False]
     assert len(rig.email_in.mailbox.messages()) == 3
+
+
+def test_a_row_superseded_while_its_retry_waits_stays_superseded(
+    conn: psycopg.Connection, rig: DeliveryRig
+) -> None:
+    """A new version of the record queued during the backoff supersedes the row: the sender gives
+    up the retry and leaves the row superseded, so the old content is never sent later."""
+    ws = rig.workspace.workspace_id
+    decide(conn, rig.workspace, square_record("W1"))
+    conn.commit()
+    rig.proxy.plan.add("MAIL", "reply", "451 4.3.0 mailbox busy, try later")
+
+    def new_version_arrives(_: float) -> None:
+        decide(conn, rig.workspace, square_record("W1", version="v2", amount_minor=5100))
+        conn.commit()
+
+    counts = deliver_pending(
+        conn, ws, rig.endpoint(), rig.blobs, "run-1", retry=FAST, sleep=new_version_arrives
+    )
+    assert (counts["sent"], counts["deferred"], counts["failed"]) == (0, 0, 0)
+    first, second = outbox_rows(conn, ws)
+    assert first["status"] == "superseded"
+    assert (second["status"], second["next_attempt_at"]) == ("pending", None)
+    assert attempt_outcomes(conn, first["outbox_id"]) == [("transient", 451)]
+    assert deliver_pending(conn, ws, rig.endpoint(), rig.blobs, "run-2", retry=FAST)["sent"] == 1
+    assert [row["status"] for row in outbox_rows(conn, ws)] == ["superseded", "sent"]
+    assert len(rig.email_in.mailbox.messages()) == 1

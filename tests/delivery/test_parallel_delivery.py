@@ -20,14 +20,19 @@ from delivery_rig import (
     square_record,
 )
 
-from ledgerlink.delivery.sender import deliver_pending
+from ledgerlink.delivery.sender import RetryPolicy, deliver_pending
 from ledgerlink.delivery.shards import (
+    DELIVERY_SESSIONS_VARIABLE,
     DELIVERY_SHARDS_VARIABLE,
     DeliveryShard,
     configured_max_shards,
+    configured_sessions,
     plan_delivery_shards,
 )
+from ledgerlink.incidents import open_incidents
 from ledgerlink.warehouse import ServerAddress, connect
+
+FAST = RetryPolicy(max_attempts=5, base_delay_seconds=0.01, max_delay_seconds=0.05, run_deadline_seconds=30)
 
 
 def _queue(conn: psycopg.Connection, rig: DeliveryRig, count: int) -> None:
@@ -160,3 +165,125 @@ def test_the_shard_bound_comes_from_the_environment_and_bad_values_are_refused(
             configured_max_shards()
     with pytest.raises(ValueError, match="shard"):
         DeliveryShard(3, 3)
+
+
+def test_several_sessions_send_every_row_once_and_record_each_outcome_on_its_own(
+    conn: psycopg.Connection, rig: DeliveryRig
+) -> None:
+    """One sender over three SMTP sessions at once: a refused recipient and a session dropped
+    mid-batch touch only their own message; the dropped one is retried, not lost."""
+    ws = rig.workspace.workspace_id
+    _queue(conn, rig, 12)
+    rig.proxy.plan.add("RCPT", "reply", "550 5.1.1 mailbox unavailable", pass_first=3)
+    rig.proxy.plan.add("MAIL", "drop", pass_first=6)
+    counts = deliver_pending(
+        conn, ws, rig.endpoint(), rig.blobs, "run-1", retry=FAST, sleep=lambda _: None, sessions=3
+    )
+    assert (counts["sent"], counts["rejected"]) == (11, 1)
+    rows = outbox_rows(conn, ws)
+    outcomes = sorted(attempt_outcomes(conn, row["outbox_id"]) for row in rows)
+    assert outcomes == sorted(
+        [[("sent", 250)]] * 10 + [[("rejected", 550)]] + [[("transient", None), ("sent", 250)]]
+    )
+    assert sorted(str(row["status"]) for row in rows) == ["rejected"] + ["sent"] * 11
+    assert not any(row["is_possible_duplicate"] for row in rows)
+    received = _message_ids(rig.email_in.mailbox.messages())
+    assert sorted(received) == sorted(str(row["message_id"]) for row in rows if row["status"] == "sent")
+
+
+def test_a_refused_login_costs_one_attempt_whatever_the_sessions(
+    conn: psycopg.Connection, rig: DeliveryRig
+) -> None:
+    ws = rig.workspace.workspace_id
+    _queue(conn, rig, 6)
+    counts = deliver_pending(
+        conn, ws, rig.endpoint(password="revoked"), rig.blobs, "run-1", retry=FAST, sessions=3
+    )
+    assert (counts["auth_refused"], counts["sent"]) == (1, 0)
+    rows = outbox_rows(conn, ws)
+    assert sorted(int(row["attempt_count"]) for row in rows) == [0, 0, 0, 0, 0, 1]  # type: ignore[call-overload]
+    assert {row["status"] for row in rows} == {"pending"}
+    assert len(open_incidents(conn, ws, "email_in")) == 1
+    counts = deliver_pending(conn, ws, rig.endpoint(), rig.blobs, "run-2", retry=FAST, sessions=3)
+    assert counts["sent"] == 6
+    assert open_incidents(conn, ws, "email_in") == []
+    assert len(rig.email_in.mailbox.messages()) == 6
+
+
+def test_a_lane_retrying_a_row_keeps_its_claim_alive(
+    conn: psycopg.Connection,
+    rig: DeliveryRig,
+    warehouse,  # noqa: ANN001
+) -> None:
+    """A row a lane claims again for its retry is claimed on the lane's own connection: a
+    sender starting meanwhile must not take it for an interrupted one and send it too."""
+    ws = rig.workspace.workspace_id
+    _queue(conn, rig, 2)
+    # the first message goes alone; the second is refused for now, and its retry held at MAIL
+    rig.proxy.plan.add("MAIL", "reply", "451 4.3.0 mailbox busy, try later", pass_first=1)
+    held = rig.proxy.plan.add("MAIL", "hold")
+    counts: dict[str, int] = {}
+    sender_backend: list[int] = []
+    errors: list[BaseException] = []
+
+    def send() -> None:
+        try:
+            with connect(warehouse) as own:
+                sender_backend.append(own.info.backend_pid)
+                counts.update(
+                    deliver_pending(
+                        own,
+                        ws,
+                        rig.endpoint(),
+                        rig.blobs,
+                        "run-a",
+                        retry=FAST,
+                        sleep=lambda _: None,
+                        sessions=2,
+                    )
+                )
+        except BaseException as error:  # reported by the test, not lost in the thread
+            errors.append(error)
+
+    thread = threading.Thread(target=send)
+    thread.start()
+    try:
+        assert held.reached.wait(30), "the retry never reached MAIL"
+        [retried] = [row for row in outbox_rows(conn, ws) if row["status"] == "sending"]
+        assert retried["claimed_by_backend"] not in (None, *sender_backend), (
+            "claimed on the lane's connection"
+        )
+        # a sender of another shard recovers the claims of senders that are gone, and only those
+        other = deliver_pending(conn, ws, rig.endpoint(), rig.blobs, "run-b", shard=DeliveryShard(1, 2))
+        assert other["sent"] == 0
+        assert [
+            row["status"] for row in outbox_rows(conn, ws) if row["outbox_id"] == retried["outbox_id"]
+        ] == ["sending"]
+    finally:
+        held.release()
+        thread.join(60)
+    assert not errors, errors
+    assert counts["sent"] == 2
+    rows = outbox_rows(conn, ws)
+    assert {row["status"] for row in rows} == {"sent"}
+    assert not any(row["is_possible_duplicate"] for row in rows)
+    assert all(
+        "interrupted" not in [outcome for outcome, _ in attempt_outcomes(conn, row["outbox_id"])]
+        for row in rows
+    )
+    assert sorted(_message_ids(rig.email_in.mailbox.messages())) == sorted(
+        str(row["message_id"]) for row in rows
+    )
+
+
+def test_the_session_count_comes_from_the_environment_and_bad_values_are_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(DELIVERY_SESSIONS_VARIABLE, raising=False)
+    assert configured_sessions() >= 1
+    monkeypatch.setenv(DELIVERY_SESSIONS_VARIABLE, "6")
+    assert configured_sessions() == 6
+    for bad in ("0", "-2", "three"):
+        monkeypatch.setenv(DELIVERY_SESSIONS_VARIABLE, bad)
+        with pytest.raises(ValueError, match=DELIVERY_SESSIONS_VARIABLE):
+            configured_sessions()

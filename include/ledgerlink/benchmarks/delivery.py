@@ -27,7 +27,7 @@ from psycopg.types.json import Jsonb
 from ledgerlink.blobstore import BlobStore
 from ledgerlink.delivery.outbox import DeliveredRecord, MatchedEntry, enqueue_document
 from ledgerlink.delivery.sender import deliver_pending
-from ledgerlink.delivery.shards import DeliveryShard
+from ledgerlink.delivery.shards import DEFAULT_DELIVERY_SESSIONS, DeliveryShard
 from ledgerlink.mail import SmtpEndpoint
 from ledgerlink.warehouse import ServerAddress, connect
 from ledgerlink.workspaces import Workspace, save_workspace
@@ -45,6 +45,7 @@ class DeliveryFigures:
     documents_per_second: float
     enqueue_seconds: float
     senders: int
+    sessions: int
     smtp_reply_delay_ms: float
 
     def as_json(self) -> dict[str, Any]:
@@ -57,11 +58,12 @@ def measure_delivery(
     render_processes: int = 0,
     *,
     senders: int = 1,
+    sessions: int = DEFAULT_DELIVERY_SESSIONS,
     smtp_reply_delay_ms: float = 0.0,
 ) -> DeliveryFigures:
     """Queue ``documents`` receipts in the benchmark's workspace, deliver them all once with
     ``senders`` senders, each a process of its own sending one shard of the outbox (as the DAG's
-    mapped delivery tasks do), rendering in ``render_processes`` worker processes each (or in the
+    mapped delivery tasks do) over ``sessions`` SMTP sessions at once, rendering in ``render_processes`` worker processes each (or in the
     sender's own when 0), into an email-in that holds each reply ``smtp_reply_delay_ms`` (a
     distant server); then remove the workspace's decisions, outbox rows and attempts again. The
     clock runs from the moment every sender is ready until the last one is done."""
@@ -102,6 +104,7 @@ def measure_delivery(
                         Path(folder) / "blobs",
                         render_processes,
                         DeliveryShard(index, senders),
+                        sessions,
                     ),
                     kwargs={"ready": ready, "results": results},
                     daemon=True,
@@ -127,6 +130,7 @@ def measure_delivery(
         documents_per_second=round(sent / seconds, 1) if seconds else 0.0,
         enqueue_seconds=round(enqueued - started, 2),
         senders=senders,
+        sessions=sessions,
         smtp_reply_delay_ms=smtp_reply_delay_ms,
     )
 
@@ -137,6 +141,7 @@ def _send_shard(
     blob_dir: Path,
     render_processes: int,
     shard: DeliveryShard,
+    sessions: int,
     *,
     ready: Any,
     results: Any,
@@ -152,6 +157,7 @@ def _send_shard(
             f"benchmark-{shard.index}",
             render_processes=render_processes,
             shard=shard,
+            sessions=sessions,
         )
     results.put(counts)
 

@@ -146,6 +146,12 @@ def landing(rows: int, page_size: int, as_json: bool) -> None:
     help="Parallel senders, each a process sending one shard of the outbox, as the DAG's mapped delivery tasks do.",
 )
 @click.option(
+    "--sessions",
+    type=click.IntRange(min=1),
+    default=None,
+    help="SMTP sessions each sender keeps open at once (default: LEDGERLINK_DELIVERY_SESSIONS, as the DAG's delivery tasks use).",
+)
+@click.option(
     "--smtp-reply-delay-ms",
     type=click.FloatRange(min=0),
     default=0.0,
@@ -154,11 +160,17 @@ def landing(rows: int, page_size: int, as_json: bool) -> None:
 )
 @_json_option
 def delivery(
-    documents: int, render_processes: int, senders: int, smtp_reply_delay_ms: float, as_json: bool
+    documents: int,
+    render_processes: int,
+    senders: int,
+    sessions: int | None,
+    smtp_reply_delay_ms: float,
+    as_json: bool,
 ) -> None:
     """Documents per second through the email operator (rendering, crash-safe commits, SMTP) into
     the sandbox email-in."""
     from ledgerlink.benchmarks.delivery import measure_delivery
+    from ledgerlink.delivery.shards import configured_sessions
     from ledgerlink.settings import load_settings
     from ledgerlink.warehouse import connect, resolve_server
     from ledgerlink.warehouse.migrations import migrate
@@ -171,13 +183,19 @@ def delivery(
         with connect(address) as conn:
             migrate(conn)
         return measure_delivery(
-            address, documents, render_processes, senders=senders, smtp_reply_delay_ms=smtp_reply_delay_ms
+            address,
+            documents,
+            render_processes,
+            senders=senders,
+            sessions=sessions or configured_sessions(),
+            smtp_reply_delay_ms=smtp_reply_delay_ms,
         )
 
     def as_text(figures: dict[str, Any]) -> Iterator[str]:
         yield (
             f"{figures['sent']:,} of {figures['documents']:,} documents sent in "
-            f"{figures['delivery_seconds']:.1f} s by {figures['senders']} sender(s), email-in replies held "
+            f"{figures['delivery_seconds']:.1f} s by {figures['senders']} sender(s) of "
+            f"{figures['sessions']} SMTP session(s) each, email-in replies held "
             f"{figures['smtp_reply_delay_ms']:g} ms: {figures['documents_per_second']} documents/s"
         )
 

@@ -32,9 +32,14 @@ another claim has locked, so exactly one sender claims it; and each claim record
 database backend, which holds an advisory lock (:data:`CLAIMER_LOCK`) while it runs, so only
 the claims of a sender that is gone are recovered as interrupted, never a live one's.
 
-Messages share one SMTP session (:class:`ledgerlink.mail.ReusedSmtpSession`): RSET after a
-refused MAIL, RCPT or DATA; a new session after a dropped connection, a timeout or a refused
-message.
+Within a sender, messages go over a few SMTP sessions at once (``sessions``, the DAG's tasks
+take ``LEDGERLINK_DELIVERY_SESSIONS``), each a lane with its own thread and database connection
+(:class:`_SendingLanes`): a message spends most of its time waiting on the server's replies and on
+its durable DATA mark, and the lanes wait side by side while the sender renders the next batch.
+Every step above holds per message and lane; a record's rows always take the same lane, so its
+versions go out in order. Each lane's messages share one SMTP session
+(:class:`ledgerlink.mail.ReusedSmtpSession`): RSET after a refused MAIL, RCPT or DATA; a new
+session after a dropped connection, a timeout or a refused message.
 
 Failure classes: 4xx replies, connection errors and timeouts are transient (retried with
 exponential backoff and full jitter, bounded in attempts and time); ``535`` stops the run and
@@ -47,10 +52,12 @@ from __future__ import annotations
 import logging
 import random
 import smtplib
+import threading
 import time
+import zlib
 from collections.abc import Callable
-from concurrent.futures import Future
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import timedelta
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
@@ -156,13 +163,16 @@ def deliver_pending(
     sleep: Callable[[float], None] = time.sleep,
     render_processes: int = 0,
     shard: DeliveryShard = WHOLE_OUTBOX,
+    sessions: int = 1,
 ) -> dict[str, int]:
     """Send the due outbox rows of the workspace's ``shard`` (by default its whole outbox);
     return counts of sent, rejected, deferred, failed and auth_refused. Only one sender works on
     a shard at a time (an advisory lock that a killed process releases with its connection);
     senders of other shards work alongside. Documents render ahead of the sending, in
     ``render_processes`` worker processes or, by default, in this one: on this project's shared
-    two-core machine, two worker processes delivered 17-22 documents/s against 35-36 inline."""
+    two-core machine, two worker processes delivered 17-22 documents/s against 35-36 inline.
+    Messages go over ``sessions`` SMTP sessions at once (:class:`_SendingLanes`); with one, over
+    this connection, in this thread."""
     retry = retry or RetryPolicy()
     counts = {"sent": 0, "rejected": 0, "deferred": 0, "failed": 0, "auth_refused": 0}
     workspace = load_workspace(conn, workspace_id)
@@ -174,8 +184,7 @@ def deliver_pending(
         logger.info("another sender is delivering %s for workspace %s", shard, workspace_id)
         return counts
     # held while this sender runs: it tells the others its claims are alive (module doc)
-    conn.execute("select pg_advisory_lock(hashtext(%s), pg_backend_pid())", (CLAIMER_LOCK,))
-    conn.commit()
+    _hold_claimer_lock(conn)
     try:
         _recover_interrupted(conn, workspace_id)
         deadline = time.monotonic() + retry.run_deadline_seconds
@@ -185,29 +194,17 @@ def deliver_pending(
             logger, f"workspace {workspace_id}, {shard}: outbox rows handled", total=len(due)
         )
         with (
-            ReusedSmtpSession(smtp) as session,
+            _SendingLanes(conn, smtp, max(1, min(sessions, len(due)))) as lanes,
             DocumentRenderer(workspace.display_name, render_processes) as renderer,
         ):
+            run = _SendRun(conn, workspace_id, run_id, retry, deadline, sleep, notifier, counts, progress)
             upcoming = _start_rendering(conn, blobs, renderer, batches[0]) if batches else []
             for index in range(len(batches)):
-                # the next batch renders while this one is sent
-                rendering = upcoming
+                # the lanes send this batch while the next one renders
+                sending = run.dispatch(lanes, upcoming)
                 has_next = index + 1 < len(batches)
                 upcoming = _start_rendering(conn, blobs, renderer, batches[index + 1]) if has_next else []
-                stopped = _send_batch(
-                    conn,
-                    workspace_id,
-                    rendering,
-                    session,
-                    run_id,
-                    retry,
-                    deadline,
-                    sleep,
-                    notifier,
-                    counts,
-                    progress,
-                )
-                if stopped:
+                if run.collect(sending):
                     break
         progress.finish()
     finally:
@@ -219,6 +216,76 @@ def deliver_pending(
         )
         conn.commit()
     return counts
+
+
+def _hold_claimer_lock(conn: psycopg.Connection) -> None:
+    """Take the claimer lock keyed by this connection's backend: the rows it claims are alive
+    while the connection is (module doc)."""
+    conn.execute("select pg_advisory_lock(hashtext(%s), pg_backend_pid())", (CLAIMER_LOCK,))
+    conn.commit()
+
+
+class _SendingLanes:
+    """The sessions a sender sends over at once. Each lane is one SMTP session with the
+    database connection its crash boundaries commit on, fed in order by one thread: while one
+    lane waits on the server's reply or on its durable DATA mark, the others send. A record's
+    rows always take the same lane, so they go out in order.
+
+    With one lane, it is the sender's own connection and thread, as a sender without lanes.
+    Otherwise each lane opens a connection of its own to the same database, holding the claimer
+    lock keyed by its backend, since a retry re-claims the row on it."""
+
+    def __init__(self, conn: psycopg.Connection, smtp: SmtpEndpoint, count: int) -> None:
+        if count < 1:
+            raise ValueError(f"a sender needs at least one SMTP session, got {count}")
+        self._own_connections: list[psycopg.Connection] = []
+        self._threads: list[ThreadPoolExecutor] = []
+        self.lanes: list[tuple[psycopg.Connection, ReusedSmtpSession]] = []
+        try:
+            for _ in range(count):
+                lane_conn = conn
+                if count > 1:
+                    lane_conn = psycopg.connect(conn.info.dsn, password=conn.info.password)
+                    self._own_connections.append(lane_conn)
+                    _hold_claimer_lock(lane_conn)
+                    self._threads.append(ThreadPoolExecutor(1, thread_name_prefix="delivery-lane"))
+                self.lanes.append((lane_conn, ReusedSmtpSession(smtp)))
+        except BaseException:
+            self.close(cancel=True)
+            raise
+
+    def lane_of(self, row: dict[str, Any]) -> int:
+        """The row's lane: its record's, hashed (stable across runs, unlike ``hash``)."""
+        return zlib.crc32(f"{row['source']}:{row['source_record_id']}".encode()) % len(self.lanes)
+
+    def submit(self, lane: int, send: Callable[..., _LaneOutcome], *args: Any) -> Future[_LaneOutcome]:
+        """Run ``send(connection, session, *args)`` on the lane: in its thread, or at once when
+        the sender has one lane."""
+        lane_conn, session = self.lanes[lane]
+        if self._threads:
+            return self._threads[lane].submit(send, lane_conn, session, *args)
+        future: Future[_LaneOutcome] = Future()
+        future.set_result(send(lane_conn, session, *args))  # an error propagates here, as before
+        return future
+
+    def close(self, *, cancel: bool = False) -> None:
+        for thread in self._threads:
+            thread.shutdown(wait=True, cancel_futures=cancel)
+        for _, session in self.lanes:
+            session.close()
+        for lane_conn in self._own_connections:
+            lane_conn.close()  # releases its claimer lock
+
+    def __enter__(self) -> _SendingLanes:
+        return self
+
+    def __exit__(self, exc_type: object, *exc_info: object) -> None:
+        self.close(cancel=exc_type is not None)
+
+
+#: What a lane did with a claimed row: a key of the run's counts, "unsent" (the run stopped
+#: before the row was tried) or "moved_on" (see ``_defer``), and the last attempt's result.
+_LaneOutcome = tuple[str, AttemptResult | None]
 
 
 Rendering = list[tuple[dict[str, Any], "Future[tuple[str, bytes, str]]"]]
@@ -242,54 +309,99 @@ def _start_rendering(
     return rendering
 
 
-def _send_batch(
-    conn: psycopg.Connection,
-    workspace_id: str,
-    rendering: Rendering,
-    session: ReusedSmtpSession,
-    run_id: str,
-    retry: RetryPolicy,
-    deadline: float,
-    sleep: Callable[[float], None],
-    notifier: SmtpEndpoint | None,
-    counts: dict[str, int],
-    progress: ProgressLog,
-) -> bool:
-    """Claim the batch's rendered rows in one commit and send them; a row no document can be
-    made for is kept as a rejection with the reason. Return whether the run must stop (the
-    email-in refused the login)."""
-    attachments = {}
-    for row, future in rendering:
-        try:
-            attachments[row["outbox_id"]] = (row, future.result())
-        except DocumentRefused as refusal:
-            _reject_without_sending(conn, row["outbox_id"], run_id, str(refusal))
-            counts["rejected"] += 1
-            progress.advance()
-    claims = _claim(conn, list(attachments), run_id)
-    sent_before = counts["sent"]
-    for outbox_id, (row, attachment) in attachments.items():
-        progress.advance()
-        if outbox_id not in claims:
-            continue  # superseded by a newer version of the record since it was read
+@dataclass
+class _SendRun:
+    """What a sender's run keeps across its batches: its settings, counts and progress, and
+    whether one message has gone through yet."""
+
+    conn: psycopg.Connection
+    workspace_id: str
+    run_id: str
+    retry: RetryPolicy
+    deadline: float
+    sleep: Callable[[float], None]
+    notifier: SmtpEndpoint | None
+    counts: dict[str, int]
+    progress: ProgressLog
+    stop: threading.Event = field(default_factory=threading.Event)
+    login_proven: bool = False
+
+    def dispatch(
+        self, lanes: _SendingLanes, rendering: Rendering
+    ) -> list[tuple[int, int, Future[_LaneOutcome]]]:
+        """Claim the batch's rendered rows in one commit and hand each to its record's lane; a
+        row no document can be made for is kept as a rejection with the reason. The run's first
+        message goes alone, the others once it is through: a refused login then costs one
+        attempt, not one per lane. Returns each claimed row's id, attempt and outcome to come."""
+        attachments = {}
+        for row, future in rendering:
+            try:
+                attachments[row["outbox_id"]] = (row, future.result())
+            except DocumentRefused as refusal:
+                _reject_without_sending(self.conn, row["outbox_id"], self.run_id, str(refusal))
+                self.counts["rejected"] += 1
+                self.progress.advance()
+        claims = _claim(self.conn, list(attachments), self.run_id)
+        sending = []
+        for outbox_id, (row, attachment) in attachments.items():
+            if outbox_id not in claims:
+                self.progress.advance()  # superseded by a newer version of the record since it was read
+                continue
+            attempt_id = claims[outbox_id]
+            outcome = lanes.submit(lanes.lane_of(row), self._send, row, attempt_id, attachment)
+            if not self.login_proven:
+                outcome.result()  # the first message's outcome (or the lane's error, raised here)
+                self.login_proven = True
+            sending.append((outbox_id, attempt_id, outcome))
+        return sending
+
+    def _send(
+        self,
+        conn: psycopg.Connection,
+        session: ReusedSmtpSession,
+        row: dict[str, Any],
+        attempt_id: int,
+        attachment: tuple[str, bytes, str],
+    ) -> _LaneOutcome:
+        """One claimed row, on its lane: sent, refused, or deferred after its transient
+        failures; left untried once the run stops."""
+        if self.stop.is_set():
+            return "unsent", None
         result = _deliver_one(
-            conn, row, claims.pop(outbox_id), session, attachment, run_id, retry, deadline, sleep
+            conn, row, attempt_id, session, attachment, self.run_id, self.retry, self.deadline, self.sleep
         )
         if result.outcome == "auth_refused":
-            counts["auth_refused"] += 1
-            _release_claims(conn, claims)
-            _raise_auth_incident(conn, workspace_id, result, run_id, notifier)
-            return True  # every further row would be refused the same way
-        if result.outcome == "sent":
-            counts["sent"] += 1
-        elif result.outcome == "rejected":
-            counts["rejected"] += 1
-        else:
-            counts[_defer(conn, outbox_id, retry)] += 1
-    if counts["sent"] > sent_before:
-        with conn.transaction():
-            resolve_incidents(conn, workspace_id, EMAIL_IN_CHANNEL)
-    return False
+            self.stop.set()  # every further row would be refused the same way
+            return "auth_refused", result
+        if result.outcome == "transient":
+            return _defer(conn, row["outbox_id"], self.retry), result
+        return result.outcome, result
+
+    def collect(self, sending: list[tuple[int, int, Future[_LaneOutcome]]]) -> bool:
+        """Count the batch's outcomes, in the order its rows were claimed; give back the rows
+        left untried when the email-in refused the login, and raise its incident. Return whether
+        the run must stop."""
+        sent_before = self.counts["sent"]
+        refused: AttemptResult | None = None
+        untried: dict[int, int] = {}
+        for outbox_id, attempt_id, outcome in sending:
+            key, result = outcome.result()
+            self.progress.advance()
+            if key == "unsent":
+                untried[outbox_id] = attempt_id
+            if key in ("unsent", "moved_on"):
+                continue
+            self.counts[key] += 1
+            if key == "auth_refused":
+                refused = refused or result
+        if refused is not None:
+            _release_claims(self.conn, untried)
+            _raise_auth_incident(self.conn, self.workspace_id, refused, self.run_id, self.notifier)
+            return True
+        if self.counts["sent"] > sent_before:
+            with self.conn.transaction():
+                resolve_incidents(self.conn, self.workspace_id, EMAIL_IN_CHANNEL)
+        return False
 
 
 def _recover_interrupted(conn: psycopg.Connection, workspace_id: str) -> None:
@@ -407,6 +519,8 @@ def _claim(conn: psycopg.Connection, outbox_ids: list[int], run_id: str) -> dict
 
 def _release_claims(conn: psycopg.Connection, claims: dict[int, int]) -> None:
     """Give back rows claimed in this run but never tried: their attempts never happened."""
+    if not claims:
+        return
     with conn.transaction():
         conn.execute("delete from ops.delivery_attempts where attempt_id = any(%s)", (list(claims.values()),))
         conn.execute(
@@ -559,16 +673,20 @@ def _reject_without_sending(conn: psycopg.Connection, outbox_id: int, run_id: st
         )
 
 
-def _defer(conn: psycopg.Connection, outbox_id: int, retry: RetryPolicy) -> Literal["deferred", "failed"]:
+def _defer(
+    conn: psycopg.Connection, outbox_id: int, retry: RetryPolicy
+) -> Literal["deferred", "failed", "moved_on"]:
     """A row whose transient failures outlived this run waits for a later run, or is given up
-    as ``failed`` once it has used its attempts across runs."""
+    as ``failed`` once it has used its attempts across runs. A row that is no longer pending
+    (between two tries it was superseded, or another sender claimed and maybe sent it) is left
+    as it is: ``moved_on``."""
     with conn.transaction():
         row = conn.execute(
             """
             update ops.delivery_outbox set
                 status = case when attempt_count >= %(max_total)s then 'failed' else 'pending' end,
                 next_attempt_at = now() + %(defer)s
-            where outbox_id = %(outbox_id)s
+            where outbox_id = %(outbox_id)s and status = 'pending'
             returning status
             """,
             {
@@ -577,7 +695,9 @@ def _defer(conn: psycopg.Connection, outbox_id: int, retry: RetryPolicy) -> Lite
                 "outbox_id": outbox_id,
             },
         ).fetchone()
-    return "failed" if row and row[0] == "failed" else "deferred"
+    if row is None:
+        return "moved_on"
+    return "failed" if row[0] == "failed" else "deferred"
 
 
 def _raise_auth_incident(

@@ -171,6 +171,7 @@ class EmailDeliveryOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, int]:
         from ledgerlink.delivery import DeliveryShard, deliver_pending
+        from ledgerlink.delivery.shards import configured_sessions
         from ledgerlink.orchestration.connections import notifier_endpoint, smtp_endpoint
         from ledgerlink.warehouse.regions import blob_store_for_workspace, connect_for_workspace
 
@@ -187,6 +188,7 @@ class EmailDeliveryOperator(BaseOperator):
                 str(context["run_id"]),
                 notifier=notifier_endpoint(),
                 shard=shard,
+                sessions=configured_sessions(),
             )
             # once per workspace, not per shard
             counts["posted"] = self._read_back(conn) if shard.index == 0 else 0
