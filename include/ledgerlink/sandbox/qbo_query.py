@@ -14,13 +14,14 @@ from __future__ import annotations
 import functools
 import operator
 import re
-from collections.abc import Hashable, Sequence
+from array import array
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from ledgerlink.sandbox.common import parse_timestamp
-from ledgerlink.sandbox.fixtures import Selection
+from ledgerlink.sandbox.common import epoch_microseconds, parse_timestamp
+from ledgerlink.sandbox.fixtures import Records, Selection
 
 DEFAULT_MAX_RESULTS = 100
 MAX_MAX_RESULTS = 1000
@@ -349,19 +350,35 @@ def unknown_fields(query: Query, records: Sequence[dict[str, Any]]) -> list[str]
     return [name for name in named if all(field_value(record, name) is _MISSING for record in records)]
 
 
+def _hides_inactive(query: Query, entity: str, hide_inactive: bool) -> bool:
+    return (
+        hide_inactive
+        and entity in NAME_LIST_ENTITIES
+        and not any(c.field.lower() == "active" for c in query.conditions)
+    )
+
+
 def select_records(
-    query: Query, entity: str, records: Sequence[dict[str, Any]], *, hide_inactive: bool = True
+    query: Query,
+    entity: str,
+    records: Sequence[dict[str, Any]],
+    *,
+    hide_inactive: bool = True,
+    index: QueryIndex | None = None,
 ) -> Selection:
     """Every record of ``records`` (all of ``entity``) the query selects, filtered and ordered as
     QuickBooks would, before paging (:func:`page_of`); with ``hide_inactive``, inactive name-list
     records only when the query names ``Active``. It depends only on the query's entity,
     conditions and order (:func:`selection_key`). The selection holds positions into ``records``,
-    not the records: a listing of a million invoices stays on disk between its pages."""
-    hide = (
-        hide_inactive
-        and entity in NAME_LIST_ENTITIES
-        and not any(c.field.lower() == "active" for c in query.conditions)
-    )
+    not the records: a listing of a million invoices stays on disk between its pages.
+
+    With ``index`` (a :class:`QueryIndex` of these ``records``), a query that filters and sorts
+    only on what the index holds reads no record; any other query reads every record."""
+    hide = _hides_inactive(query, entity, hide_inactive)
+    if index is not None:
+        indexed = index.select(query, hide=hide)
+        if indexed is not None:
+            return indexed
     order_by = [(functools.partial(_sort_key, path=name), descending) for name, descending in query.order_by]
     # One read of each record: whether it is selected, and the keys it sorts on if it is.
     id_keys: dict[int, tuple[int, str]] = {}
@@ -375,9 +392,149 @@ def select_records(
         if order_by:
             sort_keys[position] = [sort_key(record) for sort_key, _ in order_by]
     positions = sorted(id_keys, key=id_keys.__getitem__)
-    for index in reversed(range(len(order_by))):  # stable sorts, last key first
-        positions.sort(key=lambda position: sort_keys[position][index], reverse=order_by[index][1])
+    for index_of_key in reversed(range(len(order_by))):  # stable sorts, last key first
+        positions.sort(
+            key=lambda position: sort_keys[position][index_of_key], reverse=order_by[index_of_key][1]
+        )
     return Selection(records, positions)
+
+
+#: Timestamp fields the index holds, lower-cased: the client's incremental reads filter on this.
+INDEXED_TIMESTAMPS = ("metadata.lastupdatedtime",)
+#: Boolean fields the index holds, lower-cased: the client names ``Active`` on name lists.
+INDEXED_FLAGS = ("active",)
+
+# A record without the field (or with null) matches no condition and sorts first, as in
+# _matches and _sort_key; no real timestamp is this far from the epoch.
+_ABSENT = -(1 << 63)
+# Up to 2**32 seconds from the epoch a float timestamp (what _sort_key sorts on) is finer than a
+# microsecond, so whole microseconds sort the same; past it the fallback decides.
+_FLOAT_EXACT_MICROSECONDS = (1 << 32) * 1_000_000
+_FLAG_SORT_KEYS = {0: 0, 1: 1, 2: -1}  # False, True, absent
+
+
+class QueryIndex:
+    """What the QuickBooks client's queries filter and sort on, read once from every record of
+    one entity: the order of the ids, each record's :data:`INDEXED_TIMESTAMPS` (microseconds
+    since the epoch) and :data:`INDEXED_FLAGS`, and whether it is inactive. About 18 bytes a
+    record, so a million invoices stay on disk while ``select * from Invoice where
+    Metadata.LastUpdatedTime > '...'`` is answered from memory.
+
+    A field some record holds in another shape (a timestamp that does not parse, a flag that is
+    not a boolean) is left out of the index, and queries naming it read the records."""
+
+    def __init__(self, records: Records) -> None:
+        self.records = records
+        id_keys: list[tuple[int, str]] = []
+        self.inactive = bytearray()
+        timestamps: dict[str, array[int] | None] = {name: array("q") for name in INDEXED_TIMESTAMPS}
+        flags: dict[str, bytearray | None] = {name: bytearray() for name in INDEXED_FLAGS}
+        self._sortable = set(INDEXED_TIMESTAMPS) | set(INDEXED_FLAGS)
+        for record in records:
+            id_keys.append(_id_key(record))
+            self.inactive.append(record.get("Active", True) is False)
+            for name, times in timestamps.items():
+                if times is not None:
+                    moment = _timestamp_micros(field_value(record, name))
+                    if moment is None:
+                        timestamps[name] = None
+                    else:
+                        times.append(moment)
+                        if abs(moment) >= _FLOAT_EXACT_MICROSECONDS and moment != _ABSENT:
+                            self._sortable.discard(name)
+            for name, codes in flags.items():
+                if codes is not None:
+                    value = field_value(record, name)
+                    if value is _MISSING or value is None:
+                        codes.append(2)
+                    elif isinstance(value, bool):
+                        codes.append(int(value))
+                    else:
+                        flags[name] = None
+        self.timestamps = {name: times for name, times in timestamps.items() if times is not None}
+        self.flags = {name: codes for name, codes in flags.items() if codes is not None}
+        #: positions in the order select_records lists them before any ORDER BY
+        self.by_id = array("q", sorted(range(len(id_keys)), key=id_keys.__getitem__))
+
+    def select(self, query: Query, *, hide: bool) -> Selection | None:
+        """The query's selection, as :func:`select_records` would make it, or ``None`` when the
+        query names a field (or an operator on it) the index cannot answer."""
+        keeps: list[Callable[[int], bool]] = []
+        for condition in query.conditions:
+            keep = self._condition(condition)
+            if keep is None:
+                return None
+            keeps.append(keep)
+        sort_keys: list[tuple[Callable[[int], int], bool]] = []
+        for name, descending in query.order_by:
+            sort_key = self._sort_key(name.lower())
+            if sort_key is None:
+                return None
+            sort_keys.append((sort_key, descending))
+        positions: list[int] = list(self.by_id)
+        if hide:
+            inactive = self.inactive
+            positions = [position for position in positions if not inactive[position]]
+        for keep in keeps:
+            positions = [position for position in positions if keep(position)]
+        for sort_key, descending in reversed(sort_keys):  # stable sorts, last key first
+            positions.sort(key=sort_key, reverse=descending)
+        return Selection(self.records, positions)
+
+    def _condition(self, condition: Condition) -> Callable[[int], bool] | None:
+        name = condition.field.lower()
+        if name in self.flags:
+            # the condition's answer for each value a flag takes, by _matches itself
+            codes = self.flags[name]
+            accepted = {
+                code
+                for code, value in ((0, False), (1, True))
+                if _matches({"flag": value}, _renamed(condition))
+            }
+            return lambda position: codes[position] in accepted
+        times = self.timestamps.get(name)
+        if times is None or condition.operator == "LIKE":
+            return None
+        literals: list[int] = []
+        for literal in condition.values:
+            try:  # as _comparable reads a literal against a timestamp
+                literals.append(epoch_microseconds(parse_timestamp(str(literal))))
+            except ValueError:
+                continue  # it matches no record
+        if condition.operator == "IN":
+            wanted = set(literals)
+            return lambda position: times[position] in wanted
+        if not literals:
+            return lambda position: False
+        compare, bound = _COMPARISONS[condition.operator], literals[0]
+        return lambda position: times[position] != _ABSENT and bool(compare(times[position], bound))
+
+    def _sort_key(self, name: str) -> Callable[[int], int] | None:
+        if name not in self._sortable:
+            return None
+        if name in self.timestamps:
+            return self.timestamps[name].__getitem__
+        if name in self.flags:
+            codes = self.flags[name]
+            return lambda position: _FLAG_SORT_KEYS[codes[position]]
+        return None
+
+
+def _renamed(condition: Condition) -> Condition:
+    return Condition("flag", condition.operator, condition.values)
+
+
+def _timestamp_micros(value: Any) -> int | None:
+    """A record's timestamp as the index holds it: :data:`_ABSENT` when it has none, ``None``
+    when it is not a timestamp _comparable would parse (the index then leaves the field out)."""
+    if value is _MISSING or value is None:
+        return _ABSENT
+    if not (isinstance(value, str) and len(value) > 10 and value[10] == "T"):
+        return None
+    try:
+        return epoch_microseconds(parse_timestamp(value))
+    except ValueError:
+        return None
 
 
 def selection_key(query: Query, entity: str) -> Hashable:

@@ -39,6 +39,7 @@ from ledgerlink.sandbox.fixtures import Fixtures, Selection
 from ledgerlink.sandbox.qbo_query import (
     Query,
     QueryError,
+    QueryIndex,
     page_of,
     parse_query,
     select_records,
@@ -93,6 +94,9 @@ def create_quickbooks_app(fixtures: Fixtures, options: SandboxOptions | None = N
         "CompanyInfo": [_company_info(fixtures)],
     }
     canonical = {name.lower(): name for name in entities}
+    # The ids, last-updated times and Active flags, read once: the client's queries (a
+    # last-updated bound, STARTPOSITION/MAXRESULTS paging) then read only the records of their page.
+    indexes = {name: QueryIndex(records) for name, records in entities.items()}
     # A client pages through a long listing with one query and a moving STARTPOSITION (a
     # 100,000-invoice first sync asks 100 pages): each page is a slice of the query's selection,
     # filtered and ordered once, as QuickBooks' own index would answer it, not a scan of the entity.
@@ -106,7 +110,11 @@ def create_quickbooks_app(fixtures: Fixtures, options: SandboxOptions | None = N
                 selections.move_to_end(key)
                 return selections[key]
         selected = select_records(
-            parsed, entity, entities[entity], hide_inactive=options.quickbooks_hide_inactive
+            parsed,
+            entity,
+            entities[entity],
+            hide_inactive=options.quickbooks_hide_inactive,
+            index=indexes[entity],
         )
         with selections_lock:
             selections[key] = selected

@@ -34,7 +34,7 @@ import threading
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -50,6 +50,7 @@ from ledgerlink.sandbox.common import (
     consent_answer,
     decode_cursor,
     encode_cursor,
+    epoch_microseconds,
     parse_timestamp,
     query_fingerprint,
 )
@@ -169,13 +170,6 @@ def _in_range(value: str | None, time_range: Any, name: str) -> bool:
     return (start is None or moment >= start) and (end is None or moment < end)
 
 
-def _microseconds(moment: datetime) -> int:
-    """An aware moment as whole microseconds since the epoch: exact, and 8 bytes in an array."""
-    return (moment - _EPOCH) // timedelta(microseconds=1)
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
 ACCESS_TOKEN_TTL = timedelta(days=30)
 
 
@@ -238,8 +232,8 @@ class _TimeIndex:
         # a location filter is on every listing: answered from here, it reads no record
         self.locations: list[str | None] = []
         for record in records:
-            self.created.append(_microseconds(parse_timestamp(record["created_at"])))
-            self.updated.append(_microseconds(parse_timestamp(record["updated_at"])))
+            self.created.append(epoch_microseconds(parse_timestamp(record["created_at"])))
+            self.updated.append(epoch_microseconds(parse_timestamp(record["updated_at"])))
             self.ids.append(str(record["id"]))
             location = record.get("location_id")
             self.locations.append(None if location is None else sys.intern(str(location)))
@@ -268,7 +262,7 @@ class _TimeIndex:
         """Records created in [begin, end) and updated in [updated_begin, updated_end), at
         ``location_id`` when one is given, that ``keep`` accepts (when there are other filters),
         sorted by (time, id); ``query`` names the location and the other filters."""
-        begin_at, end_at = _microseconds(begin), _microseconds(end)
+        begin_at, end_at = epoch_microseconds(begin), epoch_microseconds(end)
         # Bounds outside the data select the same records as no bound: the default window moves
         # with the clock between pages, and the selection must not.
         open_begin = self.first_created is None or begin_at <= self.first_created
@@ -286,8 +280,8 @@ class _TimeIndex:
             selected = self._selections.get(key)
         if selected is not None:
             return selected
-        updated_from = None if updated_begin is None else _microseconds(updated_begin)
-        updated_to = None if updated_end is None else _microseconds(updated_end)
+        updated_from = None if updated_begin is None else epoch_microseconds(updated_begin)
+        updated_to = None if updated_end is None else epoch_microseconds(updated_end)
         created, updated, locations = self.created, self.updated, self.locations
         chosen = [
             position
