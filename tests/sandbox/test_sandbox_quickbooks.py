@@ -5,11 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from ledgerlink.sandbox import SandboxEndpoints
+from ledgerlink.sandbox.fixtures import QUICKBOOKS_ENTITIES, load_fixtures
+from ledgerlink.sandbox.qbo_query import QueryIndex, parse_query, select_records
 
 
 def _query(quickbooks: httpx.Client, text: str) -> httpx.Response:
@@ -94,3 +98,56 @@ def test_wrong_token_or_realm_is_an_authentication_fault(sandbox: SandboxEndpoin
 def test_writes_are_refused(quickbooks: httpx.Client) -> None:
     for path in ("/invoice", "/bill", "/query", "/vendor/56"):
         assert quickbooks.post(path, json={}).status_code == 405
+
+
+# What the QuickBooks client sends (a last-updated bound, Active on name lists), and neighbours of
+# it the index also answers: other comparisons, IN, a bound that is not a timestamp, ORDER BY.
+_INDEXED_QUERIES = (
+    "select * from {entity}",
+    "select * from {entity} where Metadata.LastUpdatedTime >= '{middle}'",
+    "select * from {entity} where Active in (true, false) and Metadata.LastUpdatedTime >= '{middle}'",
+    "select * from {entity} where MetaData.LastUpdatedTime > '{middle}' orderby Metadata.LastUpdatedTime desc",
+    "select * from {entity} where Metadata.LastUpdatedTime < '{middle}' orderby Metadata.LastUpdatedTime",
+    "select * from {entity} where Metadata.LastUpdatedTime != '{middle}' and Metadata.LastUpdatedTime <= '2026-06-01'",
+    "select * from {entity} where Metadata.LastUpdatedTime = '{middle}'",
+    "select * from {entity} where Metadata.LastUpdatedTime in ('{middle}', 'not a time', '2020-01-01T00:00:00Z')",
+    "select * from {entity} where Metadata.LastUpdatedTime > 'yesterday'",
+    "select * from {entity} where Active = false orderby Active desc, Metadata.LastUpdatedTime",
+    "select * from {entity} where Active != true",
+)
+
+
+@pytest.mark.parametrize("hide_inactive", [False, True])
+@pytest.mark.parametrize("entity", QUICKBOOKS_ENTITIES)
+def test_indexed_queries_select_what_reading_every_record_selects(
+    fixtures_dir: Path, entity: str, hide_inactive: bool
+) -> None:
+    records = load_fixtures(fixtures_dir).quickbooks[entity]
+    index = QueryIndex(records)
+    middle = records[len(records) // 2]["MetaData"]["LastUpdatedTime"]
+    for template in _INDEXED_QUERIES:
+        query = parse_query(template.format(entity=entity, middle=middle))
+        read_every_record = select_records(query, entity, records, hide_inactive=hide_inactive)
+        from_index = select_records(query, entity, records, hide_inactive=hide_inactive, index=index)
+        assert index.select(query, hide=hide_inactive) is not None, template  # no record was read
+        assert list(from_index.positions) == list(read_every_record.positions), template
+        assert from_index[:50] == read_every_record[:50]
+    # a field the index does not hold is read from the records
+    balance = parse_query(f"select * from {entity} where Balance > '0' orderby DisplayName")  # noqa: S608 - QBO, not SQL
+    assert index.select(balance, hide=hide_inactive) is None
+
+
+def test_a_field_in_another_shape_is_read_from_the_records() -> None:
+    records = [
+        {"Id": "2", "Active": True, "MetaData": {"LastUpdatedTime": "2026-01-02T00:00:00Z"}},
+        {"Id": "1", "Active": "yes", "MetaData": {"LastUpdatedTime": "2026-01-0xT00:00:00Z"}},
+        {"Id": "3", "MetaData": {}},
+    ]
+    index = QueryIndex(records)
+    for text in (
+        "select * from Customer where Metadata.LastUpdatedTime > '2026-01-01'",
+        "select * from Customer where Active = true",
+    ):
+        query = parse_query(text)
+        assert index.select(query, hide=False) is None
+        assert list(select_records(query, "Customer", records, index=index)) == [records[0]]
