@@ -151,3 +151,11 @@ def test_a_field_in_another_shape_is_read_from_the_records() -> None:
         query = parse_query(text)
         assert index.select(query, hide=False) is None
         assert list(select_records(query, "Customer", records, index=index)) == [records[0]]
+
+
+def test_ids_that_are_not_numbers_list_as_reading_every_record_lists_them() -> None:
+    records = [{"Id": identifier} for identifier in ("10", "B7", "2", "A1", "3")] + [{"Name": "no id"}]
+    query = parse_query("select * from Customer")
+    from_index = select_records(query, "Customer", records, index=QueryIndex(records))
+    assert list(from_index) == list(select_records(query, "Customer", records))
+    assert [record.get("Id") for record in from_index] == ["2", "3", "10", None, "A1", "B7"]

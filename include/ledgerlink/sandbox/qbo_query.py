@@ -324,9 +324,12 @@ def _sort_key(record: dict[str, Any], path: str) -> tuple[int, Any]:
     return (3, str(value))
 
 
+_NON_NUMERIC_ID = 1 << 62
+
+
 def _id_key(record: dict[str, Any]) -> tuple[int, str]:
     identifier = str(record.get("Id", ""))
-    return (int(identifier), "") if identifier.isdigit() else (1 << 62, identifier)
+    return (int(identifier), "") if identifier.isdigit() else (_NON_NUMERIC_ID, identifier)
 
 
 #: Entities whose inactive records QuickBooks hides unless the query names ``Active``.
@@ -425,13 +428,21 @@ class QueryIndex:
 
     def __init__(self, records: Records) -> None:
         self.records = records
-        id_keys: list[tuple[int, str]] = []
+        # Numeric ids (the usual) are sorted from 8 bytes each, not from a tuple a record.
+        numeric_ids: array[int] = array("q")
+        id_keys: list[tuple[int, str]] | None = None
         self.inactive = bytearray()
         timestamps: dict[str, array[int] | None] = {name: array("q") for name in INDEXED_TIMESTAMPS}
         flags: dict[str, bytearray | None] = {name: bytearray() for name in INDEXED_FLAGS}
         self._sortable = set(INDEXED_TIMESTAMPS) | set(INDEXED_FLAGS)
         for record in records:
-            id_keys.append(_id_key(record))
+            id_key = _id_key(record)
+            if id_keys is None and id_key[1] == "" and id_key[0] < _NON_NUMERIC_ID:
+                numeric_ids.append(id_key[0])
+            else:
+                if id_keys is None:
+                    id_keys = [(numeric_id, "") for numeric_id in numeric_ids]
+                id_keys.append(id_key)
             self.inactive.append(record.get("Active", True) is False)
             for name, times in timestamps.items():
                 if times is not None:
@@ -454,7 +465,8 @@ class QueryIndex:
         self.timestamps = {name: times for name, times in timestamps.items() if times is not None}
         self.flags = {name: codes for name, codes in flags.items() if codes is not None}
         #: positions in the order select_records lists them before any ORDER BY
-        self.by_id = array("q", sorted(range(len(id_keys)), key=id_keys.__getitem__))
+        keys: Sequence[Any] = numeric_ids if id_keys is None else id_keys
+        self.by_id = array("q", sorted(range(len(keys)), key=keys.__getitem__))
 
     def select(self, query: Query, *, hide: bool) -> Selection | None:
         """The query's selection, as :func:`select_records` would make it, or ``None`` when the
@@ -479,7 +491,8 @@ class QueryIndex:
             positions = [position for position in positions if keep(position)]
         for sort_key, descending in reversed(sort_keys):  # stable sorts, last key first
             positions.sort(key=sort_key, reverse=descending)
-        return Selection(self.records, positions)
+        # kept between pages: 8 bytes a record selected
+        return Selection(self.records, array("q", positions))
 
     def _condition(self, condition: Condition) -> Callable[[int], bool] | None:
         name = condition.field.lower()
