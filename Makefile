@@ -33,12 +33,17 @@ airflow: $(SYNCED)
 
 env: $(SYNCED)
 
+# Debian packages some tests need. One apt-get at a time on the machine: the browser and compose
+# tests install theirs from two test workers at once, and dpkg's lock refuses a second at once.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+APT_GET := $(SUDO) flock /tmp/ledgerlink-apt-get.lock apt-get -o DPkg::Lock::Timeout=600
+
 # The browser tests drive Debian's Chromium through Playwright; Playwright never downloads one.
 CHROMIUM ?= /usr/bin/chromium
 browser: $(CHROMIUM)
 
 $(CHROMIUM):
-	apt-get install -y chromium || (apt-get update && apt-get install -y chromium)
+	$(APT_GET) install -y chromium || ($(APT_GET) update && $(APT_GET) install -y chromium)
 
 $(UV):
 	$(PYTHON) -m venv $(BOOTSTRAP)
@@ -52,8 +57,7 @@ $(SYNCED): pyproject.toml uv.lock | $(UV)
 # compose plugin when present, else Debian's docker-compose package.
 compose-cli:
 	@docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1 || \
-		{ $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
-		  $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq docker-compose; }
+		{ $(APT_GET) update -qq && $(APT_GET) install -y -qq docker-compose; }
 
 # Stops the embedded server and deletes all local state (warehouse data, Airflow home, mailbox).
 clean-state:
