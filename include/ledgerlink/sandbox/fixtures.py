@@ -100,9 +100,30 @@ Records = Sequence[dict[str, Any]]
 
 
 class _RecordSequence(Sequence[dict[str, Any]]):
-    """A read-only list of records that compares equal to a list of the same records."""
+    """A read-only list of records that compares equal to a list of the same records. A subclass
+    says how many records it holds (``__len__``) and how to read the one at a position
+    (``_record``); indexing, slicing and iterating are the same for every kind."""
 
     __hash__ = None  # type: ignore[assignment]
+
+    def _record(self, position: int) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if isinstance(index, slice):
+            return [self._record(position) for position in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return self._record(index)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return (self._record(position) for position in range(len(self)))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Sequence) or isinstance(other, str | bytes):
@@ -136,22 +157,6 @@ class RecordFile(_RecordSequence):
         record: dict[str, Any] = json.loads(os.pread(self._fd, self._ends[position] - start, start))
         return record
 
-    @overload
-    def __getitem__(self, index: int) -> dict[str, Any]: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
-    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
-        if isinstance(index, slice):
-            return [self._record(position) for position in range(*index.indices(len(self)))]
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError(index)
-        return self._record(index)
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        return (self._record(position) for position in range(len(self)))
-
 
 class Selection(_RecordSequence):
     """Some records of a listing, in a chosen order, held as positions into it (a list or a
@@ -164,17 +169,8 @@ class Selection(_RecordSequence):
     def __len__(self) -> int:
         return len(self.positions)
 
-    @overload
-    def __getitem__(self, index: int) -> dict[str, Any]: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
-    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
-        if isinstance(index, slice):
-            return [self.records[position] for position in self.positions[index]]
-        return self.records[self.positions[index]]
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        return (self.records[position] for position in self.positions)
+    def _record(self, position: int) -> dict[str, Any]:
+        return self.records[self.positions[position]]
 
 
 def read_listing(path: Path, *keys: str) -> Records:
