@@ -7,6 +7,7 @@ from __future__ import annotations
 import email
 import email.policy
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -152,17 +153,24 @@ def test_the_plan_gives_a_shard_per_batch_of_due_documents_up_to_the_bound(
     assert plan_delivery_shards(conn, ws, 2) == [DeliveryShard(0, 2), DeliveryShard(1, 2)]
 
 
-def test_the_shard_bound_comes_from_the_environment_and_bad_values_are_refused(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize(
+    ("variable", "configured"),
+    [(DELIVERY_SHARDS_VARIABLE, configured_max_shards), (DELIVERY_SESSIONS_VARIABLE, configured_sessions)],
+)
+def test_the_shard_bound_and_session_count_come_from_the_environment_and_bad_values_are_refused(
+    monkeypatch: pytest.MonkeyPatch, variable: str, configured: Callable[[], int]
 ) -> None:
-    monkeypatch.delenv(DELIVERY_SHARDS_VARIABLE, raising=False)
-    assert configured_max_shards() >= 1
-    monkeypatch.setenv(DELIVERY_SHARDS_VARIABLE, "6")
-    assert configured_max_shards() == 6
+    monkeypatch.delenv(variable, raising=False)
+    assert configured() >= 1
+    monkeypatch.setenv(variable, "6")
+    assert configured() == 6
     for bad in ("0", "-2", "three"):
-        monkeypatch.setenv(DELIVERY_SHARDS_VARIABLE, bad)
-        with pytest.raises(ValueError, match=DELIVERY_SHARDS_VARIABLE):
-            configured_max_shards()
+        monkeypatch.setenv(variable, bad)
+        with pytest.raises(ValueError, match=variable):
+            configured()
+
+
+def test_a_shard_outside_its_count_is_refused() -> None:
     with pytest.raises(ValueError, match="shard"):
         DeliveryShard(3, 3)
 
@@ -274,16 +282,3 @@ def test_a_lane_retrying_a_row_keeps_its_claim_alive(
     assert sorted(_message_ids(rig.email_in.mailbox.messages())) == sorted(
         str(row["message_id"]) for row in rows
     )
-
-
-def test_the_session_count_comes_from_the_environment_and_bad_values_are_refused(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.delenv(DELIVERY_SESSIONS_VARIABLE, raising=False)
-    assert configured_sessions() >= 1
-    monkeypatch.setenv(DELIVERY_SESSIONS_VARIABLE, "6")
-    assert configured_sessions() == 6
-    for bad in ("0", "-2", "three"):
-        monkeypatch.setenv(DELIVERY_SESSIONS_VARIABLE, bad)
-        with pytest.raises(ValueError, match=DELIVERY_SESSIONS_VARIABLE):
-            configured_sessions()
